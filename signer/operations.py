@@ -1,0 +1,121 @@
+"""What users do: sign, verify, revoke. Shared by the CLI and the GitHub action."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from signer import bundle, trust
+from signer.artifact import ArtifactRef
+from signer.client import Client
+from signer.errors import UsageError
+from signer.verification import Report, Revocation, Verifier, from_flags, verify_entries
+
+
+@dataclass(frozen=True)
+class Signed:
+    id: str
+    ref: ArtifactRef
+    certificate_pem: str
+    bundle_json: str
+    bundle_path: Path
+    identity: str
+    issuer: str
+    provenance: dict[str, str]
+    signed_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": str(self.ref), "digest": f"sha256:{self.ref.digest}",
+            "certificate": self.certificate_pem, "bundle": _json(self.bundle_json),
+            "bundle_path": str(self.bundle_path), "identity": self.identity,
+            "issuer": self.issuer, "provenance": self.provenance, "signed_at": self.signed_at,
+        }
+
+
+def _json(text: str) -> Any:
+    return json.loads(text)
+
+
+def sign(client: Client, namespace: str, ref: ArtifactRef, declared: Mapping[str, str | None],
+         bundle_path: Path | None = None) -> Signed:
+    """Fresh key → CSR → certificate → signature over the digest → stored, timestamped entry.
+
+    The private key lives only in this function's memory.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        key, hashes.SHA256())
+    issued = client.issue_certificate(
+        namespace, csr.public_bytes(Encoding.PEM).decode(),
+        {k: v for k, v in declared.items() if v})
+    leaf_pem = issued["certificate_chain"][0]
+    signature = key.sign(ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
+    stored = client.submit_signature(namespace, str(ref), leaf_pem,
+                                     base64.b64encode(signature).decode())
+    bundle_json = bundle.parse(_dumps(stored["bundle"]), "the service's bundle").to_json()
+    path = bundle_path or Path(ref.safe_filename)
+    path.write_text(bundle_json + "\n")
+    return Signed(stored["id"], ref, leaf_pem, bundle_json, path, stored["identity"],
+                  stored["issuer"], stored["provenance"], stored["signed_at"])
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+def load_trust(client: Client | None, trust_root: Path | None) -> trust.TrustMaterial:
+    """The pinned trust root; fetching it from the service is said out loud."""
+    if trust_root is not None:
+        return trust.read(trust_root)
+    if client is None:
+        raise UsageError("Offline verification needs --trust-root.",
+                         "Export it once with 'signer trust-root export' and pin it.")
+    print(f"note: trust root fetched from {client.api}; pin it with --trust-root for "
+          "independent verification", file=sys.stderr)
+    return trust.parse(client.trust_root(), f"{client.api}/v1/trust-root")
+
+
+def verify(
+    ref: ArtifactRef,
+    trust_material: trust.TrustMaterial,
+    issuer: str | None,
+    identity: str | None = None,
+    identity_regexp: str | None = None,
+    provenance: Mapping[str, str | None] | None = None,
+    client: Client | None = None,
+    namespace: str | None = None,
+    bundle_path: Path | None = None,
+) -> Report:
+    """Online: every entry the service holds for the name; offline: one bundle file."""
+    policy = from_flags(issuer, identity, identity_regexp, provenance)
+    verifier = Verifier(trust_material)
+    entries: list[tuple[str, bundle.SignedArtifact, Revocation | None]] = []
+    if bundle_path is not None:
+        entries.append((str(bundle_path), bundle.read(bundle_path), None))
+        return verify_entries(verifier, entries, ref.digest_bytes, policy,
+                              revocation_checked=False)
+    if client is None or not namespace:
+        raise UsageError("Online verification needs --api and --namespace.",
+                         "Or verify offline with --bundle and --trust-root.")
+    for view in client.entries(namespace, str(ref)):
+        revocation = None
+        if view.get("revocation"):
+            r = view["revocation"]
+            revocation = Revocation(r["reason"], r["revoked_by"],
+                                    datetime.fromisoformat(r["revoked_at"]))
+        entries.append((view["id"], bundle.parse(_dumps(view["bundle"]), view["id"]),
+                        revocation))
+    return verify_entries(verifier, entries, ref.digest_bytes, policy, revocation_checked=True)

@@ -1,0 +1,258 @@
+"""Build provenance: one typed record, one table of fields, the only place that knows OIDs.
+
+The table below is read by the certificate encoder, the decoder, the verifier's policies,
+the CLI flags and the web page alike (DESIGN.md, "Certificate profile").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+
+from signer.errors import UsageError
+
+Claims = Mapping[str, Any]
+Source = Literal["token", "declared"]
+
+FULCIO_ARC = "1.3.6.1.4.1.57264.1"
+OUR_ARC = "2.25.179321160043125797355901517366827743804.1"
+
+
+def github_server_url(issuer: str) -> str:
+    """The GitHub web origin behind a GitHub Actions token issuer.
+
+    ``token.actions.githubusercontent.com[/<enterprise slug>]`` → github.com;
+    ``token.actions.<sub>.ghe.com`` → ``<sub>.ghe.com``; GHES ``HOST/_services/token`` → HOST;
+    any other issuer → its own origin (an operator-configured issuer speaks for itself).
+    """
+    parts = urlsplit(issuer)
+    host = parts.hostname or ""
+    if host == "token.actions.githubusercontent.com":
+        return "https://github.com"
+    if host.startswith("token.actions.") and host.endswith(".ghe.com"):
+        return f"https://{host.removeprefix('token.actions.')}"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _claim(name: str) -> Callable[[Claims, str], str | None]:
+    return lambda claims, _server: _text(claims.get(name))
+
+
+def _url(template: str, *names: str) -> Callable[[Claims, str], str | None]:
+    def build(claims: Claims, server: str) -> str | None:
+        values = [_text(claims.get(n)) for n in names]
+        if any(v is None for v in values):
+            return None
+        return server + "/" + template.format(*values)
+
+    return build
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One provenance field: where it lives in a certificate, a token and the CLI."""
+
+    key: str
+    oid: str
+    label: str
+    flag: str | None
+    from_claims: Callable[[Claims, str], str | None] | None
+    # "uri" fields hold a URL; users may compare them in their short form (org/repo).
+    form: Literal["text", "uri"] = "text"
+    group: Literal["identity", "build", "source", "service"] = "build"
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("issuer", f"{FULCIO_ARC}.8", "OIDC issuer", "certificate-oidc-issuer",
+          _claim("iss"), group="identity"),
+    Field("build_signer_uri", f"{FULCIO_ARC}.9", "Build signer URI", None,
+          _url("{}", "job_workflow_ref")),
+    Field("build_signer_digest", f"{FULCIO_ARC}.10", "Build signer digest", None,
+          _claim("job_workflow_sha")),
+    Field("runner_environment", f"{FULCIO_ARC}.11", "Runner environment", "runner-environment",
+          _claim("runner_environment")),
+    Field("source_repository", f"{FULCIO_ARC}.12", "Source repository", "source-repository",
+          _url("{}", "repository"), form="uri", group="source"),
+    Field("source_repository_digest", f"{FULCIO_ARC}.13", "Source repository digest",
+          "source-repository-digest", _claim("sha"), group="source"),
+    Field("source_repository_ref", f"{FULCIO_ARC}.14", "Source repository ref",
+          "source-repository-ref", _claim("ref"), group="source"),
+    Field("source_repository_owner", f"{FULCIO_ARC}.16", "Source repository owner",
+          "source-repository-owner", _url("{}", "repository_owner"), form="uri", group="source"),
+    Field("build_config_uri", f"{FULCIO_ARC}.18", "Build config URI", None,
+          _url("{}", "workflow_ref")),
+    Field("build_config_digest", f"{FULCIO_ARC}.19", "Build config digest", "build-config-digest",
+          _claim("workflow_sha")),
+    Field("build_trigger", f"{FULCIO_ARC}.20", "Build trigger", None, _claim("event_name")),
+    Field("run_invocation_uri", f"{FULCIO_ARC}.21", "Run invocation URI", None,
+          _url("{}/actions/runs/{}/attempts/{}", "repository", "run_id", "run_attempt")),
+    Field("namespace", f"{OUR_ARC}.1", "Namespace", None, None, group="service"),
+    Field("build_config_name", f"{OUR_ARC}.2", "Build config name", "build-config-name",
+          _claim("workflow")),
+    Field("provenance_source", f"{OUR_ARC}.3", "Provenance source", None, None, group="service"),
+)
+BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
+BY_OID: dict[str, Field] = {f.oid: f for f in FIELDS}
+FLAG_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.flag)
+
+# Fulcio's first extensions (1.1–1.6), still written for GitHub tokens because older
+# verifiers read them. Their value is the raw string, not a DER UTF8String.
+LEGACY_OIDS: dict[str, str] = {
+    f"{FULCIO_ARC}.1": "iss",
+    f"{FULCIO_ARC}.2": "event_name",
+    f"{FULCIO_ARC}.3": "sha",
+    f"{FULCIO_ARC}.4": "workflow",
+    f"{FULCIO_ARC}.5": "repository",
+    f"{FULCIO_ARC}.6": "ref",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What a certificate says about the build that holds it. Unset fields are None."""
+
+    issuer: str | None = None
+    build_signer_uri: str | None = None
+    build_signer_digest: str | None = None
+    runner_environment: str | None = None
+    source_repository: str | None = None
+    source_repository_digest: str | None = None
+    source_repository_ref: str | None = None
+    source_repository_owner: str | None = None
+    build_config_uri: str | None = None
+    build_config_digest: str | None = None
+    build_trigger: str | None = None
+    run_invocation_uri: str | None = None
+    namespace: str | None = None
+    build_config_name: str | None = None
+    provenance_source: str | None = None
+
+    # -- building -------------------------------------------------------------------------
+    @classmethod
+    def from_claims(cls, claims: Claims, namespace: str) -> Provenance:
+        """Provenance a verified OIDC token proves."""
+        server = github_server_url(str(claims.get("iss", "")))
+        values = {
+            f.key: f.from_claims(claims, server) for f in FIELDS if f.from_claims is not None
+        }
+        return cls(**values, namespace=namespace, provenance_source="token")
+
+    @classmethod
+    def declared(cls, flags: Mapping[str, str | None], issuer: str, namespace: str) -> Provenance:
+        """Provenance an API-key holder states about itself; recorded as ``declared``."""
+        values = {k: v for k, v in flags.items() if v and k in BY_KEY and BY_KEY[k].flag}
+        values.pop("issuer", None)
+        for key in ("source_repository", "source_repository_owner"):
+            if key in values and "://" not in values[key]:
+                values[key] = "https://github.com/" + values[key].strip("/")
+        return cls(**values, issuer=issuer, namespace=namespace, provenance_source="declared")
+
+    def with_flags_checked(self, flags: Mapping[str, str | None]) -> Provenance:
+        """Token provenance wins: a flag may repeat a claim, never contradict or add to it."""
+        for key, wanted in flags.items():
+            if not wanted:
+                continue
+            field = BY_KEY[key]
+            have = getattr(self, key)
+            if have is None:
+                raise UsageError(
+                    f"--{field.flag} was given but the OIDC token carries no {field.label}; "
+                    "with a token, provenance comes from the token alone.",
+                    f"Remove --{field.flag}.",
+                )
+            if not matches(field, have, wanted):
+                raise UsageError(
+                    f"--{field.flag} '{wanted}' contradicts the OIDC token, which says '{have}'.",
+                    f"Remove --{field.flag}, or run the job from the {field.label.lower()} "
+                    "you meant to sign for.",
+                )
+        return self
+
+    def items(self) -> list[tuple[Field, str]]:
+        """The set fields, in table order."""
+        return [(f, v) for f in FIELDS if (v := getattr(self, f.key)) is not None]
+
+    def as_dict(self) -> dict[str, str]:
+        return {f.key: v for f, v in self.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        return cls(**{k: str(v) for k, v in data.items() if k in BY_KEY and v is not None})
+
+    def replace(self, **changes: str | None) -> Provenance:
+        return dataclasses.replace(self, **changes)
+
+    # -- certificate extensions -----------------------------------------------------------
+    def extensions(self, claims: Claims | None = None) -> list[x509.UnrecognizedExtension]:
+        """Non-critical extensions for a leaf, DER UTF8String values; legacy ones from claims."""
+        exts = [
+            x509.UnrecognizedExtension(ObjectIdentifier(f.oid), _der_utf8(v))
+            for f, v in self.items()
+        ]
+        if claims is not None:
+            for oid, claim in LEGACY_OIDS.items():
+                if (value := _text(claims.get(claim))) is not None:
+                    exts.append(
+                        x509.UnrecognizedExtension(ObjectIdentifier(oid), value.encode())
+                    )
+        return exts
+
+    @classmethod
+    def from_certificate(cls, cert: x509.Certificate) -> Provenance:
+        values: dict[str, str] = {}
+        for ext in cert.extensions:
+            field = BY_OID.get(ext.oid.dotted_string)
+            if field is not None and isinstance(ext.value, x509.UnrecognizedExtension):
+                values[field.key] = _from_der_utf8(ext.value.value, field)
+        return cls(**values)
+
+
+def matches(field: Field, have: str, wanted: str) -> bool:
+    """Compare a flag in the user's form with the certificate's value, by normalising.
+
+    URI fields: a full URL must be equal; a short form (``org/repo``, ``my-org``) must equal
+    the URL's path. Never a substring match.
+    """
+    if field.form == "uri" and "://" not in wanted:
+        return urlsplit(have).path.strip("/") == wanted.strip("/")
+    if field.form == "uri":
+        return have.rstrip("/") == wanted.rstrip("/")
+    return have == wanted
+
+
+def _der_utf8(value: str) -> bytes:
+    data = value.encode("utf-8")
+    n = len(data)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(raw)]) + raw
+    return b"\x0c" + length + data
+
+
+def _from_der_utf8(der: bytes, field: Field) -> str:
+    if len(der) < 2 or der[0] != 0x0C:
+        raise UsageError(f"The certificate's {field.label} extension is not a UTF8String.")
+    first = der[1]
+    if first < 0x80:
+        start, n = 2, first
+    else:
+        count = first & 0x7F
+        start, n = 2 + count, int.from_bytes(der[2 : 2 + count], "big")
+    body = der[start : start + n]
+    if len(body) != n or start + n != len(der):
+        raise UsageError(f"The certificate's {field.label} extension has a bad length.")
+    return body.decode("utf-8")

@@ -1,0 +1,294 @@
+"""The HTTP API. Routes are thin: authenticate, translate, call the service, translate back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from signer.artifact import parse_ref
+from signer.errors import NotFound, PermissionDenied, TooLarge, UsageError
+from signer.service import models, problems
+from signer.service.auth import Principal, check_issuer_url, parse_permissions
+from signer.service.runtime import Runtime
+from signer.service.signing import check_namespace, signature_view
+from signer.service.store import ApiKey, Policy
+from signer.service.tsa import TimestampRequestError
+
+# Every request body the API takes is a few KB; a megabyte is far past any honest one.
+MAX_BODY_BYTES = 1024 * 1024
+TRUST_ROOT_MEDIA_TYPE = "application/json"
+
+REQUESTS = Counter("signer_http_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = Histogram("signer_http_request_seconds", "HTTP request latency", ["route"])
+SIGNATURES = Counter("signer_signatures_total", "Signatures stored")
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": models.Problem, "content": {problems.MEDIA_TYPE: {}}}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="signer", version="1", responses=PROBLEM_RESPONSES,
+                  description="Keyless signing: certificates, timestamps, signatures.")
+    app.state.runtime = runtime
+    problems.install(app)
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request,
+                                 call_next: Callable[[Request], Awaitable[Response]]
+                                 ) -> Response:
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            err = TooLarge(f"The request body is {length} bytes; the limit is "
+                           f"{MAX_BODY_BYTES}.", "Send only the documented fields.")
+            return problems.problem(err.status, err.title, err.explain())
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        LATENCY.labels(path).observe(time.perf_counter() - start)
+        REQUESTS.labels(path, str(response.status_code)).inc()
+        return response
+
+    app.include_router(_signing_routes())
+    app.include_router(_admin_routes())
+    app.include_router(_operations_routes())
+    return app
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def _principal(request: Request, authorization: Annotated[str | None, Header()] = None
+               ) -> Principal:
+    return _runtime(request).auth.authenticate(authorization)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def _signing_routes() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["signing"])
+
+    @router.post("/certificates", response_model=models.CertificateResponse)
+    def issue_certificate(body: models.CertificateRequest, rt: RuntimeDep,
+                          principal: PrincipalDep) -> models.CertificateResponse:
+        issued = rt.service.issue_certificate(principal, body.namespace, body.csr,
+                                              body.provenance)
+        return models.CertificateResponse(
+            certificate_chain=[c.public_bytes(Encoding.PEM).decode() for c in issued.chain],
+            identity=issued.identity, issuer=issued.provenance.issuer or principal.issuer,
+            provenance=issued.provenance.as_dict(),
+        )
+
+    @router.post("/signatures", response_model=models.SignatureView, status_code=201,
+                 responses={200: {"model": models.SignatureView,
+                                  "description": "Already stored (idempotent retry)"}})
+    def submit_signature(body: models.SignatureRequest, rt: RuntimeDep,
+                         principal: PrincipalDep, response: Response) -> dict[str, Any]:
+        row, created = rt.service.submit_signature(principal, body.namespace, body.name,
+                                                   body.certificate, body.signature)
+        if created:
+            SIGNATURES.inc()
+        else:
+            response.status_code = 200
+        return signature_view(_with_revocation(rt, row))
+
+    @router.get("/signatures", response_model=models.SignatureList)
+    def list_signatures(rt: RuntimeDep, principal: PrincipalDep,
+                        namespace: Annotated[str, Query(max_length=64)],
+                        name_prefix: Annotated[str, Query(max_length=600)] = "",
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                        ) -> models.SignatureList:
+        check_namespace(namespace)
+        rt.auth.authorize(principal, namespace, "verify")
+        rows = rt.store.list_signatures(namespace, name_prefix, limit)
+        return models.SignatureList(signatures=[models.SignatureSummary(
+            id=r.id, name=f"{r.name}@sha256:{r.digest}", digest=f"sha256:{r.digest}",
+            identity=r.identity, issuer=r.issuer, source_repository_ref=r.source_repository_ref,
+            created_at=r.created_at, revoked=r.revocation_id is not None) for r in rows])
+
+    @router.get("/signatures/{signature_id}", response_model=models.SignatureView)
+    def show_signature(signature_id: str, rt: RuntimeDep,
+                       principal: PrincipalDep, namespace: Annotated[str, Query(max_length=64)]
+                       ) -> dict[str, Any]:
+        check_namespace(namespace)
+        rt.auth.authorize(principal, namespace, "verify")
+        return signature_view(rt.store.get_signature(namespace, signature_id))
+
+    @router.get("/entries", response_model=models.Entries)
+    def entries(rt: RuntimeDep, principal: PrincipalDep,
+                namespace: Annotated[str, Query(max_length=64)],
+                name: Annotated[str, Query(max_length=600)]) -> dict[str, Any]:
+        rows = rt.service.entries(principal, namespace, parse_ref(name))
+        return {"entries": [signature_view(r) for r in rows]}
+
+    @router.post("/revocations", response_model=models.RevocationResponse)
+    def revoke(body: models.RevocationRequest, rt: RuntimeDep, principal: PrincipalDep
+               ) -> models.RevocationResponse:
+        revoked = rt.service.revoke(principal, body.namespace, body.name,
+                                    body.source_repository_ref, body.reason)
+        return models.RevocationResponse(id=revoked.id, revoked_count=revoked.count,
+                                         revoked_at=revoked.revoked_at)
+
+    @router.get("/trust-root", response_class=Response,
+                responses={200: {"content": {TRUST_ROOT_MEDIA_TYPE: {}},
+                                 "description": "Sigstore trusted_root.json"}})
+    def trust_root(rt: RuntimeDep) -> Response:
+        return Response(rt.trust.to_json(), media_type=TRUST_ROOT_MEDIA_TYPE)
+
+    return router
+
+
+def _with_revocation(rt: Runtime, row: Any) -> Any:
+    return rt.store.get_signature(row.namespace, row.id)
+
+
+def _admin_routes() -> APIRouter:
+    router = APIRouter(prefix="/v1/namespaces", tags=["admin"])
+
+    def server_admin(principal: Principal) -> None:
+        if not principal.is_server_admin:
+            raise PermissionDenied("Only the server admin key may manage namespaces.",
+                                   "Use the admin API key 'signer server init' printed.")
+
+    def namespace_admin(rt: Runtime, principal: Principal, namespace: str) -> None:
+        check_namespace(namespace)
+        rt.auth.authorize(principal, namespace, "admin")
+        if not rt.store.namespace_exists(namespace):
+            raise NotFound(f"No namespace '{namespace}'.",
+                           "Create it with 'signer namespace create'.")
+
+    @router.post("", response_model=models.NamespaceView, status_code=201)
+    def create_namespace(body: models.NamespaceRequest, rt: RuntimeDep,
+                         principal: PrincipalDep) -> models.NamespaceView:
+        server_admin(principal)
+        created = rt.store.create_namespace(check_namespace(body.name))
+        return models.NamespaceView(name=body.name, created_at=created)
+
+    @router.get("", response_model=models.NamespaceList)
+    def list_namespaces(rt: RuntimeDep, principal: PrincipalDep) -> models.NamespaceList:
+        server_admin(principal)
+        return models.NamespaceList(namespaces=[
+            models.NamespaceView(name=n, created_at=c) for n, c in rt.store.list_namespaces()])
+
+    @router.post("/{namespace}/policies", response_model=models.PolicyView, status_code=201)
+    def add_policy(namespace: str, body: models.PolicyRequest, rt: RuntimeDep,
+                   principal: PrincipalDep) -> models.PolicyView:
+        namespace_admin(rt, principal, namespace)
+        check_issuer_url(body.issuer, rt.auth.insecure_issuers)
+        policy = rt.store.add_policy(namespace, body.issuer, body.claims,
+                                     parse_permissions(body.permissions))
+        rt.auth.invalidate_policies()
+        return _policy_view(policy)
+
+    @router.get("/{namespace}/policies", response_model=models.PolicyList)
+    def list_policies(namespace: str, rt: RuntimeDep, principal: PrincipalDep
+                      ) -> models.PolicyList:
+        namespace_admin(rt, principal, namespace)
+        return models.PolicyList(policies=[_policy_view(p)
+                                           for p in rt.store.list_policies(namespace)])
+
+    @router.delete("/{namespace}/policies/{policy_id}", status_code=204)
+    def remove_policy(namespace: str, policy_id: str, rt: RuntimeDep,
+                      principal: PrincipalDep) -> Response:
+        namespace_admin(rt, principal, namespace)
+        rt.store.remove_policy(namespace, policy_id)
+        rt.auth.invalidate_policies()
+        return Response(status_code=204)
+
+    @router.post("/{namespace}/api-keys", response_model=models.ApiKeyCreated,
+                 status_code=201)
+    def create_api_key(namespace: str, body: models.ApiKeyRequest, rt: RuntimeDep,
+                       principal: PrincipalDep) -> models.ApiKeyCreated:
+        namespace_admin(rt, principal, namespace)
+        key, token = rt.store.create_api_key(namespace, body.name,
+                                             parse_permissions(body.permissions),
+                                             principal.identity)
+        return models.ApiKeyCreated(**_key_view(key).model_dump(), token=token)
+
+    @router.get("/{namespace}/api-keys", response_model=models.ApiKeyList)
+    def list_api_keys(namespace: str, rt: RuntimeDep, principal: PrincipalDep
+                      ) -> models.ApiKeyList:
+        namespace_admin(rt, principal, namespace)
+        return models.ApiKeyList(api_keys=[_key_view(k)
+                                           for k in rt.store.list_api_keys(namespace)])
+
+    @router.delete("/{namespace}/api-keys/{key_id}", response_model=models.ApiKeyView)
+    def revoke_api_key(namespace: str, key_id: str, rt: RuntimeDep, principal: PrincipalDep
+                       ) -> models.ApiKeyView:
+        namespace_admin(rt, principal, namespace)
+        return _key_view(rt.store.revoke_api_key(namespace, key_id))
+
+    return router
+
+
+def _policy_view(policy: Policy) -> models.PolicyView:
+    return models.PolicyView(id=policy.id, namespace=policy.namespace, issuer=policy.issuer,
+                             claims=policy.claims, permissions=sorted(policy.permissions),
+                             created_at=policy.created_at)
+
+
+def _key_view(key: ApiKey) -> models.ApiKeyView:
+    return models.ApiKeyView(id=key.id, namespace=key.namespace, name=key.name,
+                             permissions=sorted(key.permissions), created_at=key.created_at,
+                             revoked_at=key.revoked_at)
+
+
+def _operations_routes() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+    timestamp_doc: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"application/timestamp-reply": {}},
+              "description": "RFC 3161 TimeStampResp"}}
+
+    def stamp(request_der: bytes, rt: Runtime) -> Response:
+        try:
+            reply = rt.service.tsa.respond(request_der)
+        except TimestampRequestError as exc:
+            raise UsageError(str(exc), "Send a DER TimeStampReq, e.g. from 'openssl ts "
+                                       "-query -data FILE -sha256 -cert'.") from exc
+        return Response(reply, media_type="application/timestamp-reply")
+
+    @router.post("/v1/timestamp", response_class=Response, responses=timestamp_doc,
+                 tags=["timestamp"])
+    async def timestamp(request: Request) -> Response:
+        return stamp(await _timestamp_query(request), _runtime(request))
+
+    @router.post("/api/v1/timestamp", response_class=Response, responses=timestamp_doc,
+                 tags=["timestamp"], include_in_schema=False)
+    async def timestamp_sigstore_path(request: Request) -> Response:
+        return stamp(await _timestamp_query(request), _runtime(request))
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    def readyz(rt: RuntimeDep) -> dict[str, str]:
+        rt.store.namespace_exists("readyz")  # raises 503 when the database is down
+        return {"status": "ready"}
+
+    @router.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _timestamp_query(request: Request) -> bytes:
+    if request.headers.get("content-type", "").split(";")[0].strip() != \
+            "application/timestamp-query":
+        raise UsageError("The timestamp endpoint takes 'application/timestamp-query'.",
+                         "Send the DER TimeStampReq with that Content-Type.")
+    return await request.body()

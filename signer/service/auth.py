@@ -1,0 +1,267 @@
+"""Who is calling, and what may they do: OIDC tokens, API keys, namespace policies.
+
+Nothing is allowed by default. A token's issuer must be named by some namespace's policy
+before its keys are even fetched; its claims must then match a policy of the namespace the
+request is for. API keys belong to one namespace (or, for the server admin key, to none).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+
+from signer.errors import AuthenticationError, PermissionDenied, TooLarge, Unavailable, UsageError
+from signer.service.store import API_KEY_PREFIX, ApiKey, Policy, Store
+
+PERMISSIONS = frozenset({"sign", "verify", "revoke", "admin"})
+# GitHub's tokens are ~1–2 KB; anything past this is not a token we accept.
+MAX_TOKEN_BYTES = 16 * 1024
+CLOCK_SKEW_SECONDS = 60
+# Asymmetric algorithms only: 'none' and HMAC (key confusion) are never accepted.
+TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
+JWKS_LIFETIME_SECONDS = 300
+ISSUER_TIMEOUT_SECONDS = 5
+REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat"]
+POLICY_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller, before any namespace is considered."""
+
+    kind: str  # "oidc" or "apikey"
+    identity: str
+    issuer: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    api_key: ApiKey | None = None
+
+    @property
+    def is_server_admin(self) -> bool:
+        return (self.api_key is not None and self.api_key.namespace is None
+                and "admin" in self.api_key.permissions)
+
+
+def parse_permissions(values: str | list[str]) -> frozenset[str]:
+    items = values.split(",") if isinstance(values, str) else values
+    perms = frozenset(p.strip() for p in items if p.strip())
+    unknown = perms - PERMISSIONS
+    if unknown or not perms:
+        raise UsageError(
+            f"Unknown or missing permissions: {', '.join(sorted(unknown)) or '(none)'}.",
+            f"Use a comma-separated subset of {', '.join(sorted(PERMISSIONS))}.",
+        )
+    return perms
+
+
+def check_issuer_url(issuer: str, insecure_issuers: frozenset[str]) -> None:
+    parts = urlsplit(issuer)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and issuer.rstrip("/") in insecure_issuers:
+        return
+    raise UsageError(
+        f"The issuer '{issuer}' is not an https URL.",
+        "OIDC issuers must be served over https; for a local test issuer the operator can "
+        "allow it with --insecure-issuer (SIGNER_INSECURE_ISSUERS).",
+    )
+
+
+class IssuerKeys:
+    """Discovery → jwks_uri → keys, per issuer, cached; refreshed on an unknown ``kid``."""
+
+    def __init__(self, timeout: float = ISSUER_TIMEOUT_SECONDS) -> None:
+        self._clients: dict[str, jwt.PyJWKClient] = {}
+        self._lock = threading.Lock()
+        self._timeout = timeout
+
+    def _client(self, issuer: str) -> jwt.PyJWKClient:
+        with self._lock:
+            client = self._clients.get(issuer)
+        if client is not None:
+            return client
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            response = requests.get(url, timeout=self._timeout)
+            response.raise_for_status()
+            discovery = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise Unavailable(
+                f"The OIDC issuer {issuer} did not serve its discovery document.",
+                "Retry shortly; the issuer may be down.",
+            ) from exc
+        if discovery.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
+            raise AuthenticationError(f"The issuer's discovery document names another issuer "
+                                      f"({discovery.get('issuer')!r}).")
+        client = jwt.PyJWKClient(
+            discovery["jwks_uri"], cache_keys=False, lifespan=JWKS_LIFETIME_SECONDS,
+            timeout=self._timeout,
+        )
+        with self._lock:
+            self._clients[issuer] = client
+        return client
+
+    def signing_key(self, issuer: str, token: str) -> Any:
+        client = self._client(issuer)
+        try:
+            return client.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError as exc:
+            raise Unavailable(
+                f"The OIDC issuer's keys (JWKS) could not be fetched from {client.uri}.",
+                "Retry shortly; the issuer may be down.",
+            ) from exc
+        except jwt.PyJWKClientError as exc:
+            raise AuthenticationError(
+                f"The token's signing key is not published by {issuer}: {exc}.",
+                "Request a fresh token from the issuer.",
+            ) from exc
+
+
+class Authenticator:
+    def __init__(self, store: Store, audience: str, insecure_issuers: frozenset[str],
+                 service_issuer: str) -> None:
+        self.store = store
+        self.audience = audience
+        self.insecure_issuers = frozenset(i.rstrip("/") for i in insecure_issuers)
+        self.service_issuer = service_issuer
+        self.keys = IssuerKeys()
+        self._policies: list[Policy] = []
+        self._policies_at = 0.0
+        self._policies_version: tuple[int, str | None] | None = None
+
+    # -- policies, cached across requests, refreshed when they change -------------------------
+    def policies(self) -> list[Policy]:
+        if time.monotonic() - self._policies_at > POLICY_CACHE_SECONDS:
+            version = self.store.policies_version()
+            if version != self._policies_version:
+                self._policies = self.store.list_policies()
+                self._policies_version = version
+            self._policies_at = time.monotonic()
+        return self._policies
+
+    def invalidate_policies(self) -> None:
+        self._policies_at = 0.0
+        self._policies_version = None
+
+    # -- authentication -----------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise AuthenticationError(
+                "No credentials: the request has no 'Authorization: Bearer …' header.",
+                "Pass an API key (--api-key / SIGNER_API_KEY) or a GitHub Actions OIDC token "
+                "(--enable-github-action-token).",
+            )
+        token = authorization[7:].strip()
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TooLarge(f"The bearer token is {len(token)} bytes; the limit is "
+                           f"{MAX_TOKEN_BYTES}.", "Send the token as the issuer minted it.")
+        if token.startswith(API_KEY_PREFIX + "_"):
+            return self._api_key(token)
+        return self._oidc(token)
+
+    def _api_key(self, token: str) -> Principal:
+        key = self.store.check_api_key(token)
+        if key is None:
+            raise AuthenticationError(
+                "The API key is unknown or revoked.",
+                "Ask a namespace admin for a new key ('signer api-key create').",
+            )
+        return Principal("apikey", f"apikey:{key.namespace or '*'}/{key.name}",
+                         self.service_issuer, api_key=key)
+
+    def _oidc(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise AuthenticationError(
+                f"The bearer token is neither an API key nor a well-formed JWT ({exc}).",
+                "Pass the OIDC token exactly as the issuer returned it.",
+            ) from exc
+        algorithm = header.get("alg")
+        if algorithm not in TOKEN_ALGORITHMS:
+            raise AuthenticationError(
+                f"The token is signed with '{algorithm}'; only asymmetric signatures "
+                f"({', '.join(TOKEN_ALGORITHMS)}) are accepted.",
+                "Use the token your CI's OIDC issuer minted, unmodified.",
+            )
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or not any(p.issuer == issuer for p in self.policies()):
+            raise AuthenticationError(
+                f"The token's issuer {issuer!r} is not trusted by any namespace policy.",
+                "A namespace admin must add a policy for this issuer ('signer policy add').",
+            )
+        check_issuer_url(issuer, self.insecure_issuers)
+        key = self.keys.signing_key(issuer, token)
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=[algorithm], audience=self.audience, issuer=issuer,
+                leeway=CLOCK_SKEW_SECONDS, options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthenticationError("The OIDC token has expired.",
+                                      "Request a fresh token just before signing.") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise AuthenticationError("The OIDC token is not valid yet (nbf/iat in the future).",
+                                      "Check the clock of the machine that minted it.") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise AuthenticationError(
+                f"The OIDC token's audience is {unverified.get('aud')!r}, not "
+                f"'{self.audience}'.",
+                f"Request the token with audience '{self.audience}' (--audience).",
+            ) from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthenticationError(f"The OIDC token lacks the '{exc.claim}' claim.",
+                                      "Use a token minted by the CI's OIDC issuer.") from exc
+        except jwt.PyJWTError as exc:
+            raise AuthenticationError(
+                f"The OIDC token failed verification: {exc}.",
+                "Use the token your CI's OIDC issuer minted, unmodified and unexpired.",
+            ) from exc
+        return Principal("oidc", str(claims["sub"]), issuer, claims=claims)
+
+    # -- authorization ------------------------------------------------------------------------
+    def permissions(self, principal: Principal, namespace: str) -> frozenset[str]:
+        if principal.api_key is not None:
+            if principal.is_server_admin:
+                return PERMISSIONS
+            return principal.api_key.permissions if principal.api_key.namespace == namespace \
+                else frozenset()
+        granted: set[str] = set()
+        for policy in self.policies():
+            if policy.namespace == namespace and policy.issuer == principal.issuer and all(
+                _claim_text(principal.claims.get(k)) == v for k, v in policy.claims.items()
+            ):
+                granted |= policy.permissions
+        return frozenset(granted)
+
+    def authorize(self, principal: Principal, namespace: str, permission: str) -> None:
+        if permission in self.permissions(principal, namespace):
+            return
+        # Same answer whether or not the namespace exists, so names do not leak.
+        raise PermissionDenied(
+            f"{principal.identity} may not {permission} in namespace '{namespace}'.",
+            _how_to_grant(principal, namespace, permission),
+        )
+
+
+def _claim_text(value: Any) -> str | None:
+    # Exact comparison on the claim's text: 'acme' never admits 'acme-evil'.
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _how_to_grant(principal: Principal, namespace: str, permission: str) -> str:
+    if principal.kind == "apikey":
+        return (f"Use an API key of namespace '{namespace}' with the '{permission}' permission.")
+    return (f"A namespace admin must add a policy: signer policy add --namespace {namespace} "
+            f"--issuer {principal.issuer} --claim repository_owner=<owner> "
+            f"--permissions {permission}.")

@@ -1,0 +1,35 @@
+"""``signer server init``: keys, certificates, schema, and the one-time admin API key."""
+
+from __future__ import annotations
+
+from signer.errors import Conflict
+from signer.service import ca, database, keys
+from signer.service.config import Settings, passphrase
+from signer.service.store import Store
+
+
+def initialize(settings: Settings) -> str:
+    """Create the CA hierarchy, the TSA, the database; return the admin API key (shown once)."""
+    layout = settings.layout
+    if layout.certificate("root").exists():
+        raise Conflict(f"{settings.data_dir} is already initialized.",
+                       "Start it with 'signer server start', or choose an empty --data-dir.")
+    layout.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = passphrase()
+
+    root_key, intermediate_key, tsa_key = keys.generate_key(), keys.generate_key(), \
+        keys.generate_key()
+    root = ca.create_root(root_key)
+    intermediate = ca.create_intermediate(intermediate_key.public_key(), root_key, root)
+    tsa = ca.create_tsa_certificate(tsa_key.public_key(), root_key, root)
+    for name, key, cert in (("root", root_key, root), ("intermediate", intermediate_key,
+                                                       intermediate), ("tsa", tsa_key, tsa)):
+        keys.write_key(layout.key(name), key, secret)
+        keys.write_certificate(layout.certificate(name), cert)
+
+    engine = database.create_engine(database.database_url(settings.database_url,
+                                                          settings.data_dir))
+    database.migrate(engine)
+    _, token = Store(engine).create_api_key(None, "admin", ["admin"], "signer server init")
+    engine.dispose()
+    return token

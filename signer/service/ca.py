@@ -1,0 +1,222 @@
+"""The certificate authority: the root → intermediate hierarchy, the TSA certificate, leaves.
+
+Leaves follow DESIGN.md's profile: empty subject, critical URI SAN with the identity,
+critical KeyUsage digitalSignature, EKU codeSigning, SKI/AKI, provenance extensions, and a
+validity of exactly :data:`CERT_VALIDITY`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from signer.errors import UsageError
+
+CERT_VALIDITY = timedelta(minutes=5)
+# Operators may shorten or lengthen the leaf lifetime, never beyond this.
+MAX_CERT_VALIDITY = timedelta(minutes=10)
+ROOT_VALIDITY = timedelta(days=3650)
+INTERMEDIATE_VALIDITY = timedelta(days=1825)
+TSA_VALIDITY = timedelta(days=1825)
+ORGANIZATION = "signer"
+# A CSR is a few hundred bytes; anything far larger is not one of ours.
+MAX_CSR_BYTES = 8 * 1024
+
+# Hook for the CT log (issue 8): given the precertificate, return extensions to embed.
+PrecertHook = Callable[[x509.Certificate, x509.Certificate], Sequence[x509.ExtensionType]]
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+
+
+def _ca_builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey, now: datetime,
+    validity: timedelta, path_length: int | None,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+    )
+
+
+def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def create_root(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    name = _name("signer root CA")
+    builder = _ca_builder(name, name, key.public_key(), _now(), ROOT_VALIDITY, None)
+    return builder.sign(key, hashes.SHA256())
+
+
+def create_intermediate(
+    key: ec.EllipticCurvePublicKey, root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate
+) -> x509.Certificate:
+    builder = _ca_builder(
+        _name("signer intermediate CA"), root.subject, key, _now(), INTERMEDIATE_VALIDITY, 0
+    ).add_extension(_aki(root), critical=False)
+    return builder.sign(root_key, hashes.SHA256())
+
+
+def _end_entity(
+    builder: x509.CertificateBuilder, key: ec.EllipticCurvePublicKey, issuer: x509.Certificate,
+    eku: x509.ObjectIdentifier, eku_critical: bool,
+) -> x509.CertificateBuilder:
+    return (
+        builder.issuer_name(issuer.subject)
+        .public_key(key)
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+        .add_extension(_aki(issuer), critical=False)
+    )
+
+
+def create_tsa_certificate(
+    key: ec.EllipticCurvePublicKey, root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate
+) -> x509.Certificate:
+    """The TSA's certificate, issued by the root: EKU timeStamping only, critical (RFC 3161)."""
+    now = _now()
+    builder = _end_entity(
+        x509.CertificateBuilder()
+        .subject_name(_name("signer timestamp authority"))
+        .not_valid_before(now)
+        .not_valid_after(now + TSA_VALIDITY),
+        key, root, ExtendedKeyUsageOID.TIME_STAMPING, eku_critical=True,
+    )
+    return builder.sign(root_key, hashes.SHA256())
+
+
+def parse_csr(pem: str) -> x509.CertificateSigningRequest:
+    """A PKCS#10 CSR with an ECDSA P-256 key, a valid signature and no requested extensions."""
+    if len(pem) > MAX_CSR_BYTES:
+        raise UsageError(
+            f"The CSR is {len(pem)} bytes; a P-256 CSR is well under {MAX_CSR_BYTES}.",
+            "Send a PEM PKCS#10 request for a fresh ECDSA P-256 key.",
+        )
+    try:
+        csr = x509.load_pem_x509_csr(pem.encode())
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise UsageError(
+            "The CSR is not a PEM-encoded PKCS#10 certificate request.",
+            "Send '-----BEGIN CERTIFICATE REQUEST-----' PEM for an ECDSA P-256 key.",
+        ) from exc
+    try:
+        key = csr.public_key()
+    except ValueError as exc:
+        raise UsageError("The CSR's public key cannot be parsed.") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise UsageError(
+            f"The CSR holds a {_describe_key(key)} key; only ECDSA P-256 keys are certified.",
+            "Generate the signing key with ECDSA on curve P-256 (secp256r1).",
+        )
+    if not csr.is_signature_valid:
+        raise UsageError(
+            "The CSR's signature does not verify with its public key, so it proves no "
+            "possession of the key.",
+            "Sign the CSR with the private key it names.",
+        )
+    if len(csr.extensions) or len(csr.attributes):
+        raise UsageError(
+            "The CSR requests extensions or attributes (such as subject alternative names); "
+            "the CA decides every extension from your identity.",
+            "Send a CSR with an empty subject and no extensions.",
+        )
+    return csr
+
+
+def _describe_key(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name}"
+    return type(key).__name__.removeprefix("_").replace("PublicKey", "") or "non-ECDSA"
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """Issues leaf certificates with the intermediate CA key."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    root: x509.Certificate
+    validity: timedelta = CERT_VALIDITY
+
+    def __post_init__(self) -> None:
+        # Fail at start-up, not at the first signing: the key must match, the chain verify.
+        if self.key.public_key() != self.certificate.public_key():
+            raise UsageError("The intermediate CA key does not match its certificate.")
+        try:
+            self.certificate.verify_directly_issued_by(self.root)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise UsageError("The intermediate CA certificate is not issued by the root.") from exc
+        if not timedelta(0) < self.validity <= MAX_CERT_VALIDITY:
+            raise UsageError(
+                f"A leaf validity of {self.validity} is not allowed.",
+                f"Choose at most {MAX_CERT_VALIDITY}.",
+            )
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        return [self.certificate, self.root]
+
+    def issue(
+        self,
+        csr: x509.CertificateSigningRequest,
+        identity: str,
+        extensions: Sequence[x509.UnrecognizedExtension],
+        now: datetime | None = None,
+    ) -> x509.Certificate:
+        now = (now or datetime.now(UTC)).replace(microsecond=0)
+        key = csr.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
+        builder = _end_entity(
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .not_valid_before(now)
+            .not_valid_after(now + self.validity),
+            key, self.certificate, ExtendedKeyUsageOID.CODE_SIGNING, eku_critical=False,
+        ).add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True
+        )
+        for ext in extensions:
+            builder = builder.add_extension(ext, critical=False)
+        return builder.sign(self.key, hashes.SHA256())

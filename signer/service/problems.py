@@ -1,0 +1,60 @@
+"""RFC 9457 problem documents for every refusal; a 5xx only when a dependency is down."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from signer.errors import SignerError, Unavailable
+
+MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+log = logging.getLogger("signer.service")
+
+
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None
+            ) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SignerError)
+    async def signer_error(_request: Request, exc: SignerError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.explain())
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where or 'body'}: {err.get('msg')}")
+        return problem(422, "Invalid request", "The request does not match the API schema: "
+                       + "; ".join(parts) + ". See /openapi.json for the expected shape.")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), _http_detail(exc.status_code),
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        err = Unavailable("The database is unavailable; nothing was stored.",
+                          "Retry in a few seconds.")
+        return problem(err.status, err.title, err.explain())
+
+
+def _http_detail(status: int) -> str:
+    if status == 404:
+        return "No such resource. See /openapi.json for the API's paths."
+    if status == 405:
+        return "This path does not accept that method. See /openapi.json."
+    return "The request was refused."

@@ -1,0 +1,126 @@
+"""The database schema, one for SQLite and PostgreSQL. Changes go through a migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stored as naive UTC (portable), always returned timezone-aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+namespaces = sa.Table(
+    "namespaces", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# namespace NULL marks a server-wide admin key (made by `server init`).
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(64), sa.ForeignKey("namespaces.name"), nullable=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("permissions", sa.String(64), nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index("ix_api_keys_namespace_name", "namespace", "name"),
+)
+
+policies = sa.Table(
+    "policies", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(64), sa.ForeignKey("namespaces.name"), nullable=False),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("claims", sa.JSON, nullable=False),
+    sa.Column("permissions", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_policies_issuer", "issuer"),
+)
+
+certificates = sa.Table(
+    "certificates", metadata,
+    sa.Column("serial", sa.String(48), primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("identity", sa.String(1024), nullable=False),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+)
+
+revocations = sa.Table(
+    "revocations", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("source_repository_ref", sa.String(512), nullable=False),
+    sa.Column("reason", sa.String(1024), nullable=False),
+    sa.Column("revoked_by", sa.String(1024), nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_revocations_namespace_name", "namespace", "name"),
+)
+
+artifacts = sa.Table(
+    "artifacts", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source_repository", sa.String(1024), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("signature_count", sa.Integer, nullable=False),
+    sa.Column("revoked_count", sa.Integer, nullable=False),
+    sa.UniqueConstraint("namespace", "name", "digest", name="uq_artifacts_ref"),
+    sa.Index("ix_artifacts_created", "namespace", "created_at", "id"),
+    sa.Index("ix_artifacts_updated", "namespace", "updated_at", "id"),
+)
+
+signatures = sa.Table(
+    "signatures", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("artifact_id", sa.String(32), sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("signature_sha256", sa.String(64), nullable=False),
+    sa.Column("identity", sa.String(1024), nullable=False),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("source_repository_ref", sa.String(512), nullable=True),
+    sa.Column("provenance", sa.JSON, nullable=False),
+    sa.Column("certificate_serial", sa.String(48), nullable=False),
+    sa.Column("signed_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("bundle", sa.Text, nullable=False),
+    sa.Column("log_index", sa.BigInteger, nullable=True),
+    sa.Column("revocation_id", sa.String(32), sa.ForeignKey("revocations.id"), nullable=True),
+    # The same upload twice is the same entry, also across replicas.
+    sa.UniqueConstraint("namespace", "name", "digest", "signature_sha256", name="uq_signatures"),
+    sa.Index("ix_signatures_ref", "namespace", "name", "digest"),
+    sa.Index("ix_signatures_source_ref", "namespace", "name", "source_repository_ref"),
+    sa.Index("ix_signatures_digest", "namespace", "digest"),
+    sa.Index("ix_signatures_artifact", "artifact_id", "created_at"),
+    sa.Index("ix_signatures_created", "namespace", "created_at", "id"),
+)

@@ -1,0 +1,221 @@
+"""The service's use cases: issue a certificate, accept a signature, revoke, look up.
+
+Routes translate HTTP to these calls and back; every check lives here or below.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from signer import bundle as bundles
+from signer.artifact import ArtifactRef, parse_ref
+from signer.errors import NotFound, PermissionDenied, UsageError
+from signer.provenance import BY_KEY, Provenance
+from signer.service.auth import Authenticator, Principal
+from signer.service.ca import CertificateAuthority, parse_csr
+from signer.service.store import NewSignature, Store
+from signer.service.tsa import TimestampAuthority
+from signer.trust import TrustMaterial
+from signer.verification.policy import PolicyError, certificate_identity
+
+NAMESPACE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MAX_SIGNATURE_BYTES = 256  # a DER ECDSA P-256 signature is at most 72 bytes
+MAX_REASON_LENGTH = 1024
+
+
+def check_namespace(name: str) -> str:
+    if not NAMESPACE.fullmatch(name):
+        raise UsageError(f"'{name[:80]}' is not a valid namespace name.",
+                         "Use 1–63 lowercase letters, digits and hyphens, starting with a "
+                         "letter or digit.")
+    return name
+
+
+@dataclass(frozen=True)
+class Issued:
+    chain: list[x509.Certificate]
+    identity: str
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class Revoked:
+    id: str
+    count: int
+    revoked_at: datetime
+
+
+class SigningService:
+    def __init__(self, store: Store, auth: Authenticator, ca: CertificateAuthority,
+                 tsa: TimestampAuthority, trust: TrustMaterial) -> None:
+        self.store = store
+        self.auth = auth
+        self.ca = ca
+        self.tsa = tsa
+        self.trust = trust
+        self._ca_der = ca.certificate.public_bytes(Encoding.DER)
+
+    # -- certificates -------------------------------------------------------------------------
+    def issue_certificate(self, principal: Principal, namespace: str, csr_pem: str,
+                          declared: Mapping[str, str | None]) -> Issued:
+        check_namespace(namespace)
+        self.auth.authorize(principal, namespace, "sign")
+        unknown = [k for k in declared if k not in BY_KEY or not BY_KEY[k].flag]
+        if unknown:
+            raise UsageError(f"Unknown provenance fields: {', '.join(unknown)}.",
+                             "Use the fields the CLI flags name (source_repository_ref, …).")
+        csr = parse_csr(csr_pem)
+        if principal.kind == "oidc":
+            provenance = Provenance.from_claims(principal.claims, namespace)
+            provenance.with_flags_checked(declared)
+            claims: Mapping[str, Any] | None = principal.claims
+        else:
+            wanted_issuer = declared.get("issuer")
+            if wanted_issuer and wanted_issuer != principal.issuer:
+                raise UsageError(
+                    f"--certificate-oidc-issuer '{wanted_issuer}' contradicts the API key's "
+                    f"issuer '{principal.issuer}'.", "Remove --certificate-oidc-issuer.")
+            provenance = Provenance.declared(declared, principal.issuer, namespace)
+            claims = None
+        cert = self.ca.issue(csr, principal.identity, provenance.extensions(claims))
+        self.store.record_certificate(
+            format(cert.serial_number, "x"), namespace, principal.identity, principal.issuer,
+            cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
+        return Issued([cert, *self.ca.chain], principal.identity, provenance)
+
+    # -- signatures ---------------------------------------------------------------------------
+    def submit_signature(self, principal: Principal, namespace: str, name: str,
+                         certificate_pem: str, signature_b64: str) -> tuple[Any, bool]:
+        check_namespace(namespace)
+        self.auth.authorize(principal, namespace, "sign")
+        ref = parse_ref(name)
+        signature = _decode_signature(signature_b64)
+        cert = self._check_certificate(certificate_pem, principal, namespace)
+        key = cert.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)  # our CA certifies only P-256
+        try:
+            key.verify(signature, ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
+        except InvalidSignature as exc:
+            raise UsageError(
+                f"The signature does not verify over sha256:{ref.digest} with the "
+                "certificate's key.",
+                "Sign the digest named in --name with the key the certificate was issued for.",
+            ) from exc
+        sig_hash = hashlib.sha256(signature).hexdigest()
+        # Idempotent: a retried upload gets the stored entry, and no second timestamp.
+        existing = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
+        if existing is not None:
+            return existing, False
+        # Only a timestamped signature is ever stored: a TSA failure raises before commit.
+        timestamp = self.tsa.timestamp(signature)
+        artifact = bundles.build(cert, ref.digest_bytes, signature, timestamp)
+        provenance = Provenance.from_certificate(cert)
+        return self.store.put_signature(NewSignature(
+            namespace=namespace, name=ref.name, digest=ref.digest, signature_sha256=sig_hash,
+            identity=principal.identity, issuer=provenance.issuer or principal.issuer,
+            source_repository=provenance.source_repository,
+            source_repository_ref=provenance.source_repository_ref,
+            provenance=provenance.as_dict(), certificate_serial=format(cert.serial_number, "x"),
+            signed_at=datetime.now(UTC), bundle=artifact.to_json(),
+        ))
+
+    def _check_certificate(self, pem: str, principal: Principal, namespace: str
+                           ) -> x509.Certificate:
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode())
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise UsageError("The certificate is not a PEM X.509 certificate.",
+                             "Send the leaf certificate POST /v1/certificates returned.") from exc
+        try:
+            cert.verify_directly_issued_by(self.ca.certificate)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise UsageError("The certificate was not issued by this service's CA.",
+                             "Request a certificate from POST /v1/certificates.") from exc
+        now = datetime.now(UTC)
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise UsageError(
+                f"The certificate expired at {cert.not_valid_after_utc.isoformat()} "
+                f"(it lives {self.ca.validity}).",
+                "Request a fresh certificate and sign again right away.")
+        provenance = Provenance.from_certificate(cert)
+        try:
+            identity = certificate_identity(cert)
+        except PolicyError as exc:
+            raise UsageError(f"The certificate is malformed: {exc}.") from exc
+        if provenance.namespace != namespace or identity != principal.identity:
+            raise PermissionDenied(
+                "The certificate was issued to another identity or namespace than this "
+                "request's.", "Upload with the same credentials and namespace you used to "
+                "get the certificate.")
+        return cert
+
+    # -- reading ------------------------------------------------------------------------------
+    def entries(self, principal: Principal, namespace: str, ref: ArtifactRef) -> list[Any]:
+        check_namespace(namespace)
+        self.auth.authorize(principal, namespace, "verify")
+        rows = self.store.signatures_for(namespace, ref.name, ref.digest)
+        if not rows:
+            raise NotFound(f"No signature for {ref} in namespace '{namespace}'.",
+                           "Check the name, digest and namespace; sign it first.")
+        return rows
+
+    def revoke(self, principal: Principal, namespace: str, name: str, ref: str, reason: str
+               ) -> Revoked:
+        check_namespace(namespace)
+        self.auth.authorize(principal, namespace, "revoke")
+        if "@" in name:
+            name = parse_ref(name).name
+        if not ref:
+            raise UsageError("--source-repository-ref is required to revoke.",
+                             "Pass the ref the bad build ran from, e.g. refs/tags/v1.2.3.")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise UsageError(f"The reason is longer than {MAX_REASON_LENGTH} characters.")
+        rev_id, count, at = self.store.revoke(namespace, name, ref, reason, principal.identity)
+        return Revoked(rev_id, count, at)
+
+
+def _decode_signature(text: str) -> bytes:
+    try:
+        signature = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UsageError("The signature is not valid base64.",
+                         "Send the DER ECDSA signature, base64-encoded.") from exc
+    if not 0 < len(signature) <= MAX_SIGNATURE_BYTES:
+        raise UsageError(f"The signature is {len(signature)} bytes; an ECDSA P-256 signature "
+                         "is 70–72.", "Send the DER ECDSA signature, base64-encoded.")
+    return signature
+
+
+def signature_view(row: Any) -> dict[str, Any]:
+    """The API's view of a stored signature."""
+    return {
+        "id": row.id,
+        "namespace": row.namespace,
+        "name": f"{row.name}@sha256:{row.digest}",
+        "digest": f"sha256:{row.digest}",
+        "identity": row.identity,
+        "issuer": row.issuer,
+        "provenance": row.provenance if isinstance(row.provenance, dict)
+        else json.loads(row.provenance),
+        "signed_at": row.signed_at,
+        "created_at": row.created_at,
+        "revoked": row.revocation_id is not None,
+        "revocation": {"reason": row.reason, "revoked_by": row.revoked_by,
+                       "revoked_at": row.revoked_at} if row.revocation_id else None,
+        "bundle": json.loads(row.bundle),
+    }

@@ -1,0 +1,346 @@
+"""Every database read and write of the service. One transaction per state change."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from signer.errors import Conflict, NotFound
+from signer.service.schema import (
+    api_keys,
+    artifacts,
+    certificates,
+    namespaces,
+    policies,
+    revocations,
+    signatures,
+)
+
+API_KEY_PREFIX = "sgk"
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_secret(secret: str) -> bytes:
+    # API key secrets are 256 random bits: a fast hash is enough (nothing to brute-force),
+    # and it keeps authentication cheap on every request.
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    namespace: str | None
+    name: str
+    permissions: frozenset[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    id: str
+    namespace: str
+    issuer: str
+    claims: dict[str, str]
+    permissions: frozenset[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewSignature:
+    namespace: str
+    name: str
+    digest: str
+    signature_sha256: str
+    identity: str
+    issuer: str
+    source_repository: str | None
+    source_repository_ref: str | None
+    provenance: dict[str, str]
+    certificate_serial: str
+    signed_at: datetime
+    bundle: str
+
+
+def _perms(text: str) -> frozenset[str]:
+    return frozenset(p for p in text.split(",") if p)
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(row.id, row.namespace, row.name, _perms(row.permissions), row.created_at,
+                  row.revoked_at)
+
+
+def _policy(row: Any) -> Policy:
+    return Policy(row.id, row.namespace, row.issuer, dict(row.claims), _perms(row.permissions),
+                  row.created_at)
+
+
+class Store:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def _begin(self) -> Any:
+        # A lost database surfaces as sqlalchemy's OperationalError; the API turns it into
+        # a 503 with Retry-After (signer.service.problems).
+        return self.engine.begin()
+
+    # -- namespaces -------------------------------------------------------------------------
+    def create_namespace(self, name: str) -> datetime:
+        created = now()
+        try:
+            with self._begin() as tx:
+                tx.execute(namespaces.insert().values(name=name, created_at=created))
+        except IntegrityError as exc:
+            raise Conflict(f"The namespace '{name}' already exists.") from exc
+        return created
+
+    def namespace_exists(self, name: str) -> bool:
+        with self._begin() as tx:
+            return tx.execute(
+                sa.select(namespaces.c.name).where(namespaces.c.name == name)
+            ).first() is not None
+
+    def list_namespaces(self) -> list[tuple[str, datetime]]:
+        with self._begin() as tx:
+            rows = tx.execute(sa.select(namespaces).order_by(namespaces.c.name)).all()
+        return [(r.name, r.created_at) for r in rows]
+
+    # -- API keys -----------------------------------------------------------------------------
+    def create_api_key(
+        self, namespace: str | None, name: str, permissions: Iterable[str], created_by: str
+    ) -> tuple[ApiKey, str]:
+        """Returns the key and its token; only the token's hash is stored."""
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        created = now()
+        with self._begin() as tx:
+            clash = tx.execute(
+                sa.select(api_keys.c.id).where(
+                    api_keys.c.namespace.is_(None) if namespace is None
+                    else api_keys.c.namespace == namespace,
+                    api_keys.c.name == name, api_keys.c.revoked_at.is_(None),
+                )
+            ).first()
+            if clash:
+                raise Conflict(
+                    f"An active API key named '{name}' already exists in '{namespace}'.",
+                    "Revoke it first, or choose another name.",
+                )
+            tx.execute(api_keys.insert().values(
+                id=key_id, namespace=namespace, name=name,
+                permissions=",".join(sorted(permissions)), secret_hash=hash_secret(secret),
+                created_at=created, created_by=created_by,
+            ))
+        key = ApiKey(key_id, namespace, name, frozenset(permissions), created, None)
+        return key, f"{API_KEY_PREFIX}_{key_id}_{secret}"
+
+    def check_api_key(self, token: str) -> ApiKey | None:
+        """The active key a token belongs to, compared in constant time; None otherwise."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+            return None
+        with self._begin() as tx:
+            row = tx.execute(sa.select(api_keys).where(api_keys.c.id == parts[1])).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_hash, hash_secret(parts[2])):
+            return None
+        return _api_key(row)
+
+    def list_api_keys(self, namespace: str | None) -> list[ApiKey]:
+        query = sa.select(api_keys).order_by(api_keys.c.created_at)
+        query = query.where(
+            api_keys.c.namespace.is_(None) if namespace is None
+            else api_keys.c.namespace == namespace
+        )
+        with self._begin() as tx:
+            return [_api_key(r) for r in tx.execute(query)]
+
+    def revoke_api_key(self, namespace: str | None, key_id: str) -> ApiKey:
+        with self._begin() as tx:
+            scope = (api_keys.c.namespace.is_(None) if namespace is None
+                     else api_keys.c.namespace == namespace)
+            result = tx.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id, scope, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"No active API key '{key_id}' in '{namespace}'.",
+                               "List the keys with 'signer api-key list'.")
+            row = tx.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one()
+        return _api_key(row)
+
+    # -- policies -----------------------------------------------------------------------------
+    def add_policy(
+        self, namespace: str, issuer: str, claims: dict[str, str], permissions: Iterable[str]
+    ) -> Policy:
+        policy = Policy(new_id(), namespace, issuer, claims, frozenset(permissions), now())
+        with self._begin() as tx:
+            tx.execute(policies.insert().values(
+                id=policy.id, namespace=namespace, issuer=issuer, claims=claims,
+                permissions=",".join(sorted(permissions)), created_at=policy.created_at,
+            ))
+        return policy
+
+    def list_policies(self, namespace: str | None = None) -> list[Policy]:
+        query = sa.select(policies).order_by(policies.c.created_at)
+        if namespace is not None:
+            query = query.where(policies.c.namespace == namespace)
+        with self._begin() as tx:
+            return [_policy(r) for r in tx.execute(query)]
+
+    def remove_policy(self, namespace: str, policy_id: str) -> None:
+        with self._begin() as tx:
+            result = tx.execute(policies.delete().where(
+                policies.c.id == policy_id, policies.c.namespace == namespace))
+        if result.rowcount != 1:
+            raise NotFound(f"No policy '{policy_id}' in '{namespace}'.",
+                           "List them with 'signer policy list'.")
+
+    def policies_version(self) -> tuple[int, str | None]:
+        """Changes whenever a policy is added or removed, so replicas can refresh caches."""
+        with self._begin() as tx:
+            row = tx.execute(sa.select(sa.func.count(), sa.func.max(policies.c.id))).one()
+        return int(row[0]), row[1]
+
+    # -- certificates -------------------------------------------------------------------------
+    def record_certificate(
+        self, serial: str, namespace: str, identity: str, issuer: str, issued_at: datetime,
+        der: bytes,
+    ) -> None:
+        with self._begin() as tx:
+            tx.execute(certificates.insert().values(
+                serial=serial, namespace=namespace, identity=identity, issuer=issuer,
+                issued_at=issued_at, der=der))
+
+    # -- signatures ---------------------------------------------------------------------------
+    def find_signature(
+        self, namespace: str, name: str, digest: str, signature_sha256: str
+    ) -> Any | None:
+        with self._begin() as tx:
+            return tx.execute(sa.select(signatures).where(
+                signatures.c.namespace == namespace, signatures.c.name == name,
+                signatures.c.digest == digest,
+                signatures.c.signature_sha256 == signature_sha256,
+            )).first()
+
+    def put_signature(self, new: NewSignature) -> tuple[Any, bool]:
+        """Insert once; the same signature again returns the stored row (created=False)."""
+        created = now()
+        try:
+            with self._begin() as tx:
+                artifact_id = self._touch_artifact(tx, new, created)
+                sig_id = new_id()
+                tx.execute(signatures.insert().values(
+                    id=sig_id, artifact_id=artifact_id, created_at=created,
+                    **{k: getattr(new, k) for k in NewSignature.__dataclass_fields__
+                       if k in signatures.c},
+                ))
+                row = tx.execute(sa.select(signatures).where(signatures.c.id == sig_id)).one()
+            return row, True
+        except IntegrityError:
+            row = self.find_signature(new.namespace, new.name, new.digest, new.signature_sha256)
+            if row is None:
+                raise
+            return row, False
+
+    @staticmethod
+    def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
+        where = (artifacts.c.namespace == new.namespace, artifacts.c.name == new.name,
+                 artifacts.c.digest == new.digest)
+        updated = tx.execute(
+            artifacts.update().where(*where).values(
+                updated_at=at, signature_count=artifacts.c.signature_count + 1)
+            .returning(artifacts.c.id)
+        ).first()
+        if updated is not None:
+            return str(updated.id)
+        artifact_id = new_id()
+        tx.execute(artifacts.insert().values(
+            id=artifact_id, namespace=new.namespace, name=new.name, digest=new.digest,
+            source_repository=new.source_repository, created_at=at, updated_at=at,
+            signature_count=1, revoked_count=0,
+        ))
+        return artifact_id
+
+    def signatures_for(self, namespace: str, name: str, digest: str | None = None) -> list[Any]:
+        query = (
+            sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
+                      revocations.c.revoked_at)
+            .select_from(signatures.outerjoin(
+                revocations, signatures.c.revocation_id == revocations.c.id))
+            .where(signatures.c.namespace == namespace, signatures.c.name == name)
+            .order_by(signatures.c.created_at, signatures.c.id)
+        )
+        if digest is not None:
+            query = query.where(signatures.c.digest == digest)
+        with self._begin() as tx:
+            return list(tx.execute(query))
+
+    def list_signatures(self, namespace: str, name_prefix: str = "", limit: int = 100
+                        ) -> list[Any]:
+        query = (
+            sa.select(signatures.c.id, signatures.c.name, signatures.c.digest,
+                      signatures.c.identity, signatures.c.issuer, signatures.c.created_at,
+                      signatures.c.source_repository_ref, signatures.c.revocation_id)
+            .where(signatures.c.namespace == namespace)
+            .order_by(signatures.c.created_at.desc(), signatures.c.id)
+            .limit(limit)
+        )
+        if name_prefix:
+            escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(signatures.c.name.like(escaped + "%", escape="\\"))
+        with self._begin() as tx:
+            return list(tx.execute(query))
+
+    def get_signature(self, namespace: str, sig_id: str) -> Any:
+        query = (
+            sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
+                      revocations.c.revoked_at)
+            .select_from(signatures.outerjoin(
+                revocations, signatures.c.revocation_id == revocations.c.id))
+            .where(signatures.c.namespace == namespace, signatures.c.id == sig_id)
+        )
+        with self._begin() as tx:
+            row = tx.execute(query).first()
+        if row is None:
+            raise NotFound(f"No signature '{sig_id}' in namespace '{namespace}'.",
+                           "List signatures with 'signer artifact list'.")
+        return row
+
+    # -- revocation ---------------------------------------------------------------------------
+    def revoke(self, namespace: str, name: str, ref: str, reason: str, who: str
+               ) -> tuple[str, int, datetime]:
+        """Mark every matching, not yet revoked signature; nothing is deleted."""
+        rev_id, at = new_id(), now()
+        with self._begin() as tx:
+            match = (signatures.c.namespace == namespace, signatures.c.name == name,
+                     signatures.c.source_repository_ref == ref,
+                     signatures.c.revocation_id.is_(None))
+            affected = [r.artifact_id for r in tx.execute(
+                sa.select(signatures.c.artifact_id).where(*match))]
+            tx.execute(revocations.insert().values(
+                id=rev_id, namespace=namespace, name=name, source_repository_ref=ref,
+                reason=reason, revoked_by=who, revoked_at=at, count=len(affected)))
+            tx.execute(signatures.update().where(*match).values(revocation_id=rev_id))
+            for artifact_id in set(affected):
+                tx.execute(artifacts.update().where(artifacts.c.id == artifact_id).values(
+                    updated_at=at,
+                    revoked_count=artifacts.c.revoked_count + affected.count(artifact_id)))
+        return rev_id, len(affected), at

@@ -1,0 +1,110 @@
+"""Rekor v1 ``hashedrekord`` 0.0.1 entry bodies and their inclusion promises.
+
+The body is the RFC 8785 canonical JSON Rekor v1 stores as ``canonicalizedBody``; the log's
+Merkle leaf is ``leaf_hash(body)``. sigstore-python rebuilds the body from the bundle (digest,
+signature, ``base64(leaf PEM)``) and compares it field by field, so the PEM must be the
+certificate's own ``public_bytes(Encoding.PEM)``.
+
+The inclusion promise (signed entry timestamp, SET) is the log's ECDSA signature over the
+RFC 8785 JSON of ``{"body": base64(body), "integratedTime": <unix s>, "logID": <hex log id>,
+"logIndex": <index>}``: what Rekor v1 signs and what sigstore-python and sigstore-js verify.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from signer.transparency.merkle import leaf_hash
+from signer.transparency.sct import log_id as key_log_id
+
+HASHEDREKORD_KIND = "hashedrekord"
+HASHEDREKORD_VERSION = "0.0.1"
+
+
+class SignedEntryTimestampError(ValueError):
+    """An inclusion promise does not verify for the entry it comes with."""
+
+
+def hashedrekord_body(digest: bytes, signature: bytes, leaf_pem: bytes) -> bytes:
+    """Canonical body of a hashedrekord 0.0.1 entry for a SHA-256 ``digest``."""
+    if len(digest) != 32:
+        raise ValueError(f"hashedrekord digest must be SHA-256 (32 bytes), got {len(digest)}")
+    if not leaf_pem.startswith(b"-----BEGIN CERTIFICATE-----"):
+        raise ValueError("hashedrekord public key must be the leaf certificate's PEM")
+    return rfc8785.dumps(
+        {
+            "apiVersion": HASHEDREKORD_VERSION,
+            "kind": HASHEDREKORD_KIND,
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
+                "signature": {
+                    "content": base64.b64encode(signature).decode(),
+                    "publicKey": {"content": base64.b64encode(leaf_pem).decode()},
+                },
+            },
+        }
+    )
+
+
+def entry_uuid(body: bytes) -> str:
+    """Rekor v1 entry UUID: hex of the entry's Merkle leaf hash."""
+    return leaf_hash(body).hex()
+
+
+def signed_entry_timestamp_payload(
+    body: bytes, integrated_time: int, log_id: bytes, log_index: int
+) -> bytes:
+    """The canonical JSON an inclusion promise signs."""
+    return rfc8785.dumps(
+        {
+            "body": base64.b64encode(body).decode(),
+            "integratedTime": integrated_time,
+            "logID": log_id.hex(),
+            "logIndex": log_index,
+        }
+    )
+
+
+def signed_entry_timestamp(
+    log_key: ec.EllipticCurvePrivateKey,
+    body: bytes,
+    integrated_time: int,
+    log_id: bytes,
+    log_index: int,
+) -> bytes:
+    """The inclusion promise (DER ECDSA-SHA256 signature) for an entry."""
+    if not isinstance(log_key.curve, ec.SECP256R1):
+        raise TypeError(f"log keys must be ECDSA P-256, got {log_key.curve.name}")
+    if log_id != key_log_id(log_key.public_key()):
+        raise ValueError("log id does not belong to the signing log key")
+    payload = signed_entry_timestamp_payload(body, integrated_time, log_id, log_index)
+    return log_key.sign(payload, ec.ECDSA(hashes.SHA256()))
+
+
+def verify_signed_entry_timestamp(
+    public_key: ec.EllipticCurvePublicKey,
+    signature: bytes,
+    *,
+    body: bytes,
+    integrated_time: int,
+    log_id: bytes,
+    log_index: int,
+) -> None:
+    """Check an inclusion promise against the entry's body, time, log id and index."""
+    expected = key_log_id(public_key)
+    if log_id != expected:
+        raise SignedEntryTimestampError(
+            f"entry names log {log_id.hex()}, but the key given is log {expected.hex()}"
+        )
+    payload = signed_entry_timestamp_payload(body, integrated_time, log_id, log_index)
+    try:
+        public_key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise SignedEntryTimestampError(
+            f"inclusion promise of entry {log_index} does not verify with log {log_id.hex()}'s key"
+        ) from None

@@ -1,0 +1,95 @@
+"""Trust material: Sigstore ``trusted_root.json``, built by the service, pinned by verifiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pydantic
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sigstore_models.common.v1 import DistinguishedName, TimeRange, X509Certificate, X509CertificateChain
+from sigstore_models.trustroot.v1 import (
+    CertificateAuthority,
+    TransparencyLogInstance,
+    TrustedRoot,
+)
+
+from signer.bundle import b64
+from signer.errors import UsageError
+
+MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA or TSA: its chain (leaf-most first, root last) and when it may be trusted."""
+
+    chain: tuple[x509.Certificate, ...]
+    start: datetime
+    end: datetime | None = None
+
+    @property
+    def root(self) -> x509.Certificate:
+        return self.chain[-1]
+
+
+@dataclass(frozen=True)
+class TrustMaterial:
+    cas: tuple[Authority, ...]
+    tsas: tuple[Authority, ...]
+    tlogs: tuple[TransparencyLogInstance, ...] = ()
+    ctlogs: tuple[TransparencyLogInstance, ...] = ()
+    model: TrustedRoot | None = field(default=None, compare=False)
+
+    def to_json(self) -> str:
+        return self.to_model().to_json()
+
+    def to_model(self) -> TrustedRoot:
+        return TrustedRoot(
+            media_type=MEDIA_TYPE,
+            certificate_authorities=[_authority_model(a, "signer CA") for a in self.cas],
+            timestamp_authorities=[_authority_model(a, "signer TSA") for a in self.tsas],
+            tlogs=list(self.tlogs),
+            ctlogs=list(self.ctlogs),
+        )
+
+
+def _authority_model(authority: Authority, common_name: str) -> CertificateAuthority:
+    return CertificateAuthority(
+        subject=DistinguishedName(organization="signer", common_name=common_name),
+        cert_chain=X509CertificateChain(certificates=[
+            X509Certificate(raw_bytes=b64(c.public_bytes(Encoding.DER))) for c in authority.chain
+        ]),
+        valid_for=TimeRange(start=authority.start, end=authority.end)
+        if authority.end else TimeRange(start=authority.start),
+    )
+
+
+def _authority(model: CertificateAuthority) -> Authority:
+    chain = tuple(x509.load_der_x509_certificate(c.raw_bytes)
+                  for c in model.cert_chain.certificates)
+    if not chain:
+        raise UsageError("The trust root lists an authority with an empty certificate chain.")
+    return Authority(chain, model.valid_for.start, model.valid_for.end)
+
+
+def parse(text: str | bytes, source: str = "the trust root") -> TrustMaterial:
+    try:
+        model = TrustedRoot.from_json(text)
+        return TrustMaterial(
+            cas=tuple(_authority(a) for a in model.certificate_authorities),
+            tsas=tuple(_authority(a) for a in model.timestamp_authorities),
+            tlogs=tuple(model.tlogs), ctlogs=tuple(model.ctlogs), model=model,
+        )
+    except (pydantic.ValidationError, ValueError) as exc:
+        raise UsageError(f"{source} is not a Sigstore trusted_root.json ({exc.__class__.__name__}).",
+                         "Export it with 'signer trust-root export' or GET /v1/trust-root.") from exc
+
+
+def read(path: Path) -> TrustMaterial:
+    try:
+        return parse(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise UsageError(f"Cannot read the trust root {path}: {exc.strerror}.") from exc

@@ -1,0 +1,221 @@
+"""The verification procedure, as numbered steps; each failure names its step.
+
+Trust material comes in through the constructor (a pinned ``trusted_root.json``), the policy
+as an argument; no I/O happens here. Revocation is known only to the service: callers pass
+what it said, or ``None`` offline, and the report says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+from rfc3161_client import VerificationError as TimestampVerificationError
+from rfc3161_client import VerifierBuilder, decode_timestamp_response
+
+from signer.bundle import SignedArtifact
+from signer.errors import UsageError, VerificationFailed
+from signer.provenance import Provenance
+from signer.trust import Authority, TrustMaterial
+from signer.verification.policy import Policy, PolicyError, certificate_identity
+
+STEPS = {
+    1: "artifact digest",
+    2: "timestamp",
+    3: "certificate chain",
+    4: "certificate profile",
+    5: "signature",
+    6: "identity and provenance",
+    7: "revocation",
+}
+
+
+class StepFailed(VerificationFailed):
+    def __init__(self, step: int, reason: str) -> None:
+        super().__init__(f"step {step} ({STEPS[step]}) failed: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Revocation:
+    reason: str
+    revoked_by: str
+    revoked_at: datetime
+    log_index: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    identity: str
+    provenance: Provenance
+    signed_at: datetime
+
+
+def _ee_policy() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    # Web PKI defaults, except that our leaves carry codeSigning instead of clientAuth; the
+    # codeSigning EKU is checked in step 4. Same policies as sigstore-python.
+    ca = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
+    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
+    return ca, ee
+
+
+class Verifier:
+    def __init__(self, trust: TrustMaterial) -> None:
+        if not trust.cas or not trust.tsas:
+            raise UsageError("The trust root names no certificate authority or no timestamp "
+                             "authority.", "Export a complete trust root from the service.")
+        self.trust = trust
+        self._ca_policy, self._ee_policy = _ee_policy()
+
+    def verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy
+               ) -> VerifiedSignature:
+        cert = artifact.certificate
+        # (1) The bundle signs the artifact we were asked about.
+        if artifact.digest != digest:
+            raise StepFailed(1, f"the bundle signs sha256:{artifact.digest.hex()}, not "
+                                f"sha256:{digest.hex()}")
+        # (2) A trusted TSA timestamped this very signature: that is the signing time.
+        signed_at = self._verify_timestamp(artifact)
+        # (3) The leaf chains to a pinned root, and was valid at the signing time.
+        self._verify_chain(cert, signed_at)
+        # (4) The leaf is a signing certificate of our profile.
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            eku = x509.ExtendedKeyUsage([])
+        if not ku.digital_signature or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+            raise StepFailed(4, "the certificate is not for code signing "
+                                "(needs digitalSignature and EKU codeSigning)")
+        # (5) The signature over the digest verifies with the leaf's key.
+        key = cert.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise StepFailed(5, "the certificate's key is not an ECDSA key")
+        try:
+            key.verify(artifact.signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        except InvalidSignature as exc:
+            raise StepFailed(5, "the signature does not verify with the certificate's key "
+                                "over this digest") from exc
+        # (6) Who signed, from which build: issuer, identity, every provenance flag.
+        try:
+            identity = certificate_identity(cert)
+            provenance = Provenance.from_certificate(cert)
+            policy.verify(identity, provenance)
+        except (PolicyError, UsageError) as exc:
+            raise StepFailed(6, str(exc)) from exc
+        return VerifiedSignature(identity, provenance, signed_at)
+
+    def _verify_timestamp(self, artifact: SignedArtifact) -> datetime:
+        if not artifact.timestamps:
+            raise StepFailed(2, "the bundle has no RFC 3161 timestamp")
+        for der in artifact.timestamps:
+            try:
+                response = decode_timestamp_response(der)
+            except ValueError as exc:
+                raise StepFailed(2, "the timestamp is not a valid RFC 3161 response") from exc
+            for tsa in self.trust.tsas:
+                if _verify_with(tsa, response, artifact.signature):
+                    gen_time = response.tst_info.gen_time
+                    if tsa.start <= gen_time and (tsa.end is None or gen_time < tsa.end):
+                        return gen_time
+        raise StepFailed(2, "no trusted timestamp authority signed a timestamp over this "
+                            "signature")
+
+    def _verify_chain(self, cert: x509.Certificate, at: datetime) -> None:
+        failures = []
+        for ca in self.trust.cas:
+            verifier = (
+                PolicyBuilder().store(Store([ca.root])).time(at)
+                .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
+                .build_client_verifier()
+            )
+            try:
+                verifier.verify(cert, list(ca.chain[:-1]))
+                return
+            except VerificationError as exc:
+                failures.append(str(exc))
+        raise StepFailed(3, "the certificate does not chain to a trusted root at the signing "
+                            f"time {at.isoformat()}: {'; '.join(failures)}")
+
+
+def _verify_with(tsa: Authority, response: object, message: bytes) -> bool:
+    builder = VerifierBuilder().tsa_certificate(tsa.chain[0]).add_root_certificate(tsa.root)
+    for intermediate in tsa.chain[1:-1]:
+        builder = builder.add_intermediate_certificate(intermediate)
+    try:
+        return bool(builder.build().verify_message(response, message))  # type: ignore[arg-type]
+    except TimestampVerificationError:
+        return False
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    entry_id: str
+    verified: VerifiedSignature | None = None
+    error: str | None = None
+    revocation: Revocation | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verified is not None and self.error is None
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[EntryResult, ...]
+    revocation_checked: bool
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return any(r.ok for r in self.results)
+
+    def explain(self) -> str:
+        lines = [f"{r.entry_id}: {'ok' if r.ok else r.error}" for r in self.results]
+        if not self.revocation_checked:
+            lines.append("revocation was not checked (offline verification)")
+        return "\n".join(lines)
+
+
+def verify_entries(
+    verifier: Verifier,
+    entries: Sequence[tuple[str, SignedArtifact, Revocation | None]],
+    digest: bytes,
+    policy: Policy,
+    revocation_checked: bool,
+) -> Report:
+    """Pass when one entry passes; otherwise say, per entry, which step failed and why."""
+    results = []
+    for entry_id, artifact, revocation in entries:
+        try:
+            verified = verifier.verify(artifact, digest, policy)
+        except StepFailed as exc:
+            results.append(EntryResult(entry_id, error=exc.detail))
+            continue
+        if revocation is not None:
+            # (7) A verified signature that a maintainer revoked does not count.
+            when = revocation.revoked_at.isoformat()
+            results.append(EntryResult(
+                entry_id, verified, revocation=revocation,
+                error=f"step 7 (revocation) failed: revoked by {revocation.revoked_by} at "
+                      f"{when}: {revocation.reason}"))
+            continue
+        results.append(EntryResult(entry_id, verified))
+    return Report(tuple(results), revocation_checked)
