@@ -1,0 +1,136 @@
+"""Start and stop a real ``signer server`` process on loopback, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from signer.client import Client
+
+BIN = Path(sys.executable).parent
+SIGNER = str(BIN / "signer")
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment a user's shell would have: no SIGNER_* or runner variables leaking in."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SIGNER_", "ACTIONS_ID_TOKEN", "GITHUB_", "INPUT_"))}
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def init(data_dir: Path, database_url: str | None = None, **env: str) -> str:
+    args = [SIGNER, "server", "init", "--data-dir", str(data_dir)]
+    if database_url:
+        args += ["--database-url", database_url]
+    done = subprocess.run(args, capture_output=True, text=True, env=clean_env(**env), check=True)
+    return done.stdout.strip()
+
+
+@dataclass
+class Tenant:
+    namespace: str
+    api_key: str
+    owner: str
+
+
+@dataclass
+class Service:
+    data_dir: Path
+    admin_key: str
+    issuer_url: str
+    database_url: str | None = None
+    port: int = field(default_factory=free_port)
+    workers: int = 1
+    process: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"server-{self.port}.log"
+
+    def start(self) -> None:
+        args = [SIGNER, "server", "start", "--data-dir", str(self.data_dir), "--port",
+                str(self.port), "--insecure-issuer", self.issuer_url, "--workers",
+                str(self.workers), *self.extra_args]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                        env=clean_env(**self.env), start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"signer server exited:\n{self.log_path.read_text()}")
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"signer server did not become ready:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)  # our own process group, by PID
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def admin(self) -> Client:
+        return Client(self.url, self.admin_key)
+
+    def tenant(self, owner: str = "acme", permissions: str = "sign,verify,revoke",
+               claims: dict[str, str] | None = None) -> Tenant:
+        """A fresh namespace with a policy for the test issuer and an API key."""
+        namespace = f"ns-{uuid.uuid4().hex[:10]}"
+        admin = self.admin()
+        admin.request("POST", "/v1/namespaces", json={"name": namespace})
+        admin.request("POST", f"/v1/namespaces/{namespace}/policies", json={
+            "issuer": self.issuer_url, "claims": claims or {"repository_owner": owner},
+            "permissions": permissions.split(",")})
+        key = admin.request("POST", f"/v1/namespaces/{namespace}/api-keys", json={
+            "name": "ci", "permissions": permissions.split(",")})
+        return Tenant(namespace, key["token"], owner)
+
+    def cli(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([SIGNER, *args], capture_output=True, text=True, cwd=cwd,
+                              env=clean_env(**{"SIGNER_API": self.url, **(env or {})}), timeout=timeout)
+
+    def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def post(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kwargs.pop("headers", {}))
+        return requests.post(self.url + path, headers=headers, timeout=30, **kwargs)
