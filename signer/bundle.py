@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import pydantic
 from cryptography import x509
@@ -28,7 +29,7 @@ from sigstore_models.rekor.v1 import TransparencyLogEntry
 
 from signer.errors import UsageError
 
-MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # A bundle is a few KB; this bounds what we parse from disk or the network.
 MAX_BUNDLE_BYTES = 256 * 1024
 

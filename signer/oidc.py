@@ -9,7 +9,7 @@ import requests
 from signer.errors import AuthenticationError, Unavailable
 
 REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
-REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 - a variable name
+REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 DEFAULT_AUDIENCE = "signer"
 NO_TOKEN_FIX = (
     "Give the job 'permissions: id-token: write' in the workflow. Pull requests from forks "

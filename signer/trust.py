@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 from pathlib import Path
 
 import pydantic
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sigstore_models.common.v1 import DistinguishedName, TimeRange, X509Certificate, X509CertificateChain
+from sigstore_models.common.v1 import (
+    DistinguishedName,
+    TimeRange,
+    X509Certificate,
+    X509CertificateChain,
+)
 from sigstore_models.trustroot.v1 import (
     CertificateAuthority,
     TransparencyLogInstance,
@@ -19,7 +25,7 @@ from sigstore_models.trustroot.v1 import (
 from signer.bundle import b64
 from signer.errors import UsageError
 
-MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+MEDIA_TYPE: Final = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,10 @@ def parse(text: str | bytes, source: str = "the trust root") -> TrustMaterial:
             tlogs=tuple(model.tlogs), ctlogs=tuple(model.ctlogs), model=model,
         )
     except (pydantic.ValidationError, ValueError) as exc:
-        raise UsageError(f"{source} is not a Sigstore trusted_root.json ({exc.__class__.__name__}).",
-                         "Export it with 'signer trust-root export' or GET /v1/trust-root.") from exc
+        raise UsageError(
+            f"{source} is not a Sigstore trusted_root.json ({exc.__class__.__name__}).",
+            "Export it with 'signer trust-root export' or GET /v1/trust-root.",
+        ) from exc
 
 
 def read(path: Path) -> TrustMaterial:

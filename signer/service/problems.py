@@ -22,6 +22,8 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if status == 503:
         headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -81,39 +81,39 @@ class TimestampAuthority:
         leaf_der = chain[0].public_bytes(serialization.Encoding.DER)
         leaf = asn1_x509.Certificate.load(leaf_der)
 
-        self._sha256 = algos.DigestAlgorithm({"algorithm": "sha256"})
-        self._digest_algorithms = cms.DigestAlgorithms([self._sha256])
-        self._signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
-        self._accuracy = tsp.Accuracy({"seconds": ACCURACY_SECONDS})
-        self._tsa_name = asn1_x509.GeneralName(name="directory_name", value=leaf.subject)
-        self._certificates = cms.CertificateSet([cms.CertificateChoices("certificate", leaf)])
-        self._sid = cms.SignerIdentifier(
-            "issuer_and_serial_number",
-            cms.IssuerAndSerialNumber({"issuer": leaf.issuer, "serial_number": leaf.serial_number}),
+        self._sha256 = _frozen(algos.DigestAlgorithm({"algorithm": "sha256"}))
+        self._digest_algorithms = _frozen(cms.DigestAlgorithms([self._sha256]))
+        self._signature_algorithm = _frozen(
+            algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
         )
-        self._content_type_attr = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]})
+        self._accuracy = _frozen(tsp.Accuracy({"seconds": ACCURACY_SECONDS}))
+        # Tagged as their fields are (TSTInfo.tsa [0] EXPLICIT, SignedData.certificates
+        # [0] IMPLICIT), so that asn1crypto does not deep-copy them into every token.
+        self._tsa_name = _frozen(asn1_x509.GeneralName("directory_name", leaf.subject), explicit=0)
+        self._certificates = _frozen(
+            cms.CertificateSet([cms.CertificateChoices("certificate", leaf)]), implicit=0
+        )
+        self._tst_info_type = cms.ContentType("tst_info")
+        self._signed_data_type = cms.ContentType("signed_data")
+        self._sid = _frozen(
+            cms.SignerIdentifier(
+                "issuer_and_serial_number",
+                {"issuer": leaf.issuer, "serial_number": leaf.serial_number},
+            )
+        )
+        self._content_type_attr = _frozen(
+            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]})
+        )
         # ESSCertIDv2 with hashAlgorithm left out: SHA-256 is its DEFAULT, so DER omits it.
-        self._signing_certificate_attr = cms.CMSAttribute(
-            {
-                "type": "signing_certificate_v2",
-                "values": [{"certs": [{"cert_hash": hashlib.sha256(leaf_der).digest()}]}],
-            }
+        self._signing_certificate_attr = _frozen(
+            cms.CMSAttribute(
+                {
+                    "type": "signing_certificate_v2",
+                    "values": [{"certs": [{"cert_hash": hashlib.sha256(leaf_der).digest()}]}],
+                }
+            )
         )
-        self._granted = tsp.PKIStatusInfo({"status": "granted"})
-        # Encode the shared parts now, so concurrent requests only read cached bytes.
-        for part in (
-            self._policy,
-            self._digest_algorithms,
-            self._signature_algorithm,
-            self._accuracy,
-            self._tsa_name,
-            self._certificates,
-            self._sid,
-            self._content_type_attr,
-            self._signing_certificate_attr,
-            self._granted,
-        ):
-            part.dump()
+        self._granted = _frozen(tsp.PKIStatusInfo({"status": "granted"}))
 
     def respond(self, request_der: bytes) -> bytes:
         """Answer one DER TimeStampReq with a DER TimeStampResp (granted or rejection)."""
@@ -125,8 +125,10 @@ class TimestampAuthority:
 
     def timestamp(self, data: bytes) -> bytes:
         """A granted DER TimeStampResp over SHA-256(data), with the TSA certificate and a nonce."""
-        imprint = tsp.MessageImprint(
-            {"hash_algorithm": self._sha256, "hashed_message": hashlib.sha256(data).digest()}
+        imprint = _frozen(
+            tsp.MessageImprint(
+                {"hash_algorithm": self._sha256, "hashed_message": hashlib.sha256(data).digest()}
+            )
         )
         return self._grant(imprint, secrets.randbits(NONCE_BITS), cert_req=True)
 
@@ -172,48 +174,53 @@ class TimestampAuthority:
             }
         )
         tst_info_der = tst_info.dump()
-        signed_attrs = cms.CMSAttributes(
-            [
-                self._content_type_attr,
-                cms.CMSAttribute(
-                    {
-                        "type": "message_digest",
-                        "values": [hashlib.sha256(tst_info_der).digest()],
-                    }
-                ),
-                self._signing_certificate_attr,
-            ]
+        message_digest = cms.CMSAttribute(
+            {"type": "message_digest", "values": [hashlib.sha256(tst_info_der).digest()]}
+        )
+        signed_attrs = _frozen(
+            cms.CMSAttributes(
+                [self._content_type_attr, _frozen(message_digest), self._signing_certificate_attr]
+            )
         )
         # The signature covers the attributes' DER as a universal SET (tag 0x31), which is
         # how CMSAttributes dumps untagged, not the [0] IMPLICIT form they take in SignerInfo.
         signature = self._key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": self._sid,
-                "digest_algorithm": self._sha256,
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": self._signature_algorithm,
-                "signature": signature,
-            }
+        signed_attrs = signed_attrs.retag({"implicit": 0})
+        signer_info = _frozen(
+            cms.SignerInfo(
+                {
+                    "version": "v1",
+                    "sid": self._sid,
+                    "digest_algorithm": self._sha256,
+                    "signed_attrs": signed_attrs,
+                    "signature_algorithm": self._signature_algorithm,
+                    "signature": signature,
+                }
+            )
         )
-        signed_data = cms.SignedData(
-            {
-                "version": "v3",
-                "digest_algorithms": self._digest_algorithms,
-                "encap_content_info": {
-                    "content_type": "tst_info",
-                    "content": core.ParsableOctetString(tst_info_der),
-                },
-                "certificates": self._certificates if cert_req else None,
-                "signer_infos": [signer_info],
-            }
+        signed_data = _frozen(
+            cms.SignedData(
+                {
+                    "version": "v3",
+                    "digest_algorithms": self._digest_algorithms,
+                    "encap_content_info": {
+                        "content_type": self._tst_info_type,
+                        "content": core.ParsableOctetString(tst_info_der, explicit=0),
+                    },
+                    "certificates": self._certificates if cert_req else None,
+                    "signer_infos": [signer_info],
+                }
+            ),
+            explicit=0,
         )
         return _dump(
             _TimeStampResp(
                 {
                     "status": self._granted,
-                    "time_stamp_token": {"content_type": "signed_data", "content": signed_data},
+                    "time_stamp_token": {
+                        "content_type": self._signed_data_type,
+                        "content": signed_data,
+                    },
                 }
             )
         )
@@ -247,6 +254,17 @@ def _rejection(fail_info: str, text: str) -> Any:
     return _TimeStampResp(
         {"status": {"status": "rejection", "status_string": [text], "fail_info": {fail_info}}}
     )
+
+
+def _frozen(value: Any, **tagging: int) -> Any:
+    """The same value, loaded back from its DER (then given its field's tagging, if any).
+
+    asn1crypto re-encodes a value built in Python each time its encoding is read, and reads it
+    several times per dump, so nested built values cost exponentially in depth; a loaded value
+    reuses its bytes. Every built part is frozen before it goes into its parent.
+    """
+    frozen = type(value).load(value.dump())
+    return frozen.retag(tagging) if tagging else frozen
 
 
 def _dump(response: Any) -> bytes:

@@ -159,21 +159,27 @@ def root_hash(size: int, reader: NodeReader) -> bytes:
 
 
 def _inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
-    """RFC 9162 §2.1.3.1 PATH(m, D[n]) as groups of subtrees, one group per proof hash."""
+    """RFC 9162 §2.1.3.1 PATH(m, D[n]) as groups of subtrees, one group per proof hash.
+
+    Below the level where the paths to ``index`` and ``size - 1`` part, each step's sibling
+    is one perfect subtree, except the last, which may be the partial right border; above it,
+    the path runs along the right border and takes the left sibling wherever there is one.
+    """
     _check_size(size)
     if not 0 <= index < size:
         raise MerkleError(f"leaf index {index} is outside a tree of size {size}")
+    inner = (index ^ (size - 1)).bit_length()
     plan: list[list[NodeKey]] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            plan.append(_cover(lo + k, hi))
-            hi = lo + k
+    for level in range(inner):
+        sibling = (index >> level) ^ 1
+        start = sibling << level
+        if start + (1 << level) <= size:
+            plan.append([(level, sibling)])
         else:
-            plan.append(_perfect(lo, k))
-            lo += k
-    plan.reverse()  # the proof runs from the leaf up
+            plan.append(_cover(start, size))
+    for level in range(inner, index.bit_length()):
+        if (index >> level) & 1:
+            plan.append([(level, (index >> level) ^ 1)])
     return plan
 
 

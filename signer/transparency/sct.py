@@ -16,7 +16,11 @@ How the CA and the CT log use this module (RFC 6962 §3.1, §3.2, §3.4):
    verifiers rebuild; `verify_embedded_sct` checks it.
 
 sigstore-python requires exactly one embedded SCT, hash SHA-256, and finds the log by the SCT's
-log id among the trust root's ``ctlogs``; `verify_embedded_sct` applies the same rules.
+log id among the trust root's ``ctlogs``; `verify_embedded_sct` applies the same rules. It takes
+the issuer as the first certificate of the chain after the leaf, which must be a CA (critical
+basicConstraints, keyCertSign). It rebuilds the timestamp as ``int(datetime.timestamp() *
+1000)``, a float round trip that is exact for times from 2004-11 to 2038-01 only; we use
+integers throughout.
 """
 
 from __future__ import annotations

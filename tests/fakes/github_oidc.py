@@ -107,7 +107,7 @@ class FakeGitHubIssuer:
 
 def _handler(issuer: FakeGitHubIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _send(self, status: int, body: Any) -> None:

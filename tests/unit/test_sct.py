@@ -167,9 +167,7 @@ def test_final_certificate_tbs_is_the_logged_precertificate_tbs(
     assert precert.extensions.get_extension_for_class(x509.PrecertPoison).critical
 
 
-def test_cryptography_parses_the_embedded_sct(
-    pki: Pki, ct_key: ec.EllipticCurvePrivateKey
-) -> None:
+def test_cryptography_parses_the_embedded_sct(pki: Pki, ct_key: ec.EllipticCurvePrivateKey) -> None:
     _, final, _ = issue(pki, ct_key)
     extension = final.extensions.get_extension_for_class(
         x509.PrecertificateSignedCertificateTimestamps

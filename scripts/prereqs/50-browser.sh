@@ -1,0 +1,8 @@
+# Debian's chromium for the browser tests (Playwright drives it through executable_path;
+# Playwright's own browser download is never used).
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+export SIGNER_TEST_CHROMIUM="${SIGNER_TEST_CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}"
+# Playwright must not look for, or fetch, a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1

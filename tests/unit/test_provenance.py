@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from signer.errors import UsageError
+from signer.provenance import BY_KEY, FIELDS, Provenance, github_server_url, matches
+
+CLAIMS = {
+    "iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app:ref:refs/tags/v1",
+    "repository": "acme/app", "repository_owner": "acme", "ref": "refs/tags/v1", "sha": "abc",
+    "workflow": "release", "workflow_ref": "acme/app/.github/workflows/r.yml@refs/tags/v1",
+    "workflow_sha": "abc", "job_workflow_ref": "acme/app/.github/workflows/r.yml@refs/tags/v1",
+    "job_workflow_sha": "abc", "runner_environment": "github-hosted", "event_name": "push",
+    "run_id": "7", "run_attempt": "2", "brand_new_claim": {"nested": True},
+}
+
+
+@pytest.mark.parametrize(("issuer", "server"), [
+    ("https://token.actions.githubusercontent.com", "https://github.com"),
+    ("https://token.actions.githubusercontent.com/acme-enterprise", "https://github.com"),
+    ("https://token.actions.octo.ghe.com", "https://octo.ghe.com"),
+    ("https://ghes.example/_services/token", "https://ghes.example"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+])
+def test_server_url_of_every_issuer_form(issuer: str, server: str) -> None:
+    assert github_server_url(issuer) == server
+
+
+def test_claims_map_to_the_design_table() -> None:
+    p = Provenance.from_claims(CLAIMS, "acme")
+    assert p.source_repository == "https://github.com/acme/app"
+    assert p.source_repository_owner == "https://github.com/acme"
+    assert p.build_signer_uri == "https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v1"
+    assert p.run_invocation_uri == "https://github.com/acme/app/actions/runs/7/attempts/2"
+    assert p.build_config_name == "release" and p.build_trigger == "push"
+    assert p.provenance_source == "token" and p.namespace == "acme"
+
+
+def test_extensions_round_trip_through_a_certificate() -> None:
+    p = Provenance.from_claims(CLAIMS, "acme").replace(build_config_name="ré" * 100)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
+        x509.Name([])).public_key(key.public_key()).serial_number(1).not_valid_before(
+        __import__("datetime").datetime(2026, 1, 1)).not_valid_after(
+        __import__("datetime").datetime(2026, 1, 2))
+    for ext in p.extensions(CLAIMS):
+        builder = builder.add_extension(ext, critical=False)
+    cert = builder.sign(key, hashes.SHA256())
+    assert Provenance.from_certificate(cert) == p
+    legacy = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.5"))
+    assert legacy.value.value == b"acme/app"  # type: ignore[attr-defined]
+    assert len({f.oid for f in FIELDS}) == len(FIELDS)
+
+
+def test_flags_compare_by_normalising_never_by_substring() -> None:
+    repo, owner = BY_KEY["source_repository"], BY_KEY["source_repository_owner"]
+    assert matches(repo, "https://github.com/acme/app", "acme/app")
+    assert matches(repo, "https://github.com/acme/app", "https://github.com/acme/app/")
+    assert not matches(repo, "https://github.com/acme/app", "acme/ap")
+    assert not matches(repo, "https://github.com/acme/app-evil", "acme/app")
+    assert not matches(owner, "https://github.com/acme-evil", "acme")
+    assert not matches(BY_KEY["source_repository_ref"], "refs/tags/v1", "v1")
+
+
+def test_token_provenance_cannot_be_overridden() -> None:
+    p = Provenance.from_claims(CLAIMS, "acme")
+    assert p.with_flags_checked({"source_repository": "acme/app", "source_repository_ref": None})
+    with pytest.raises(UsageError, match="contradicts"):
+        p.with_flags_checked({"source_repository_ref": "refs/heads/evil"})
+    bare = Provenance.from_claims({"iss": "https://x", "sub": "s"}, "acme")
+    with pytest.raises(UsageError, match="carries no"):
+        bare.with_flags_checked({"build_config_name": "release"})
+
+
+def test_declared_provenance_is_marked_and_never_sets_the_issuer() -> None:
+    p = Provenance.declared({"source_repository": "acme/app", "issuer": "https://evil",
+                             "build_trigger": "push"}, "https://signer/auth", "acme")
+    assert p.issuer == "https://signer/auth" and p.provenance_source == "declared"
+    assert p.source_repository == "https://github.com/acme/app"
+    assert p.build_trigger is None  # no CLI flag exists for it, so it cannot be declared
