@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
 from pathlib import Path
+from typing import Final
 
 import pydantic
 from cryptography import x509
