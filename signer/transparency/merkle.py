@@ -77,8 +77,8 @@ def _fold(keys: Sequence[NodeKey], nodes: Mapping[NodeKey, bytes]) -> bytes:
     """MTH of a range from its covering subtrees (RFC 9162 splits always leave the
     biggest subtree leftmost, so folding from the right reproduces the recursion)."""
     digest = nodes[keys[-1]]
-    for key in reversed(keys[:-1]):
-        digest = node_hash(nodes[key], digest)
+    for position in range(len(keys) - 2, -1, -1):
+        digest = node_hash(nodes[keys[position]], digest)
     return digest
 
 
@@ -93,7 +93,8 @@ def _read(reader: NodeReader, keys: Sequence[NodeKey]) -> Mapping[NodeKey, bytes
 
 
 def _flatten(plan: Sequence[Sequence[NodeKey]]) -> list[NodeKey]:
-    return list(dict.fromkeys(key for group in plan for key in group))
+    # A plan's groups cover disjoint leaf ranges, so no key repeats.
+    return [key for group in plan for key in group]
 
 
 def _check_size(size: int) -> None:
