@@ -133,22 +133,17 @@ class Authenticator:
         self.service_issuer = service_issuer
         self.keys = IssuerKeys()
         self._policies: list[Policy] = []
-        self._policies_at = 0.0
-        self._policies_version: tuple[int, str | None] | None = None
+        self._policies_at = float("-inf")
 
-    # -- policies, cached across requests, refreshed when they change -------------------------
+    # -- policies: cached; a change here applies at once, on other replicas within the TTL ----
     def policies(self) -> list[Policy]:
         if time.monotonic() - self._policies_at > POLICY_CACHE_SECONDS:
-            version = self.store.policies_version()
-            if version != self._policies_version:
-                self._policies = self.store.list_policies()
-                self._policies_version = version
+            self._policies = self.store.list_policies()
             self._policies_at = time.monotonic()
         return self._policies
 
     def invalidate_policies(self) -> None:
-        self._policies_at = 0.0
-        self._policies_version = None
+        self._policies_at = float("-inf")
 
     # -- authentication -----------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Principal:

@@ -30,6 +30,8 @@ def create_engine(url: str, pool_size: int = 8) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # We issue BEGIN ourselves (below), so the driver must not.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             # NORMAL with WAL is durable against process crashes, which is what we promise;
@@ -38,6 +40,14 @@ def create_engine(url: str, pool_size: int = 8) -> sa.Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: sa.Connection) -> None:
+            # A writing transaction takes the lock at BEGIN: a deferred one that reads first
+            # could find, at its first write, that another writer got there (SQLITE_BUSY
+            # without waiting). Readers stay deferred and never block under WAL.
+            write = connection.get_execution_options().get("write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     return sa.create_engine(

@@ -125,3 +125,16 @@ signatures = sa.Table(
     sa.Index("ix_signatures_artifact", "artifact_id", "created_at"),
     sa.Index("ix_signatures_created", "namespace", "created_at", "id"),
 )
+
+# Sign-ins to the web page (signer.service.web). The cookie holds a random token; only its
+# SHA-256 is stored. Each request re-checks the API key, so revoking it ends the session.
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("api_key_id", sa.String(32), sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_web_sessions_expires", "expires_at"),
+)

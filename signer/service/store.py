@@ -25,6 +25,8 @@ from signer.service.schema import (
 )
 
 API_KEY_PREFIX = "sgk"
+# A write that lost a race on a unique row (a new artifact) is retried this often.
+WRITE_ATTEMPTS = 3
 
 
 def new_id() -> str:
@@ -94,17 +96,22 @@ def _policy(row: Any) -> Policy:
 class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._writer = engine.execution_options(write=True)
 
     def _begin(self) -> Any:
         # A lost database surfaces as sqlalchemy's OperationalError; the API turns it into
         # a 503 with Retry-After (signer.service.problems).
         return self.engine.begin()
 
+    def _write(self) -> Any:
+        """A transaction that writes: on SQLite it takes the write lock up front."""
+        return self._writer.begin()
+
     # -- namespaces -------------------------------------------------------------------------
     def create_namespace(self, name: str) -> datetime:
         created = now()
         try:
-            with self._begin() as tx:
+            with self._write() as tx:
                 tx.execute(namespaces.insert().values(name=name, created_at=created))
         except IntegrityError as exc:
             raise Conflict(f"The namespace '{name}' already exists.") from exc
@@ -128,7 +135,7 @@ class Store:
         """Returns the key and its token; only the token's hash is stored."""
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         created = now()
-        with self._begin() as tx:
+        with self._write() as tx:
             clash = tx.execute(
                 sa.select(api_keys.c.id).where(
                     api_keys.c.namespace.is_(None) if namespace is None
@@ -172,7 +179,7 @@ class Store:
             return [_api_key(r) for r in tx.execute(query)]
 
     def revoke_api_key(self, namespace: str | None, key_id: str) -> ApiKey:
-        with self._begin() as tx:
+        with self._write() as tx:
             scope = (api_keys.c.namespace.is_(None) if namespace is None
                      else api_keys.c.namespace == namespace)
             result = tx.execute(
@@ -191,7 +198,7 @@ class Store:
         self, namespace: str, issuer: str, claims: dict[str, str], permissions: Iterable[str]
     ) -> Policy:
         policy = Policy(new_id(), namespace, issuer, claims, frozenset(permissions), now())
-        with self._begin() as tx:
+        with self._write() as tx:
             tx.execute(policies.insert().values(
                 id=policy.id, namespace=namespace, issuer=issuer, claims=claims,
                 permissions=",".join(sorted(permissions)), created_at=policy.created_at,
@@ -206,25 +213,19 @@ class Store:
             return [_policy(r) for r in tx.execute(query)]
 
     def remove_policy(self, namespace: str, policy_id: str) -> None:
-        with self._begin() as tx:
+        with self._write() as tx:
             result = tx.execute(policies.delete().where(
                 policies.c.id == policy_id, policies.c.namespace == namespace))
         if result.rowcount != 1:
             raise NotFound(f"No policy '{policy_id}' in '{namespace}'.",
                            "List them with 'signer policy list'.")
 
-    def policies_version(self) -> tuple[int, str | None]:
-        """Changes whenever a policy is added or removed, so replicas can refresh caches."""
-        with self._begin() as tx:
-            row = tx.execute(sa.select(sa.func.count(), sa.func.max(policies.c.id))).one()
-        return int(row[0]), row[1]
-
     # -- certificates -------------------------------------------------------------------------
     def record_certificate(
         self, serial: str, namespace: str, identity: str, issuer: str, issued_at: datetime,
         der: bytes,
     ) -> None:
-        with self._begin() as tx:
+        with self._write() as tx:
             tx.execute(certificates.insert().values(
                 serial=serial, namespace=namespace, identity=identity, issuer=issuer,
                 issued_at=issued_at, der=der))
@@ -241,24 +242,32 @@ class Store:
             )).first()
 
     def put_signature(self, new: NewSignature) -> tuple[Any, bool]:
-        """Insert once; the same signature again returns the stored row (created=False)."""
-        created = now()
-        try:
-            with self._begin() as tx:
-                artifact_id = self._touch_artifact(tx, new, created)
-                sig_id = new_id()
-                tx.execute(signatures.insert().values(
-                    id=sig_id, artifact_id=artifact_id, created_at=created,
-                    **{k: getattr(new, k) for k in NewSignature.__dataclass_fields__
-                       if k in signatures.c},
-                ))
-                row = tx.execute(sa.select(signatures).where(signatures.c.id == sig_id)).one()
-            return row, True
-        except IntegrityError:
-            row = self.find_signature(new.namespace, new.name, new.digest, new.signature_sha256)
-            if row is None:
-                raise
-            return row, False
+        """Insert once; the same signature again returns the stored row (created=False).
+
+        Concurrent writers (threads, replicas) may race on the artifact row or on the very
+        same signature: the unique constraints decide, and the loser retries or reads.
+        """
+        for attempt in range(WRITE_ATTEMPTS):
+            created = now()
+            try:
+                with self._write() as tx:
+                    artifact_id = self._touch_artifact(tx, new, created)
+                    sig_id = new_id()
+                    tx.execute(signatures.insert().values(
+                        id=sig_id, artifact_id=artifact_id, created_at=created,
+                        **{k: getattr(new, k) for k in NewSignature.__dataclass_fields__
+                           if k in signatures.c},
+                    ))
+                    row = tx.execute(sa.select(signatures).where(signatures.c.id == sig_id)).one()
+                return row, True
+            except IntegrityError:
+                row = self.find_signature(new.namespace, new.name, new.digest,
+                                          new.signature_sha256)
+                if row is not None:
+                    return row, False
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
@@ -329,7 +338,7 @@ class Store:
                ) -> tuple[str, int, datetime]:
         """Mark every matching, not yet revoked signature; nothing is deleted."""
         rev_id, at = new_id(), now()
-        with self._begin() as tx:
+        with self._write() as tx:
             match = (signatures.c.namespace == namespace, signatures.c.name == name,
                      signatures.c.source_repository_ref == ref,
                      signatures.c.revocation_id.is_(None))

@@ -172,10 +172,9 @@ class TimestampAuthority:
                 "nonce": nonce,
                 "tsa": self._tsa_name,
             }
-        )
-        tst_info_der = tst_info.dump()
+        ).dump()
         message_digest = cms.CMSAttribute(
-            {"type": "message_digest", "values": [hashlib.sha256(tst_info_der).digest()]}
+            {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
         )
         signed_attrs = _frozen(
             cms.CMSAttributes(
@@ -185,45 +184,35 @@ class TimestampAuthority:
         # The signature covers the attributes' DER as a universal SET (tag 0x31), which is
         # how CMSAttributes dumps untagged, not the [0] IMPLICIT form they take in SignerInfo.
         signature = self._key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
-        signed_attrs = signed_attrs.retag({"implicit": 0})
-        signer_info = _frozen(
-            cms.SignerInfo(
-                {
-                    "version": "v1",
-                    "sid": self._sid,
-                    "digest_algorithm": self._sha256,
-                    "signed_attrs": signed_attrs,
-                    "signature_algorithm": self._signature_algorithm,
-                    "signature": signature,
-                }
-            )
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": self._sid,
+                "digest_algorithm": self._sha256,
+                "signed_attrs": signed_attrs.retag({"implicit": 0}),
+                "signature_algorithm": self._signature_algorithm,
+                "signature": signature,
+            }
         )
-        signed_data = _frozen(
-            cms.SignedData(
-                {
-                    "version": "v3",
-                    "digest_algorithms": self._digest_algorithms,
-                    "encap_content_info": {
-                        "content_type": self._tst_info_type,
-                        "content": core.ParsableOctetString(tst_info_der, explicit=0),
-                    },
-                    "certificates": self._certificates if cert_req else None,
-                    "signer_infos": [signer_info],
-                }
-            ),
-            explicit=0,
+        encapsulated = cms.EncapsulatedContentInfo(
+            {
+                "content_type": self._tst_info_type,
+                "content": core.ParsableOctetString(tst_info, explicit=0),
+            }
         )
-        return _dump(
-            _TimeStampResp(
-                {
-                    "status": self._granted,
-                    "time_stamp_token": {
-                        "content_type": self._signed_data_type,
-                        "content": signed_data,
-                    },
-                }
-            )
+        signed_data = cms.SignedData(
+            {
+                "version": "v3",
+                "digest_algorithms": self._digest_algorithms,
+                "encap_content_info": _frozen(encapsulated),
+                "certificates": self._certificates if cert_req else None,
+                "signer_infos": [_frozen(signer_info)],
+            }
         )
+        token = cms.ContentInfo(
+            {"content_type": self._signed_data_type, "content": _frozen(signed_data, explicit=0)}
+        )
+        return _dump(_TimeStampResp({"status": self._granted, "time_stamp_token": _frozen(token)}))
 
 
 def _parse_request(request_der: bytes) -> _Request:

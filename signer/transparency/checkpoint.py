@@ -10,15 +10,17 @@ The key hint is the first 4 bytes of the log id (SHA-256 of the log key's DER SP
 
 What the peers expect, from their sources:
 
-- Rekor v1 writes origin ``"<host> - <tree id>"`` (``rekor.sigstore.dev - 1193050959916656506``),
-  an extra ``Timestamp: <unix ns>`` line, and signs as name ``<host>``.
+- Rekor v1 writes origin ``"<host> - <tree id>"`` (``rekor.sigstore.dev - 1193050959916656506``)
+  and signs as name ``<host>``; its checkpoints until 2023 also carried a ``Timestamp: <unix ns>``
+  line, which clients ignore.
 - sigstore-python 4.x (``_internal/rekor/checkpoint.py``) needs exactly one blank line in the
   envelope, picks the signature whose key hint matches the entry's ``logId`` and verifies it
   with that log's key; it reads neither the name nor the origin, and only compares the root.
-- sigstore-js (``@sigstore/verify`` ``tlog/checkpoint``) requires *every* signature line to
-  verify with a trusted log found by key hint, so an envelope carries only our log's signature.
-  The name must be one token (``\\S+``); we use the log's ``host[:port]`` as in the trust root's
-  ``baseUrl``, which is what Rekor does and what forks of the client that match by name expect.
+- sigstore-js (``@sigstore/verify`` ``tlog/checkpoint``, every version we read) parses the same
+  way, finds the trusted log by key hint alone, and requires *every* signature line to verify,
+  so an envelope carries only our log's signature. The name must be one token (``\\S+``).
+  Some verifiers derived from it also look for the name inside the tlog's ``baseUrl``, so we
+  sign as the log's ``host[:port]`` from that ``baseUrl``, which is also what Rekor does.
 """
 
 from __future__ import annotations

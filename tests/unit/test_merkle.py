@@ -394,16 +394,18 @@ def test_consistency_proofs_up_to_1000(
 def test_uneven_batches_store_the_same_tree_as_one_by_one() -> None:
     hashes = [leaf_hash(body(i)) for i in range(700)]
     one_by_one, batched = MemoryNodes(), MemoryNodes()
-    roots = []
+    roots, singly_stored, batch_stored = [], [], []
     for digest in hashes:
-        one_by_one.append([digest])
+        singly_stored += one_by_one.append([digest])
         roots.append(one_by_one.root())
     rng = random.Random(9162)
     while batched.size < len(hashes):
         count = rng.choice([1, 2, 3, 5, 8, 13, 64, 100, 129])
-        batched.append(hashes[batched.size : batched.size + count])
+        batch_stored += batched.append(hashes[batched.size : batched.size + count])
         assert batched.root() == roots[batched.size - 1]
-    assert batched._nodes == one_by_one._nodes
+    assert sorted(batch_stored) == sorted(singly_stored)
+    # Perfect subtrees of n leaves: sum of n >> level = 2n - popcount(n); each stored once.
+    assert len(set(batch_stored)) == len(batch_stored) == 2 * 700 - (700).bit_count()
 
 
 def test_each_operation_reads_the_store_once(big_tree: MemoryNodes) -> None:

@@ -1,0 +1,207 @@
+"""The page's reads. Every query takes the session's namespace; nothing crosses it.
+
+The artifacts list pages with a keyset (the sort date and the id of the row a page ends
+at), never OFFSET: page 2,000 costs what page 1 does, on the indexes
+``(namespace, created_at, id)`` and ``(namespace, updated_at, id)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from signer.provenance import BY_KEY, matches
+from signer.service.schema import artifacts, revocations, signatures
+
+PAGE_SIZE = 50
+# The source-repository filter lists at most this many repositories; more can be typed.
+MAX_REPOSITORY_CHOICES = 200
+# An artifact with more signatures than this shows the newest ones and says so.
+MAX_SIGNATURES_SHOWN = 200
+
+Sort = Literal["updated", "created"]
+Status = Literal["valid", "revoked", "mixed"]
+SORTS: tuple[Sort, ...] = ("updated", "created")
+STATUSES: tuple[Status, ...] = ("valid", "revoked", "mixed")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the sort date and the id (ids break ties between equal dates)."""
+
+    at: datetime
+    id: str
+
+    def encode(self) -> str:
+        raw = f"{self.at.astimezone(UTC).isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        """None for anything that is not a cursor this page made (the first page is shown)."""
+        if not text or len(text) > 200:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            at, _, ident = raw.partition("|")
+            when = datetime.fromisoformat(at)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        if when.tzinfo is None or not ident.isalnum() or len(ident) > 32:
+            return None
+        return cls(when, ident)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    name_prefix: str = ""
+    status: Status | None = None
+    repositories: tuple[str, ...] | None = None  # None: any; (): none matched the filter
+    sort: Sort = "updated"
+    descending: bool = True
+    after: Cursor | None = None
+    before: Cursor | None = None
+    limit: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]
+    newer: Cursor | None  # the `before` cursor of the previous page, if there is one
+    older: Cursor | None  # the `after` cursor of the next page, if there is one
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """[prefix, upper): every string that starts with prefix, as an index range."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def status_condition(status: Status) -> sa.ColumnElement[bool]:
+    revoked, total = artifacts.c.revoked_count, artifacts.c.signature_count
+    if status == "valid":
+        return revoked == 0
+    if status == "revoked":
+        return sa.and_(revoked > 0, revoked >= total)
+    return sa.and_(revoked > 0, revoked < total)
+
+
+def list_artifacts(engine: sa.Engine, namespace: str, query: ListQuery) -> Page:
+    if query.repositories == ():
+        return Page([], None, None)
+    key = artifacts.c.updated_at if query.sort == "updated" else artifacts.c.created_at
+    conditions: list[sa.ColumnElement[bool]] = [artifacts.c.namespace == namespace]
+    if query.name_prefix:
+        low, high = _prefix_range(query.name_prefix)
+        # The range lets the (namespace, name, digest) index serve; LIKE keeps it exact.
+        conditions += [artifacts.c.name >= low, artifacts.c.name < high,
+                       artifacts.c.name.like(_like_prefix(query.name_prefix), escape="\\")]
+    if query.status is not None:
+        conditions.append(status_condition(query.status))
+    if query.repositories is not None:
+        conditions.append(artifacts.c.source_repository.in_(query.repositories))
+
+    # Walking towards older rows when descending ("after"), or back ("before").
+    backwards = query.before is not None and query.after is None
+    cursor = query.before if backwards else query.after
+    ascending = query.descending == backwards
+    if cursor is not None:
+        position = sa.tuple_(key, artifacts.c.id)
+        bound = sa.tuple_(sa.literal(cursor.at, artifacts.c.created_at.type),
+                          sa.literal(cursor.id))
+        conditions.append(position > bound if ascending else position < bound)
+    order = [key.asc(), artifacts.c.id.asc()] if ascending else [key.desc(),
+                                                                   artifacts.c.id.desc()]
+    select = (sa.select(artifacts).where(*conditions).order_by(*order)
+              .limit(query.limit + 1))
+    with engine.connect() as conn:
+        rows = list(conn.execute(select))
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    if backwards:
+        rows.reverse()
+    if not rows:
+        return Page([], None, None)
+    sort_key = "updated_at" if query.sort == "updated" else "created_at"
+    first = Cursor(getattr(rows[0], sort_key), rows[0].id)
+    last = Cursor(getattr(rows[-1], sort_key), rows[-1].id)
+    if backwards:
+        return Page(rows, first if more else None, last)
+    return Page(rows, first if cursor is not None else None, last if more else None)
+
+
+def source_repositories(engine: sa.Engine, namespace: str,
+                        limit: int = MAX_REPOSITORY_CHOICES) -> list[str]:
+    """The namespace's distinct source repositories, by a loose index scan.
+
+    One index seek per repository (a recursive query: the smallest repository greater than
+    the last), rather than reading every artifact row as DISTINCT would.
+    """
+    inner = artifacts.alias("inner_artifacts")
+    seed = (sa.select(sa.func.min(artifacts.c.source_repository).label("repo"))
+            .where(artifacts.c.namespace == namespace)
+            .cte("repos", recursive=True))
+    step = sa.select(
+        sa.select(sa.func.min(inner.c.source_repository))
+        .where(inner.c.namespace == namespace, inner.c.source_repository > seed.c.repo)
+        .scalar_subquery()
+    ).where(seed.c.repo.is_not(None))
+    repos = seed.union_all(step)
+    query = sa.select(repos.c.repo).where(repos.c.repo.is_not(None)).limit(limit)
+    with engine.connect() as conn:
+        return [str(r) for r in conn.scalars(query)]
+
+
+def resolve_repository(engine: sa.Engine, namespace: str, wanted: str,
+                       choices: list[str] | None = None) -> tuple[str, ...]:
+    """The stored repository URIs a filter means: a full URL, or a short ``org/repo``.
+
+    Short forms compare by normalising (signer.provenance.matches), never as a substring.
+    """
+    wanted = wanted.strip()
+    if "://" in wanted:
+        return (wanted.rstrip("/"),)
+    field = BY_KEY["source_repository"]
+    candidates = choices if choices is not None else source_repositories(engine, namespace)
+    return tuple(r for r in candidates if matches(field, r, wanted))
+
+
+def get_artifact(engine: sa.Engine, namespace: str, artifact_id: str) -> Any | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(artifacts).where(
+            artifacts.c.namespace == namespace, artifacts.c.id == artifact_id)).first()
+
+
+def _signature_select() -> sa.Select[Any]:
+    return (
+        sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
+                  revocations.c.revoked_at)
+        .select_from(signatures.outerjoin(
+            revocations, signatures.c.revocation_id == revocations.c.id))
+    )
+
+
+def artifact_signatures(engine: sa.Engine, namespace: str, artifact_id: str,
+                        limit: int = MAX_SIGNATURES_SHOWN) -> list[Any]:
+    query = (_signature_select()
+             .where(signatures.c.namespace == namespace,
+                    signatures.c.artifact_id == artifact_id)
+             .order_by(signatures.c.created_at.desc(), signatures.c.id.desc())
+             .limit(limit))
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+def get_signature(engine: sa.Engine, namespace: str, signature_id: str) -> Any | None:
+    query = _signature_select().where(signatures.c.namespace == namespace,
+                                      signatures.c.id == signature_id)
+    with engine.connect() as conn:
+        return conn.execute(query).first()

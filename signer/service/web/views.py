@@ -1,0 +1,278 @@
+"""What the templates show, built from stored rows and the bundle; no HTML here.
+
+Labels and groups of provenance fields come from signer.provenance.FIELDS, the one table
+the encoder, the decoder and the verifier also read. The certificate and the RFC 3161
+timestamp are read from the stored Sigstore bundle, as a verifier would read them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from rfc3161_client import decode_timestamp_response
+
+from signer import bundle as bundles
+from signer.artifact import ArtifactRef
+from signer.errors import SignerError
+from signer.provenance import FIELDS, Field, Provenance
+from signer.verification.policy import PolicyError, certificate_identity
+
+SHORT_DIGEST_HEX = 12
+GROUP_TITLES = {"identity": "Identity", "build": "Build configuration",
+                "source": "Source configuration", "service": "Recorded by the service"}
+
+
+def status(signature_count: int, revoked_count: int) -> str:
+    if revoked_count <= 0:
+        return "valid"
+    return "revoked" if revoked_count >= signature_count else "mixed"
+
+
+def short_digest(digest_hex: str) -> str:
+    return f"sha256:{digest_hex[:SHORT_DIGEST_HEX]}…"
+
+
+def link(value: str | None) -> str | None:
+    """A value that is a web URL may be a link; anything else (javascript:, …) never is."""
+    if value and urlsplit(value).scheme in ("https", "http"):
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class ArtifactName:
+    """Metadata read from the name: ``registry/repository`` for an image, else a file."""
+
+    name: str
+    registry: str | None
+    repository: str
+
+    @classmethod
+    def parse(cls, name: str) -> ArtifactName:
+        # Docker's rule: the first path segment is a registry when it has a dot or a port,
+        # or is localhost; otherwise the name is a repository (or a file name).
+        first, sep, rest = name.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost"):
+            return cls(name, first, rest)
+        return cls(name, None, name)
+
+
+@dataclass(frozen=True)
+class ProvenanceRow:
+    key: str
+    label: str
+    value: str | None
+    href: str | None
+    source: str  # token, declared, or service
+
+
+@dataclass(frozen=True)
+class ProvenanceGroup:
+    name: str
+    title: str
+    rows: list[ProvenanceRow]
+
+
+def _source_of(field: Field, provenance: Provenance) -> str:
+    if field.group == "service":
+        return "service"
+    # With an API key the issuer is the service's own (DESIGN.md, "Identity"): the holder
+    # declares the build and source fields, not the issuer.
+    if field.key == "issuer" and provenance.provenance_source == "declared":
+        return "service"
+    return provenance.provenance_source or "declared"
+
+
+def provenance_groups(provenance: Provenance, groups: tuple[str, ...] = (
+        "identity", "build", "source", "service")) -> list[ProvenanceGroup]:
+    """Every field of the table, set or not, in table order, grouped as the table groups."""
+    result = []
+    for group in groups:
+        rows = []
+        for field in FIELDS:
+            if field.group != group:
+                continue
+            value = getattr(provenance, field.key)
+            rows.append(ProvenanceRow(field.key, field.label, value,
+                                      link(value) if field.key.endswith("_uri")
+                                      or field.form == "uri" else None,
+                                      _source_of(field, provenance)))
+        result.append(ProvenanceGroup(group, GROUP_TITLES[group], rows))
+    return result
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    lifetime_minutes: float
+    subject_alternative_name: str | None
+    issuer: str
+    pem: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> CertificateView:
+        try:
+            san: str | None = certificate_identity(cert)
+        except PolicyError:
+            san = None
+        serial = format(cert.serial_number, "x")
+        serial = serial.zfill(len(serial) + len(serial) % 2)
+        return cls(
+            serial=":".join(serial[i:i + 2] for i in range(0, len(serial), 2)),
+            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+            lifetime_minutes=(cert.not_valid_after_utc
+                              - cert.not_valid_before_utc).total_seconds() / 60,
+            subject_alternative_name=san, issuer=cert.issuer.rfc4514_string(),
+            pem=cert.public_bytes(Encoding.PEM).decode(),
+        )
+
+
+@dataclass(frozen=True)
+class TimestampView:
+    time: datetime | None
+    authority: str | None
+    serial: str | None
+    policy: str | None
+    accuracy: str | None
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, der: bytes) -> TimestampView:
+        try:
+            response = decode_timestamp_response(der)
+            info = response.tst_info
+            signers = list(response.signed_data.signer_infos)
+            authority = _tsa_name(response.signed_data.certificates,
+                                  signers[0].serial_number if signers else None)
+            if authority is None and signers:
+                authority = signers[0].issuer.rfc4514_string()
+            return cls(time=info.gen_time, authority=authority,
+                       serial=format(info.serial_number, "x"),
+                       policy=info.policy.dotted_string, accuracy=_accuracy(info))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return cls(None, None, None, None, None,
+                       problem=f"The timestamp token could not be read: {exc}")
+
+
+def _tsa_name(certificates: set[bytes], serial: int | None) -> str | None:
+    for der in certificates:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            continue
+        if serial is None or cert.serial_number == serial:
+            return cert.subject.rfc4514_string()
+    return None
+
+
+def _accuracy(info: Any) -> str | None:
+    try:
+        accuracy = info.accuracy
+    except (ValueError, AttributeError):
+        return None
+    if accuracy is None:
+        return None
+    parts = [f"{accuracy.seconds} s" if accuracy.seconds else "",
+             f"{accuracy.millis} ms" if accuracy.millis else "",
+             f"{accuracy.micros} µs" if accuracy.micros else ""]
+    return " ".join(p for p in parts if p) or None
+
+
+@dataclass(frozen=True)
+class LogEntryView:
+    log_index: int
+    integrated_time: datetime | None
+
+
+@dataclass(frozen=True)
+class SignatureDetails:
+    id: str
+    ref: ArtifactRef
+    artifact_id: str
+    identity: str
+    issuer: str
+    signed_at: datetime
+    status: str
+    provenance_source: str
+    groups: list[ProvenanceGroup]
+    certificate: CertificateView | None
+    timestamps: list[TimestampView]
+    log_entries: list[LogEntryView]
+    revocation: dict[str, Any] | None
+    bundle_filename: str
+    problem: str | None = None
+
+
+def signature_details(row: Any) -> SignatureDetails:
+    ref = ArtifactRef(row.name, row.digest)
+    revocation = ({"reason": row.reason, "revoked_by": row.revoked_by,
+                   "revoked_at": row.revoked_at} if row.revocation_id else None)
+    problem = None
+    certificate, timestamps, entries = None, [], []
+    try:
+        signed = bundles.parse(row.bundle, "the stored bundle")
+        provenance = Provenance.from_certificate(signed.certificate)
+        certificate = CertificateView.of(signed.certificate)
+        timestamps = [TimestampView.of(t) for t in signed.timestamps]
+        entries = [LogEntryView(int(e.log_index), _epoch(e.integrated_time))
+                   for e in signed.tlog_entries]
+    except SignerError as exc:
+        # Show what the database recorded, and say the bundle itself could not be read.
+        problem = exc.detail
+        stored = row.provenance if isinstance(row.provenance, dict) else json.loads(
+            row.provenance)
+        provenance = Provenance.from_dict(stored)
+    return SignatureDetails(
+        id=row.id, ref=ref, artifact_id=row.artifact_id, identity=row.identity,
+        issuer=row.issuer, signed_at=row.signed_at,
+        status="revoked" if row.revocation_id else "valid",
+        provenance_source=provenance.provenance_source or "declared",
+        groups=provenance_groups(provenance), certificate=certificate, timestamps=timestamps,
+        log_entries=entries, revocation=revocation, bundle_filename=ref.safe_filename,
+        problem=problem,
+    )
+
+
+def _epoch(value: Any) -> datetime | None:
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+
+
+@dataclass(frozen=True)
+class SignatureSummary:
+    id: str
+    identity: str
+    signed_at: datetime
+    source_repository_ref: str | None
+    provenance_source: str
+    status: str
+    revocation_reason: str | None
+
+
+def signature_summary(row: Any) -> SignatureSummary:
+    stored = row.provenance if isinstance(row.provenance, dict) else json.loads(row.provenance)
+    return SignatureSummary(
+        id=row.id, identity=row.identity, signed_at=row.signed_at,
+        source_repository_ref=row.source_repository_ref,
+        provenance_source=str(stored.get("provenance_source") or "declared"),
+        status="revoked" if row.revocation_id else "valid",
+        revocation_reason=row.reason if row.revocation_id else None)
+
+
+def latest_provenance(rows: list[Any]) -> Provenance:
+    """The newest signature's provenance (rows come newest first), as the database has it."""
+    if not rows:
+        return Provenance()
+    stored = rows[0].provenance
+    return Provenance.from_dict(stored if isinstance(stored, dict) else json.loads(stored))
