@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.github_oidc import FakeGitHubIssuer
-from tests.service_process import Service, Tenant, init
+from tests.service_process import Service, Tenant, database, init
 
 
 @pytest.fixture(scope="session")
@@ -16,15 +16,22 @@ def issuer() -> Iterator[FakeGitHubIssuer]:
     fake.stop()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every integration test runs against both stores."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory
+def service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory, backend: str
             ) -> Iterator[Service]:
-    """One real service on loopback (SQLite) for the session."""
-    data_dir = tmp_path_factory.mktemp("service") / "data"
-    svc = Service(data_dir, init(data_dir), issuer.url)
-    svc.start()
-    yield svc
-    svc.stop()
+    """One real service on loopback for the session, on SQLite or on PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp(f"service-{backend}") / "data"
+    with database(backend) as url:
+        svc = Service(data_dir, init(data_dir, url), issuer.url, database_url=url)
+        svc.start()
+        yield svc
+        svc.stop()
 
 
 @pytest.fixture

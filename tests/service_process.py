@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,29 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     env.update(extra)
     return env
+
+
+POSTGRES_URL_ENV = "SIGNER_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str | None]:
+    """None for SQLite in the data dir; for PostgreSQL a fresh database, dropped afterwards."""
+    if backend == "sqlite":
+        yield None
+        return
+    import psycopg
+
+    admin_url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+    name = f"signer_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def init(data_dir: Path, database_url: str | None = None, **env: str) -> str:
@@ -104,6 +129,19 @@ class Service:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
+
+    def sql(self, query: str) -> list[Any]:
+        """Read the service's database directly, as an operator with a SQL shell would."""
+        import sqlalchemy as sa
+
+        from signer.service.database import database_url
+
+        engine = sa.create_engine(database_url(self.database_url, self.data_dir))
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text(query)))
+        finally:
+            engine.dispose()
 
     def admin(self) -> Client:
         return Client(self.url, self.admin_key)

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, TooLarge, UsageError
-from signer.service import models, problems
+from signer.service import models, problems, web
 from signer.service.auth import Principal, check_issuer_url, parse_permissions
 from signer.service.runtime import Runtime
 from signer.service.signing import check_namespace, signature_view
@@ -59,6 +59,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(_signing_routes())
     app.include_router(_admin_routes())
     app.include_router(_operations_routes())
+    app.include_router(web.router())
+    app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app
 
 

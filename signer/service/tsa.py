@@ -160,21 +160,23 @@ class TimestampAuthority:
         return None
 
     def _grant(self, imprint: Any, nonce: int | None, cert_req: bool) -> bytes:
-        tst_info = tsp.TSTInfo(
-            {
-                "version": TST_INFO_VERSION,
-                "policy": self._policy,
-                "message_imprint": imprint,
-                # Positive, and at most 16 DER content bytes (no sign-padding byte).
-                "serial_number": secrets.randbits(SERIAL_NUMBER_BITS - 1) + 1,
-                "gen_time": datetime.now(UTC).replace(microsecond=0),
-                "accuracy": self._accuracy,
-                "nonce": nonce,
-                "tsa": self._tsa_name,
-            }
-        ).dump()
+        tst_info = _frozen(
+            tsp.TSTInfo(
+                {
+                    "version": TST_INFO_VERSION,
+                    "policy": self._policy,
+                    "message_imprint": imprint,
+                    # Positive, and at most 16 DER content bytes (no sign-padding byte).
+                    "serial_number": secrets.randbits(SERIAL_NUMBER_BITS - 1) + 1,
+                    "gen_time": datetime.now(UTC).replace(microsecond=0),
+                    "accuracy": self._accuracy,
+                    "nonce": nonce,
+                    "tsa": self._tsa_name,
+                }
+            )
+        )
         message_digest = cms.CMSAttribute(
-            {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
+            {"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]}
         )
         signed_attrs = _frozen(
             cms.CMSAttributes(
@@ -194,11 +196,10 @@ class TimestampAuthority:
                 "signature": signature,
             }
         )
+        # Given the TSTInfo object, asn1crypto wraps its DER in the OCTET STRING as is; given
+        # the bytes, it would parse them back into a TSTInfo.
         encapsulated = cms.EncapsulatedContentInfo(
-            {
-                "content_type": self._tst_info_type,
-                "content": core.ParsableOctetString(tst_info, explicit=0),
-            }
+            {"content_type": self._tst_info_type, "content": tst_info}
         )
         signed_data = cms.SignedData(
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -106,5 +107,7 @@ def test_policy_and_api_key_lifecycle_through_the_cli(service: Service,
     assert service.cli("api-key", "list", "--namespace", "team-a",
                        env=ns_admin).returncode == 3
     # Only the hash is stored.
-    db = (service.data_dir / "signer.db").read_bytes()
-    assert key["token"].split("_")[2].encode() not in db
+    secret = key["token"].split("_", 2)[2]
+    stored = service.sql(f"SELECT secret_hash FROM api_keys WHERE id = '{key['id']}'")
+    assert bytes(stored[0][0]) == hashlib.sha256(secret.encode()).digest()
+    assert not any(secret in str(row) for row in service.sql("SELECT * FROM api_keys"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -42,9 +42,11 @@ def when(value: datetime | None, seconds: bool = False) -> Markup:
         return Markup('<span class="unset">—</span>')
     utc = value.astimezone(UTC)
     text = utc.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " UTC"
-    stamp = escape(iso(value))
-    detail = ' data-seconds="1"' if seconds else ""
-    return Markup(f'<time datetime="{stamp}" title="{stamp}"{detail}>{escape(text)}</time>')
+    if seconds:
+        element = Markup('<time datetime="{0}" title="{0}" data-seconds="1">{1}</time>')
+    else:
+        element = Markup('<time datetime="{0}" title="{0}">{1}</time>')
+    return element.format(iso(value), text)  # format() escapes its arguments
 
 
 def static(name: str) -> str:

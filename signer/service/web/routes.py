@@ -1,0 +1,267 @@
+"""The page's routes under /ui. Thin: read the session, call a query, render a template."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from signer.artifact import MAX_NAME_LENGTH, ArtifactRef
+from signer.errors import SignerError
+from signer.service.runtime import Runtime
+from signer.service.web import queries, views
+from signer.service.web.pages import SECURITY_HEADERS, render
+from signer.service.web.sessions import (
+    COOKIE_PATH,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    SIGN_IN_CSRF_COOKIE,
+    Sessions,
+    WebSession,
+    new_token,
+    same_token,
+)
+
+HOME = "/ui/artifacts"
+SIGN_IN = "/ui/sign-in"
+# The sign-in form's double-submit cookie lives as long as someone may take to type a key.
+SIGN_IN_CSRF_SECONDS = 3600
+MAX_FILTER_LENGTH = 1024
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _sessions(request: Request) -> Sessions:
+    rt = _runtime(request)
+    return Sessions(rt.store.engine, rt.auth)
+
+
+def _session(request: Request) -> WebSession | None:
+    return _sessions(request).current(request.cookies.get(SESSION_COOKIE))
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are Secure whenever the page is served over https (directly or via a proxy)."""
+    return request.url.scheme == "https" or \
+        _runtime(request).settings.url.startswith("https://")
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's Origin, when it sends one, must be this site (defence beside the token)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this page: never another site, never a scheme-relative URL."""
+    if target.startswith("/ui/") and not target.startswith("//") and "\\" not in target \
+            and len(target) <= 2048:
+        return target
+    return HOME
+
+
+def _redirect(target: str, headers: dict[str, str] | None = None) -> RedirectResponse:
+    return RedirectResponse(target, status_code=303, headers={**SECURITY_HEADERS,
+                                                               **(headers or {})})
+
+
+def _to_sign_in(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _redirect(f"{SIGN_IN}?{urlencode({'next': here})}")
+
+
+def _not_found(session: WebSession, what: str) -> Response:
+    # The same answer whether the id exists in another namespace or nowhere: names do not leak.
+    return render("message.html", {
+        "session": session, "heading": "Not found",
+        "message": f"There is no such {what} in namespace '{session.namespace}'.",
+        "back_href": HOME, "back_label": "Back to artifacts"}, status_code=404)
+
+
+def _refused(session: WebSession | None) -> Response:
+    return render("message.html", {
+        "session": session, "heading": "Form refused",
+        "message": "The form's security token is missing or stale, so nothing was done. "
+                   "Reload the page and submit it again.",
+        "back_href": HOME if session else SIGN_IN,
+        "back_label": "Back to artifacts" if session else "Back to sign-in"}, status_code=403)
+
+
+def _sign_in_page(request: Request, next_url: str, error: str | None = None,
+                  status_code: int = 200) -> Response:
+    token = request.cookies.get(SIGN_IN_CSRF_COOKIE) or new_token()
+    response = render("sign_in.html", {"session": None, "csrf_token": token,
+                                       "next": next_url, "error": error},
+                      status_code=status_code)
+    response.set_cookie(SIGN_IN_CSRF_COOKIE, token, max_age=SIGN_IN_CSRF_SECONDS,
+                        path=COOKIE_PATH, httponly=True, samesite="strict",
+                        secure=_secure(request))
+    return response
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/ui", include_in_schema=False)
+
+    @r.get("")
+    @r.get("/")
+    def home() -> Response:
+        return _redirect(HOME)
+
+    @r.get("/sign-in")
+    def sign_in_form(request: Request, next: str = "") -> Response:
+        if _session(request) is not None:
+            return _redirect(_safe_next(next))
+        return _sign_in_page(request, _safe_next(next))
+
+    @r.post("/sign-in")
+    def sign_in(request: Request,
+                api_key: Annotated[str, Form()] = "",
+                csrf_token: Annotated[str, Form()] = "",
+                next: Annotated[str, Form()] = "",
+                ) -> Response:
+        if not same_token(request.cookies.get(SIGN_IN_CSRF_COOKIE), csrf_token) \
+                or not _same_origin(request):
+            return _refused(None)
+        try:
+            token, session = _sessions(request).sign_in(api_key)
+        except SignerError as exc:
+            return _sign_in_page(request, _safe_next(next), exc.explain(), exc.status)
+        response = _redirect(_safe_next(next))
+        response.set_cookie(SESSION_COOKIE, token,
+                            max_age=int(SESSION_LIFETIME.total_seconds()),
+                            expires=session.expires_at, path=COOKIE_PATH, httponly=True,
+                            samesite="lax", secure=_secure(request))
+        response.delete_cookie(SIGN_IN_CSRF_COOKIE, path=COOKIE_PATH)
+        return response
+
+    @r.post("/sign-out")
+    def sign_out(request: Request,
+                 csrf_token: Annotated[str, Form()] = "") -> Response:
+        session = _session(request)
+        if session is None:
+            return _redirect(SIGN_IN)
+        if not same_token(session.csrf_token, csrf_token) or not _same_origin(request):
+            return _refused(session)
+        _sessions(request).sign_out(request.cookies.get(SESSION_COOKIE))
+        response = _redirect(SIGN_IN)
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True,
+                               samesite="lax", secure=_secure(request))
+        return response
+
+    @r.get("/artifacts")
+    def artifact_list(request: Request, q: str = "", status: str = "", repo: str = "",
+                      sort: str = "updated", order: str = "desc", after: str = "",
+                      before: str = "") -> Response:
+        session = _session(request)
+        if session is None:
+            return _to_sign_in(request)
+        return _artifact_list(request, session, q=q[:MAX_NAME_LENGTH], status=status,
+                              repo=repo[:MAX_FILTER_LENGTH], sort=sort, order=order,
+                              after=after, before=before)
+
+    @r.get("/artifacts/{artifact_id}")
+    def artifact_details(request: Request, artifact_id: str) -> Response:
+        session = _session(request)
+        if session is None:
+            return _to_sign_in(request)
+        engine = _runtime(request).store.engine
+        row = queries.get_artifact(engine, session.namespace, artifact_id[:64])
+        if row is None:
+            return _not_found(session, "artifact")
+        rows = queries.artifact_signatures(engine, session.namespace, row.id)
+        summaries = [views.signature_summary(s) for s in rows]
+        return render("artifact.html", {
+            "session": session, "active": "artifacts", "artifact": row,
+            "meta": views.ArtifactName.parse(row.name),
+            "status": views.status(row.signature_count, row.revoked_count),
+            "groups": views.provenance_groups(views.latest_provenance(rows),
+                                              ("build", "source")),
+            "newest": summaries[0] if summaries else None, "signatures": summaries,
+            "truncated": len(rows) < row.signature_count})
+
+    @r.get("/signatures/{signature_id}")
+    def signature_details(request: Request, signature_id: str) -> Response:
+        session = _session(request)
+        if session is None:
+            return _to_sign_in(request)
+        row = queries.get_signature(_runtime(request).store.engine, session.namespace,
+                                    signature_id[:64])
+        if row is None:
+            return _not_found(session, "signature")
+        return render("signature.html", {"session": session, "active": "artifacts",
+                                         "sig": views.signature_details(row)})
+
+    @r.get("/signatures/{signature_id}/bundle")
+    def signature_bundle(request: Request, signature_id: str) -> Response:
+        session = _session(request)
+        if session is None:
+            return _to_sign_in(request)
+        row = queries.get_signature(_runtime(request).store.engine, session.namespace,
+                                    signature_id[:64])
+        if row is None:
+            return _not_found(session, "signature")
+        filename = ArtifactRef(row.name, row.digest).safe_filename
+        return Response(row.bundle + "\n", media_type="application/json", headers={
+            **SECURITY_HEADERS,
+            "Content-Disposition": f'attachment; filename="{filename}"'})
+
+    return r
+
+
+def _artifact_list(request: Request, session: WebSession, *, q: str, status: str,
+                   repo: str, sort: str, order: str, after: str, before: str) -> Response:
+    engine = _runtime(request).store.engine
+    choices = queries.source_repositories(engine, session.namespace)
+    repo = repo.strip()
+    query = queries.ListQuery(
+        name_prefix=q.strip(),
+        status=status if status in queries.STATUSES else None,
+        repositories=queries.resolve_repository(engine, session.namespace, repo, choices)
+        if repo else None,
+        sort="created" if sort == "created" else "updated",
+        descending=order != "asc",
+        after=queries.Cursor.decode(after),
+        before=queries.Cursor.decode(before),
+    )
+    page = queries.list_artifacts(engine, session.namespace, query)
+    filters = {"q": query.name_prefix, "status": query.status or "", "repo": repo,
+               "sort": query.sort, "order": "desc" if query.descending else "asc"}
+
+    def href(**cursor: str) -> str:
+        params = {k: v for k, v in filters.items() if v and (k, v) not in (
+            ("sort", "updated"), ("order", "desc"))}
+        return "/ui/artifacts?" + urlencode({**params, **cursor})
+
+    known = set(choices)
+    options = [{"value": c, "label": _short_repository(c), "selected": c in (
+        query.repositories or ())} for c in choices]
+    if repo and "://" in repo and repo.rstrip("/") not in known:
+        options.append({"value": repo, "label": _short_repository(repo), "selected": True})
+    rows = [_list_row(r) for r in page.rows]
+    return render("artifacts.html", {
+        "session": session, "active": "artifacts", "rows": rows, "filters": filters,
+        "statuses": queries.STATUSES, "repositories": options,
+        "filtered": bool(query.name_prefix or query.status or repo),
+        "newer_href": href(before=page.newer.encode()) if page.newer else None,
+        "older_href": href(after=page.older.encode()) if page.older else None,
+    })
+
+
+def _short_repository(uri: str) -> str:
+    """``https://github.com/acme/app`` → ``acme/app`` (the form the CLI flags take)."""
+    path = urlsplit(uri).path.strip("/")
+    return path or uri
+
+
+def _list_row(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "digest": row.digest,
+            "short_digest": views.short_digest(row.digest), "created_at": row.created_at,
+            "updated_at": row.updated_at, "signature_count": row.signature_count,
+            "status": views.status(row.signature_count, row.revoked_count)}
