@@ -21,11 +21,18 @@ from sigstore_models.bundle.v1 import (
 from sigstore_models.common.v1 import (
     HashAlgorithm,
     HashOutput,
+    LogId,
     MessageSignature,
     RFC3161SignedTimestamp,
     X509Certificate,
 )
-from sigstore_models.rekor.v1 import TransparencyLogEntry
+from sigstore_models.rekor.v1 import (
+    Checkpoint,
+    InclusionPromise,
+    InclusionProof,
+    KindVersion,
+    TransparencyLogEntry,
+)
 
 from signer.errors import UsageError
 
@@ -52,6 +59,30 @@ class SignedArtifact:
 def b64(data: bytes) -> bytes:
     """sigstore-models decodes base64 on construction, so raw bytes go in encoded."""
     return base64.b64encode(data)
+
+
+def tlog_entry(
+    *, kind: str, version: str, log_id: bytes, index: int, integrated_time: int, body: bytes,
+    promise: bytes | None, root_hash: bytes, tree_size: int, proof: list[bytes],
+    checkpoint: str,
+) -> TransparencyLogEntry:
+    """A Rekor v1 entry as a bundle carries it: body, promise, proof, checkpoint."""
+    return TransparencyLogEntry(
+        log_index=str(index),  # type: ignore[arg-type]  # protobuf uint64 travels as text
+        log_id=LogId(key_id=b64(log_id)),
+        kind_version=KindVersion(kind=kind, version=version),
+        integrated_time=str(integrated_time),  # type: ignore[arg-type]
+        inclusion_promise=InclusionPromise(signed_entry_timestamp=b64(promise))
+        if promise else None,
+        inclusion_proof=InclusionProof(
+            log_index=str(index),  # type: ignore[arg-type]
+            root_hash=b64(root_hash),
+            tree_size=str(tree_size),  # type: ignore[arg-type]
+            hashes=[b64(h) for h in proof],
+            checkpoint=Checkpoint(envelope=checkpoint),
+        ),
+        canonicalized_body=b64(body),
+    )
 
 
 def build(

@@ -379,11 +379,13 @@ def server_init(data_dir: Path, database_url: str | None) -> None:
 @server.command("migrate")
 @server_options
 def server_migrate(data_dir: Path, database_url: str | None) -> None:
-    """Upgrade the database schema in place."""
-    from signer.service import database
+    """Upgrade the database schema in place (and add what a newer release needs)."""
+    from signer.service import bootstrap, database
+    from signer.service.config import Settings
 
     engine = database.create_engine(database.database_url(database_url, data_dir))
-    click.echo(f"schema at {database.migrate(engine)}")
+    head = bootstrap.migrate(Settings(data_dir=data_dir, database_url=database_url), engine)
+    click.echo(f"schema at {head}")
 
 
 @server.command("start")

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import pydantic
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sigstore_models.common.v1 import (
     DistinguishedName,
+    HashAlgorithm,
+    LogId,
+    PublicKey,
+    PublicKeyDetails,
     TimeRange,
     X509Certificate,
     X509CertificateChain,
@@ -71,6 +76,28 @@ def _authority_model(authority: Authority, common_name: str) -> CertificateAutho
         valid_for=TimeRange(start=authority.start, end=authority.end)
         if authority.end else TimeRange(start=authority.start),
     )
+
+
+def log_instance(log: _Log, start: datetime) -> TransparencyLogInstance:
+    """A log as the trust root lists it: URL, key (DER SPKI), log id, validity."""
+    der = log.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return TransparencyLogInstance(
+        base_url=log.base_url,
+        hash_algorithm=HashAlgorithm.SHA2_256,
+        public_key=PublicKey(raw_bytes=b64(der),
+                             key_details=PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
+                             valid_for=TimeRange(start=start)),
+        log_id=LogId(key_id=b64(log.log_id)),
+    )
+
+
+class _Log(Protocol):
+    @property
+    def key(self) -> ec.EllipticCurvePrivateKey: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def log_id(self) -> bytes: ...
 
 
 def _authority(model: CertificateAuthority) -> Authority:

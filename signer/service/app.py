@@ -142,7 +142,8 @@ def _signing_routes() -> APIRouter:
         revoked = rt.service.revoke(principal, body.namespace, body.name,
                                     body.source_repository_ref, body.reason)
         return models.RevocationResponse(id=revoked.id, revoked_count=revoked.count,
-                                         revoked_at=revoked.revoked_at)
+                                         revoked_at=revoked.revoked_at,
+                                         log_index=revoked.log_index)
 
     @router.get("/trust-root", response_class=Response,
                 responses={200: {"content": {TRUST_ROOT_MEDIA_TYPE: {}},

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from signer.errors import Conflict
 from signer.service import ca, database, keys
 from signer.service.config import Settings, passphrase
+from signer.service.log import TransparencyLog
 from signer.service.store import Store
 
 
@@ -29,7 +32,32 @@ def initialize(settings: Settings) -> str:
 
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))
-    database.migrate(engine)
+    migrate(settings, engine)
     _, token = Store(engine).create_api_key(None, "admin", ["admin"], "signer server init")
     engine.dispose()
     return token
+
+
+def migrate(settings: Settings, engine: sa.Engine) -> str:
+    """Upgrade the schema, and create what a newer release adds (the log keys and trees)."""
+    head = database.migrate(engine)
+    layout, secret = settings.layout, passphrase()
+    for name in LOG_NAMES:
+        if not layout.key(name).exists():
+            keys.write_key(layout.key(name), keys.generate_key(), secret)
+    for log in transparency_logs(settings, engine):
+        log.create()
+    return head
+
+
+LOG_NAMES = ("tlog", "ctlog")
+
+
+def transparency_logs(settings: Settings, engine: sa.Engine) -> tuple[TransparencyLog, ...]:
+    """The signature log (Rekor API at the service's URL) and the CT log (under /ct)."""
+    secret = passphrase()
+    tlog_key = keys.read_key(settings.layout.key("tlog"), secret)
+    ctlog_key = keys.read_key(settings.layout.key("ctlog"), secret)
+    return (TransparencyLog("tlog", engine, tlog_key, settings.url, signs_entries=True),
+            TransparencyLog("ctlog", engine, ctlog_key, settings.url + "/ct",
+                            signs_entries=False))

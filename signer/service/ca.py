@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.errors import UsageError
+from signer.transparency.sct import SCT_LIST_OID, sct_list_extension_value
 
 CERT_VALIDITY = timedelta(minutes=5)
 # Operators may shorten or lengthen the leaf lifetime, never beyond this.
@@ -29,8 +30,8 @@ ORGANIZATION = "signer"
 # A CSR is a few hundred bytes; anything far larger is not one of ours.
 MAX_CSR_BYTES = 8 * 1024
 
-# Hook for the CT log (issue 8): given the precertificate, return extensions to embed.
-PrecertHook = Callable[[x509.Certificate, x509.Certificate], Sequence[x509.ExtensionType]]
+# The CT log's part of issuance: given the precertificate, return its SCT (RFC 6962).
+SCTSource = Callable[[x509.Certificate], bytes]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -204,7 +205,14 @@ class CertificateAuthority:
         identity: str,
         extensions: Sequence[x509.UnrecognizedExtension],
         now: datetime | None = None,
+        sct_source: SCTSource | None = None,
     ) -> x509.Certificate:
+        """Issue a leaf; with a CT log, first a precertificate, then the leaf with its SCT.
+
+        The precertificate and the leaf come from one builder (same serial, validity and
+        extensions in the same order); the poison and the SCT list go last, so the leaf's
+        TBS without its SCT list is exactly the precertificate's TBS without the poison.
+        """
         now = (now or datetime.now(UTC)).replace(microsecond=0)
         key = csr.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
@@ -219,4 +227,10 @@ class CertificateAuthority:
         )
         for ext in extensions:
             builder = builder.add_extension(ext, critical=False)
-        return builder.sign(self.key, hashes.SHA256())
+        if sct_source is None:
+            return builder.sign(self.key, hashes.SHA256())
+        precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(
+            self.key, hashes.SHA256())
+        sct_list = x509.UnrecognizedExtension(SCT_LIST_OID,
+                                              sct_list_extension_value([sct_source(precert)]))
+        return builder.add_extension(sct_list, critical=False).sign(self.key, hashes.SHA256())

@@ -51,6 +51,7 @@ class RevocationInfo(Model):
     reason: str
     revoked_by: str
     revoked_at: datetime
+    log_index: int | None = Field(description="The revocation's entry in the transparency log")
 
 
 class SignatureView(Model):
@@ -64,6 +65,7 @@ class SignatureView(Model):
     signed_at: datetime
     created_at: datetime
     revoked: bool
+    log_index: int | None
     revocation: RevocationInfo | None
     bundle: dict[str, Any]
 
@@ -98,6 +100,7 @@ class RevocationResponse(Model):
     id: str
     revoked_count: int
     revoked_at: datetime
+    log_index: int
 
 
 class NamespaceRequest(Model):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from signer.errors import UsageError
 from signer.service import database, keys
 from signer.service.auth import Authenticator
+from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
 from signer.service.config import Settings, passphrase
 from signer.service.signing import SigningService
 from signer.service.store import Store
 from signer.service.tsa import TimestampAuthority
-from signer.trust import Authority, TrustMaterial
+from signer.trust import Authority, TrustMaterial, log_instance
 
 
 @dataclass
@@ -48,7 +50,15 @@ def load(settings: Settings) -> Runtime:
     if current != head:
         raise UsageError(f"The database schema is at {current}, this release needs {head}.",
                          "Run 'signer server migrate' first.")
+    if not all(layout.key(name).exists() for name in LOG_NAMES):
+        raise UsageError("The transparency log keys are missing.",
+                         "Run 'signer server migrate' first.")
+    tlog, ctlog = transparency_logs(settings, engine)
+    start = root.not_valid_before_utc
+    trust = dataclasses.replace(trust, tlogs=(log_instance(tlog, start),),
+                                ctlogs=(log_instance(ctlog, start),))
     store = Store(engine)
     auth = Authenticator(store, settings.audience, settings.insecure_issuers,
                          settings.service_issuer)
-    return Runtime(settings, store, auth, SigningService(store, auth, ca, tsa, trust), trust)
+    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog)
+    return Runtime(settings, store, auth, service, trust)

@@ -80,6 +80,7 @@ revocations = sa.Table(
     sa.Column("revoked_by", sa.String(1024), nullable=False),
     sa.Column("revoked_at", UTCDateTime, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("log_index", sa.BigInteger, nullable=True),
     sa.Index("ix_revocations_namespace_name", "namespace", "name"),
 )
 
@@ -124,6 +125,7 @@ signatures = sa.Table(
     sa.Index("ix_signatures_digest", "namespace", "digest"),
     sa.Index("ix_signatures_artifact", "artifact_id", "created_at"),
     sa.Index("ix_signatures_created", "namespace", "created_at", "id"),
+    sa.Index("ix_signatures_log_index", "log_index"),
 )
 
 # Sign-ins to the web page (signer.service.web). The cookie holds a random token; only its
@@ -137,4 +139,48 @@ web_sessions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index("ix_web_sessions_expires", "expires_at"),
+)
+
+# -- transparency: RFC 6962 trees (the signature log "tlog" and the certificate log "ctlog") --
+log_trees = sa.Table(
+    "log_trees", metadata,
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("tree_id", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("checkpoint", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Hashes of perfect subtrees: (level, idx) covers leaves [idx·2^level, (idx+1)·2^level).
+log_nodes = sa.Table(
+    "log_nodes", metadata,
+    sa.Column("tree", sa.String(16), primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+
+log_entries = sa.Table(
+    "log_entries", metadata,
+    sa.Column("tree", sa.String(16), primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("namespace", sa.String(64), nullable=True),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("integrated_time", sa.BigInteger, nullable=False),
+    sa.Column("signed_entry_timestamp", sa.LargeBinary, nullable=True),
+    sa.Column("extra", sa.LargeBinary, nullable=True),
+    sa.Index("ix_log_entries_leaf", "tree", "leaf_hash"),
+)
+
+log_checkpoints = sa.Table(
+    "log_checkpoints", metadata,
+    sa.Column("tree", sa.String(16), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("envelope", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import rfc8785
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -28,8 +31,10 @@ from signer.errors import NotFound, PermissionDenied, UsageError
 from signer.provenance import BY_KEY, Provenance
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
+from signer.service.log import LogItem, Sequenced, TransparencyLog
 from signer.service.store import NewSignature, Store
 from signer.service.tsa import TimestampAuthority
+from signer.transparency import rekor, sct
 from signer.trust import TrustMaterial
 from signer.verification.policy import PolicyError, certificate_identity
 
@@ -58,17 +63,36 @@ class Revoked:
     id: str
     count: int
     revoked_at: datetime
+    log_index: int
+
+
+REVOCATION_KIND = "signer-revocation"
+REVOCATION_VERSION = "0.0.1"
+
+
+def revocation_body(namespace: str, name: str, ref: str, reason: str, who: str,
+                    at: datetime) -> bytes:
+    """A revocation's log entry (RFC 8785 JSON): hiding it would need a fork of the log."""
+    return rfc8785.dumps({
+        "apiVersion": REVOCATION_VERSION, "kind": REVOCATION_KIND,
+        "spec": {"namespace": namespace, "name": name, "sourceRepositoryRef": ref,
+                 "reason": reason, "revokedBy": who,
+                 "revokedAt": at.isoformat().replace("+00:00", "Z")},
+    })
 
 
 class SigningService:
     def __init__(self, store: Store, auth: Authenticator, ca: CertificateAuthority,
-                 tsa: TimestampAuthority, trust: TrustMaterial) -> None:
+                 tsa: TimestampAuthority, trust: TrustMaterial, tlog: TransparencyLog,
+                 ctlog: TransparencyLog) -> None:
         self.store = store
         self.auth = auth
         self.ca = ca
         self.tsa = tsa
         self.trust = trust
-        self._ca_der = ca.certificate.public_bytes(Encoding.DER)
+        self.tlog = tlog
+        self.ctlog = ctlog
+        self._issuer_key_hash = sct.issuer_key_hash(ca.certificate)
 
     # -- certificates -------------------------------------------------------------------------
     def issue_certificate(self, principal: Principal, namespace: str, csr_pem: str,
@@ -92,10 +116,29 @@ class SigningService:
                     f"issuer '{principal.issuer}'.", "Remove --certificate-oidc-issuer.")
             provenance = Provenance.declared(declared, principal.issuer, namespace)
             claims = None
-        cert = self.ca.issue(csr, principal.identity, provenance.extensions(claims))
-        self.store.record_certificate(
-            format(cert.serial_number, "x"), namespace, principal.identity, principal.issuer,
-            cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
+        precerts: list[tuple[int, bytes, bytes]] = []
+
+        def sct_source(precert: x509.Certificate) -> bytes:
+            # The CT log promises (signs) first; the precertificate enters its tree below,
+            # in the same transaction that records the certificate.
+            timestamp_ms = int(time.time() * 1000)
+            tbs = sct.precertificate_tbs(precert)
+            precerts.append((timestamp_ms, tbs, precert.public_bytes(Encoding.DER)))
+            return sct.sign_precert_sct(self.ctlog.key, timestamp_ms, self._issuer_key_hash, tbs)
+
+        cert = self.ca.issue(csr, principal.identity, provenance.extensions(claims),
+                             sct_source=sct_source)
+        timestamp_ms, tbs, precert_der = precerts[0]
+
+        def record(tx: Any, _entry: Sequenced) -> None:
+            self.store.record_certificate(
+                tx, format(cert.serial_number, "x"), namespace, principal.identity,
+                principal.issuer, cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
+
+        self.ctlog.append(LogItem(
+            kind="precert", version="rfc6962",
+            body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, tbs),
+            extra=precert_der, namespace=namespace, write=record))
         return Issued([cert, *self.ca.chain], principal.identity, provenance)
 
     # -- signatures ---------------------------------------------------------------------------
@@ -118,21 +161,41 @@ class SigningService:
             ) from exc
         sig_hash = hashlib.sha256(signature).hexdigest()
         # Idempotent: a retried upload gets the stored entry, and no second timestamp.
-        existing = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
-        if existing is not None:
-            return existing, False
+        stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
+        if stored is not None:
+            return stored, False
         # Only a timestamped signature is ever stored: a TSA failure raises before commit.
         timestamp = self.tsa.timestamp(signature)
-        artifact = bundles.build(cert, ref.digest_bytes, signature, timestamp)
         provenance = Provenance.from_certificate(cert)
-        return self.store.put_signature(NewSignature(
+        new = NewSignature(
             namespace=namespace, name=ref.name, digest=ref.digest, signature_sha256=sig_hash,
             identity=principal.identity, issuer=provenance.issuer or principal.issuer,
             source_repository=provenance.source_repository,
             source_repository_ref=provenance.source_repository_ref,
             provenance=provenance.as_dict(), certificate_serial=format(cert.serial_number, "x"),
-            signed_at=datetime.now(UTC), bundle=artifact.to_json(),
-        ))
+            signed_at=datetime.now(UTC), bundle="",
+        )
+        body = rekor.hashedrekord_body(ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
+
+        def write(tx: Any, entry: Sequenced) -> tuple[Any, bool]:
+            tlog_entry = bundles.tlog_entry(
+                kind=rekor.HASHEDREKORD_KIND, version=rekor.HASHEDREKORD_VERSION,
+                log_id=self.tlog.log_id, index=entry.index,
+                integrated_time=entry.integrated_time, body=entry.body,
+                promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
+                tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
+            artifact = bundles.build(cert, ref.digest_bytes, signature, timestamp, [tlog_entry])
+            row = self.store.insert_signature(
+                tx, dataclasses.replace(new, bundle=artifact.to_json()), entry.index)
+            return row, True
+
+        def existing(tx: Any) -> tuple[Any, bool] | None:
+            row = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash, tx)
+            return None if row is None else (row, False)
+
+        return self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
+                                        version=rekor.HASHEDREKORD_VERSION, body=body,
+                                        namespace=namespace, write=write, existing=existing))
 
     def _check_certificate(self, pem: str, principal: Principal, namespace: str
                            ) -> x509.Certificate:
@@ -185,8 +248,16 @@ class SigningService:
                              "Pass the ref the bad build ran from, e.g. refs/tags/v1.2.3.")
         if len(reason) > MAX_REASON_LENGTH:
             raise UsageError(f"The reason is longer than {MAX_REASON_LENGTH} characters.")
-        rev_id, count, at = self.store.revoke(namespace, name, ref, reason, principal.identity)
-        return Revoked(rev_id, count, at)
+        at = datetime.now(UTC).replace(microsecond=0)
+        body = revocation_body(namespace, name, ref, reason, principal.identity, at)
+
+        def write(tx: Any, entry: Sequenced) -> Revoked:
+            rev_id, count = self.store.revoke(tx, namespace, name, ref, reason,
+                                              principal.identity, at, entry.index)
+            return Revoked(rev_id, count, at, entry.index)
+
+        return self.tlog.append(LogItem(kind=REVOCATION_KIND, version=REVOCATION_VERSION,
+                                        body=body, namespace=namespace, write=write))
 
 
 def _decode_signature(text: str) -> bytes:
@@ -215,7 +286,9 @@ def signature_view(row: Any) -> dict[str, Any]:
         "signed_at": row.signed_at,
         "created_at": row.created_at,
         "revoked": row.revocation_id is not None,
+        "log_index": row.log_index,
         "revocation": {"reason": row.reason, "revoked_by": row.revoked_by,
-                       "revoked_at": row.revoked_at} if row.revocation_id else None,
+                       "revoked_at": row.revoked_at, "log_index": row.revocation_log_index}
+        if row.revocation_id else None,
         "bundle": json.loads(row.bundle),
     }

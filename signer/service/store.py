@@ -25,8 +25,7 @@ from signer.service.schema import (
 )
 
 API_KEY_PREFIX = "sgk"
-# A write that lost a race on a unique row (a new artifact) is retried this often.
-WRITE_ATTEMPTS = 3
+
 
 
 def new_id() -> str:
@@ -221,53 +220,40 @@ class Store:
                            "List them with 'signer policy list'.")
 
     # -- certificates -------------------------------------------------------------------------
+    @staticmethod
     def record_certificate(
-        self, serial: str, namespace: str, identity: str, issuer: str, issued_at: datetime,
-        der: bytes,
+        tx: sa.Connection, serial: str, namespace: str, identity: str, issuer: str,
+        issued_at: datetime, der: bytes,
     ) -> None:
-        with self._write() as tx:
-            tx.execute(certificates.insert().values(
-                serial=serial, namespace=namespace, identity=identity, issuer=issuer,
-                issued_at=issued_at, der=der))
+        tx.execute(certificates.insert().values(
+            serial=serial, namespace=namespace, identity=identity, issuer=issuer,
+            issued_at=issued_at, der=der))
 
     # -- signatures ---------------------------------------------------------------------------
     def find_signature(
-        self, namespace: str, name: str, digest: str, signature_sha256: str
+        self, namespace: str, name: str, digest: str, signature_sha256: str,
+        tx: sa.Connection | None = None,
     ) -> Any | None:
-        with self._begin() as tx:
-            return tx.execute(sa.select(signatures).where(
-                signatures.c.namespace == namespace, signatures.c.name == name,
-                signatures.c.digest == digest,
-                signatures.c.signature_sha256 == signature_sha256,
-            )).first()
+        query = sa.select(signatures).where(
+            signatures.c.namespace == namespace, signatures.c.name == name,
+            signatures.c.digest == digest, signatures.c.signature_sha256 == signature_sha256)
+        if tx is not None:
+            return tx.execute(query).first()
+        with self._begin() as conn:
+            return conn.execute(query).first()
 
-    def put_signature(self, new: NewSignature) -> tuple[Any, bool]:
-        """Insert once; the same signature again returns the stored row (created=False).
-
-        Concurrent writers (threads, replicas) may race on the artifact row or on the very
-        same signature: the unique constraints decide, and the loser retries or reads.
-        """
-        for attempt in range(WRITE_ATTEMPTS):
-            created = now()
-            try:
-                with self._write() as tx:
-                    artifact_id = self._touch_artifact(tx, new, created)
-                    sig_id = new_id()
-                    tx.execute(signatures.insert().values(
-                        id=sig_id, artifact_id=artifact_id, created_at=created,
-                        **{k: getattr(new, k) for k in NewSignature.__dataclass_fields__
-                           if k in signatures.c},
-                    ))
-                    row = tx.execute(sa.select(signatures).where(signatures.c.id == sig_id)).one()
-                return row, True
-            except IntegrityError:
-                row = self.find_signature(new.namespace, new.name, new.digest,
-                                          new.signature_sha256)
-                if row is not None:
-                    return row, False
-                if attempt == WRITE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+    def insert_signature(self, tx: sa.Connection, new: NewSignature, log_index: int | None
+                         ) -> Any:
+        """Write a signature and its artifact's counters, inside the caller's transaction."""
+        created = now()
+        artifact_id = self._touch_artifact(tx, new, created)
+        sig_id = new_id()
+        tx.execute(signatures.insert().values(
+            id=sig_id, artifact_id=artifact_id, created_at=created, log_index=log_index,
+            **{k: getattr(new, k) for k in NewSignature.__dataclass_fields__
+               if k in signatures.c},
+        ))
+        return tx.execute(sa.select(signatures).where(signatures.c.id == sig_id)).one()
 
     @staticmethod
     def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
@@ -291,7 +277,8 @@ class Store:
     def signatures_for(self, namespace: str, name: str, digest: str | None = None) -> list[Any]:
         query = (
             sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
-                      revocations.c.revoked_at)
+                      revocations.c.revoked_at,
+                      revocations.c.log_index.label("revocation_log_index"))
             .select_from(signatures.outerjoin(
                 revocations, signatures.c.revocation_id == revocations.c.id))
             .where(signatures.c.namespace == namespace, signatures.c.name == name)
@@ -321,7 +308,8 @@ class Store:
     def get_signature(self, namespace: str, sig_id: str) -> Any:
         query = (
             sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
-                      revocations.c.revoked_at)
+                      revocations.c.revoked_at,
+                      revocations.c.log_index.label("revocation_log_index"))
             .select_from(signatures.outerjoin(
                 revocations, signatures.c.revocation_id == revocations.c.id))
             .where(signatures.c.namespace == namespace, signatures.c.id == sig_id)
@@ -334,22 +322,23 @@ class Store:
         return row
 
     # -- revocation ---------------------------------------------------------------------------
-    def revoke(self, namespace: str, name: str, ref: str, reason: str, who: str
-               ) -> tuple[str, int, datetime]:
+    @staticmethod
+    def revoke(tx: sa.Connection, namespace: str, name: str, ref: str, reason: str, who: str,
+               at: datetime, log_index: int | None) -> tuple[str, int]:
         """Mark every matching, not yet revoked signature; nothing is deleted."""
-        rev_id, at = new_id(), now()
-        with self._write() as tx:
-            match = (signatures.c.namespace == namespace, signatures.c.name == name,
-                     signatures.c.source_repository_ref == ref,
-                     signatures.c.revocation_id.is_(None))
-            affected = [r.artifact_id for r in tx.execute(
-                sa.select(signatures.c.artifact_id).where(*match))]
-            tx.execute(revocations.insert().values(
-                id=rev_id, namespace=namespace, name=name, source_repository_ref=ref,
-                reason=reason, revoked_by=who, revoked_at=at, count=len(affected)))
-            tx.execute(signatures.update().where(*match).values(revocation_id=rev_id))
-            for artifact_id in set(affected):
-                tx.execute(artifacts.update().where(artifacts.c.id == artifact_id).values(
-                    updated_at=at,
-                    revoked_count=artifacts.c.revoked_count + affected.count(artifact_id)))
-        return rev_id, len(affected), at
+        rev_id = new_id()
+        match = (signatures.c.namespace == namespace, signatures.c.name == name,
+                 signatures.c.source_repository_ref == ref,
+                 signatures.c.revocation_id.is_(None))
+        affected = [r.artifact_id for r in tx.execute(
+            sa.select(signatures.c.artifact_id).where(*match))]
+        tx.execute(revocations.insert().values(
+            id=rev_id, namespace=namespace, name=name, source_repository_ref=ref,
+            reason=reason, revoked_by=who, revoked_at=at, count=len(affected),
+            log_index=log_index))
+        tx.execute(signatures.update().where(*match).values(revocation_id=rev_id))
+        for artifact_id in set(affected):
+            tx.execute(artifacts.update().where(artifacts.c.id == artifact_id).values(
+                updated_at=at,
+                revoked_count=artifacts.c.revoked_count + affected.count(artifact_id)))
+        return rev_id, len(affected)

@@ -160,23 +160,21 @@ class TimestampAuthority:
         return None
 
     def _grant(self, imprint: Any, nonce: int | None, cert_req: bool) -> bytes:
-        tst_info = _frozen(
-            tsp.TSTInfo(
-                {
-                    "version": TST_INFO_VERSION,
-                    "policy": self._policy,
-                    "message_imprint": imprint,
-                    # Positive, and at most 16 DER content bytes (no sign-padding byte).
-                    "serial_number": secrets.randbits(SERIAL_NUMBER_BITS - 1) + 1,
-                    "gen_time": datetime.now(UTC).replace(microsecond=0),
-                    "accuracy": self._accuracy,
-                    "nonce": nonce,
-                    "tsa": self._tsa_name,
-                }
-            )
-        )
+        tst_info = tsp.TSTInfo(
+            {
+                "version": TST_INFO_VERSION,
+                "policy": self._policy,
+                "message_imprint": imprint,
+                # Positive, and at most 16 DER content bytes (no sign-padding byte).
+                "serial_number": secrets.randbits(SERIAL_NUMBER_BITS - 1) + 1,
+                "gen_time": datetime.now(UTC).replace(microsecond=0),
+                "accuracy": self._accuracy,
+                "nonce": nonce,
+                "tsa": self._tsa_name,
+            }
+        ).dump()
         message_digest = cms.CMSAttribute(
-            {"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]}
+            {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
         )
         signed_attrs = _frozen(
             cms.CMSAttributes(
@@ -196,10 +194,11 @@ class TimestampAuthority:
                 "signature": signature,
             }
         )
-        # Given the TSTInfo object, asn1crypto wraps its DER in the OCTET STRING as is; given
-        # the bytes, it would parse them back into a TSTInfo.
         encapsulated = cms.EncapsulatedContentInfo(
-            {"content_type": self._tst_info_type, "content": tst_info}
+            {
+                "content_type": self._tst_info_type,
+                "content": core.ParsableOctetString(tst_info, explicit=0),
+            }
         )
         signed_data = cms.SignedData(
             {

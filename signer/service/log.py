@@ -1,0 +1,274 @@
+"""The service's transparency logs: append-only RFC 6962 trees in the database.
+
+Two trees use this code: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and
+every revocation) and ``ctlog`` (every precertificate, RFC 6962). One sequencer at a time
+appends to a tree: the tree's row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's write
+transactions are exclusive), so indices stay dense and unique across replicas, and every
+checkpoint extends the previous one. Appends are batched (group commit): one transaction,
+one checkpoint signature and one fsync for all requests that arrived meanwhile, and each
+request's own rows are written in that same transaction.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.exc import IntegrityError
+
+from signer.errors import NotFound, Unavailable, UsageError
+from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
+from signer.transparency import merkle
+from signer.transparency.checkpoint import Checkpoint, sign_checkpoint
+from signer.transparency.rekor import signed_entry_timestamp
+from signer.transparency.sct import log_id
+
+T = TypeVar("T")
+# Requests that arrive while a batch commits join the next one, up to this many.
+MAX_BATCH = 256
+# A request waits at most this long for its batch; past it the caller gets a 503.
+SEQUENCE_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    """A committed log entry, with the proof of its inclusion in the checkpoint it created."""
+
+    index: int
+    integrated_time: int
+    body: bytes
+    tree_size: int
+    root_hash: bytes
+    proof: list[bytes]
+    checkpoint: str
+    signed_entry_timestamp: bytes | None
+
+
+@dataclass
+class LogItem(Generic[T]):
+    """Something to log, and the caller's own rows to write in the same transaction."""
+
+    kind: str
+    version: str
+    body: bytes
+    write: Callable[[sa.Connection, Sequenced], T]
+    namespace: str | None = None
+    extra: bytes | None = None
+    # Returns an existing result when this item was logged before (idempotent retries).
+    existing: Callable[[sa.Connection], T | None] | None = None
+
+
+class _Nodes:
+    """A merkle.NodeReader over the tree's stored nodes, plus nodes not yet committed."""
+
+    def __init__(self, tx: sa.Connection, tree: str) -> None:
+        self.tx, self.tree = tx, tree
+        self.cache: dict[merkle.NodeKey, bytes] = {}
+
+    def get_nodes(self, keys: Sequence[merkle.NodeKey]) -> Mapping[merkle.NodeKey, bytes]:
+        missing = [k for k in keys if k not in self.cache]
+        if missing:
+            rows = self.tx.execute(
+                sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(
+                    log_nodes.c.tree == self.tree,
+                    sa.tuple_(log_nodes.c.level, log_nodes.c.idx).in_(missing)))
+            for level, idx, digest in rows:
+                self.cache[(level, idx)] = bytes(digest)
+        return {k: self.cache[k] for k in keys if k in self.cache}
+
+
+class TransparencyLog:
+    def __init__(self, name: str, engine: sa.Engine, key: ec.EllipticCurvePrivateKey,
+                 base_url: str, signs_entries: bool) -> None:
+        self.name = name
+        self.engine = engine
+        self._writer = engine.execution_options(write=True)
+        self.key = key
+        self.log_id = log_id(key.public_key())
+        self.base_url = base_url.rstrip("/")
+        # Sigstore clients find the log by its host; Rekor signs checkpoints as the host.
+        self.signer_name = urlsplit(self.base_url).netloc
+        self.signs_entries = signs_entries
+        self._queue: queue.Queue[tuple[LogItem[Any], Future[Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # -- creation -----------------------------------------------------------------------------
+    def create(self) -> None:
+        """The empty tree and its first checkpoint (size 0), once."""
+        tree_id = secrets.randbits(62)
+        empty = merkle.EMPTY_ROOT
+        envelope = self._sign(tree_id, 0, empty)
+        with self._writer.begin() as tx:
+            if tx.execute(sa.select(log_trees.c.name).where(log_trees.c.name == self.name)
+                          ).first():
+                return
+            now = datetime.now(UTC)
+            tx.execute(log_trees.insert().values(name=self.name, tree_id=tree_id, size=0,
+                                                 root_hash=empty, checkpoint=envelope,
+                                                 updated_at=now))
+            tx.execute(log_checkpoints.insert().values(tree=self.name, size=0, root_hash=empty,
+                                                       envelope=envelope, created_at=now))
+
+    def origin(self, tree_id: int) -> str:
+        return f"{self.signer_name} - {tree_id}"
+
+    def _sign(self, tree_id: int, size: int, root: bytes) -> str:
+        return sign_checkpoint(Checkpoint(self.origin(tree_id), size, root), self.signer_name,
+                               self.key)
+
+    # -- appending ----------------------------------------------------------------------------
+    def append(self, item: LogItem[T]) -> T:
+        """Log one item and write its rows; returns once both are committed."""
+        self._ensure_sequencer()
+        future: Future[T] = Future()
+        self._queue.put((item, future))
+        try:
+            return future.result(timeout=SEQUENCE_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise Unavailable("The transparency log is too busy to take the entry now; "
+                              "nothing was stored.", "Retry in a few seconds.") from exc
+
+    def _ensure_sequencer(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._sequence_forever,
+                                                name=f"{self.name}-sequencer", daemon=True)
+                self._thread.start()
+
+    def _sequence_forever(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[LogItem[Any], Future[Any]]]) -> None:
+        try:
+            results = self._append_batch([item for item, _ in batch])
+        except IntegrityError:
+            if len(batch) > 1:
+                # Another replica raced one of these (the same upload twice): retry each on
+                # its own, so that one's duplicate does not fail the others.
+                for single in batch:
+                    self._commit([single])
+                return
+            batch[0][1].set_exception(Unavailable(
+                "A concurrent write conflicted with this one; nothing was stored.",
+                "Retry the request."))
+            return
+        except Exception as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+    def _append_batch(self, items: Sequence[LogItem[Any]]) -> list[Any]:
+        with self._writer.begin() as tx:
+            results: list[Any] = [None] * len(items)
+            fresh = []
+            for i, item in enumerate(items):
+                found = item.existing(tx) if item.existing else None
+                if found is not None:
+                    results[i] = found
+                else:
+                    fresh.append(i)
+            if not fresh:
+                return results
+            tree = tx.execute(sa.select(log_trees).where(log_trees.c.name == self.name)
+                              .with_for_update()).one()
+            size = int(tree.size)
+            nodes = _Nodes(tx, self.name)
+            leaves = [merkle.leaf_hash(items[i].body) for i in fresh]
+            new_nodes = merkle.append_nodes(size, leaves, nodes)
+            for level, idx, digest in new_nodes:
+                nodes.cache[(level, idx)] = digest
+            tx.execute(log_nodes.insert(), [
+                {"tree": self.name, "level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes])
+            new_size = size + len(fresh)
+            root = merkle.root_hash(new_size, nodes)
+            envelope = self._sign(int(tree.tree_id), new_size, root)
+            now = datetime.now(UTC)
+            tx.execute(log_trees.update().where(log_trees.c.name == self.name).values(
+                size=new_size, root_hash=root, checkpoint=envelope, updated_at=now))
+            tx.execute(log_checkpoints.insert().values(
+                tree=self.name, size=new_size, root_hash=root, envelope=envelope, created_at=now))
+            integrated = int(time.time())
+            for offset, i in enumerate(fresh):
+                item, index = items[i], size + offset
+                promise = signed_entry_timestamp(self.key, item.body, integrated, self.log_id,
+                                                 index) if self.signs_entries else None
+                tx.execute(log_entries.insert().values(
+                    tree=self.name, idx=index, kind=item.kind, version=item.version,
+                    namespace=item.namespace, body=item.body, leaf_hash=leaves[offset],
+                    integrated_time=integrated, signed_entry_timestamp=promise,
+                    extra=item.extra))
+                entry = Sequenced(index, integrated, item.body, new_size, root,
+                                  merkle.inclusion_proof(index, new_size, nodes), envelope,
+                                  promise)
+                results[i] = item.write(tx, entry)
+            return results
+
+    # -- reading ------------------------------------------------------------------------------
+    def head(self) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(log_trees).where(log_trees.c.name == self.name)).one()
+
+    def entry(self, index: int) -> Any:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(log_entries).where(
+                log_entries.c.tree == self.name, log_entries.c.idx == index)).first()
+        if row is None:
+            raise NotFound(f"The {self.name} has no entry {index}.",
+                           "Indices run from 0 to the tree size minus one (GET /api/v1/log).")
+        return row
+
+    def entries_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(log_entries).where(
+                log_entries.c.tree == self.name, log_entries.c.leaf_hash.in_(leaf_hashes))
+                .order_by(log_entries.c.idx)))
+
+    def entries_range(self, start: int, end: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(log_entries).where(
+                log_entries.c.tree == self.name, log_entries.c.idx >= start,
+                log_entries.c.idx <= end).order_by(log_entries.c.idx)))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_sizes(index + 1, size)
+        with self.engine.connect() as conn:
+            return merkle.inclusion_proof(index, size, _Nodes(conn, self.name))
+
+    def consistency_proof(self, first: int, last: int) -> list[bytes]:
+        self._check_sizes(first, last)
+        with self.engine.connect() as conn:
+            return merkle.consistency_proof(first, last, _Nodes(conn, self.name))
+
+    def checkpoint_at(self, size: int) -> Any:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(log_checkpoints).where(
+                log_checkpoints.c.tree == self.name, log_checkpoints.c.size == size)).first()
+        if row is None:
+            raise NotFound(f"No {self.name} checkpoint at size {size}.")
+        return row
+
+    def _check_sizes(self, first: int, last: int) -> None:
+        size = int(self.head().size)
+        if not 0 <= first <= last <= size:
+            raise UsageError(f"Sizes {first}..{last} are outside the tree (size {size}).",
+                             "Pass 0 <= firstSize <= lastSize <= the current tree size.")
