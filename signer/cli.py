@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from signer import operations
+from signer import monitor, operations
 from signer.artifact import ArtifactRef, parse_ref, ref_for_file
 from signer.client import DEFAULT_API, Client
 from signer.errors import SignerError, UsageError
@@ -214,12 +214,43 @@ def trust_root() -> None:
 
 @trust_root.command("export")
 @option("api", default=DEFAULT_API, show_default=True)
-@option("out", type=click.Path(dir_okay=False, path_type=Path), default=Path("trusted_root.json"),
-        show_default=True)
-def export_trust_root(api: str, out: Path) -> None:
-    """Write the service's trusted_root.json."""
-    out.write_bytes(Client(api).trust_root())
+@option("out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="[default: trusted_root.json, or trust_config.json with --client-config]")
+@click.option("--client-config", is_flag=True,
+              help="Write Sigstore's ClientTrustConfig (for 'sigstore --trust-config').")
+def export_trust_root(api: str, out: Path | None, client_config: bool) -> None:
+    """Write the service's trusted_root.json (or the client trust config around it)."""
+    client = Client(api)
+    if client_config:
+        out = out or Path("trust_config.json")
+        out.write_bytes(client.trust_config())
+    else:
+        out = out or Path("trusted_root.json")
+        out.write_bytes(client.trust_root())
     click.echo(str(out))
+
+
+@cli.group("log")
+def log_group() -> None:
+    """The transparency log of signatures and revocations."""
+
+
+@log_group.command("verify")
+@option("api", default=DEFAULT_API, show_default=True)
+@option("trust-root", type=click.Path(dir_okay=False, path_type=Path),
+        help="Pinned trusted_root.json (else fetched from --api, with a note).")
+@option("checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("signer-checkpoint.txt"), show_default=True,
+        help="The last checkpoint this monitor saw; updated when the new one is proven.")
+@option("output", type=click.Choice(["text", "json"]), default="text")
+def log_verify(api: str, trust_root: Path | None, checkpoint: Path, output: str) -> None:
+    """Monitor the log: the latest checkpoint is signed by the pinned key and extends the
+    saved one (consistency proof). Exits 1 on a fork or a bad signature."""
+    client = Client(api)
+    result = monitor.check(client, operations.load_trust(client, trust_root), checkpoint)
+    _print(output, result.explain(), result.as_dict())
+    if not result.ok:
+        sys.exit(1)
 
 
 # -- admin ------------------------------------------------------------------------------------
@@ -386,6 +417,19 @@ def server_migrate(data_dir: Path, database_url: str | None) -> None:
     engine = database.create_engine(database.database_url(database_url, data_dir))
     head = bootstrap.migrate(Settings(data_dir=data_dir, database_url=database_url), engine)
     click.echo(f"schema at {head}")
+
+
+@server.command("rotate-admin-key")
+@server_options
+def server_rotate_admin_key(data_dir: Path, database_url: str | None) -> None:
+    """Create a new server admin key and revoke the old one(s); prints the new key once."""
+    from signer.service.admin_keys import rotate
+    from signer.service.config import Settings
+
+    token, revoked = rotate(Settings(data_dir=data_dir, database_url=database_url))
+    click.echo(f"revoked {len(revoked)} admin key(s): {', '.join(revoked) or '-'}", err=True)
+    click.echo("new admin API key (shown once, store it as a secret):", err=True)
+    click.echo(token)
 
 
 @server.command("start")

@@ -89,6 +89,17 @@ class Client:
     def trust_root(self) -> bytes:
         return bytes(self.request("GET", "/v1/trust-root", authenticated=False, raw=True))
 
+    def trust_config(self) -> bytes:
+        return bytes(self.request("GET", "/v1/trust-config", authenticated=False, raw=True))
+
+    def log_info(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/api/v1/log", authenticated=False))
+
+    def log_consistency(self, first: int, last: int) -> list[str]:
+        body = self.request("GET", "/api/v1/log/proof", authenticated=False,
+                            params={"firstSize": first, "lastSize": last})
+        return list(body["hashes"])
+
 
 def _detail(response: requests.Response) -> str:
     try:

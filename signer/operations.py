@@ -115,7 +115,7 @@ def verify(
         if view.get("revocation"):
             r = view["revocation"]
             revocation = Revocation(r["reason"], r["revoked_by"],
-                                    datetime.fromisoformat(r["revoked_at"]))
+                                    datetime.fromisoformat(r["revoked_at"]), r.get("log_index"))
         entries.append((view["id"], bundle.parse(_dumps(view["bundle"]), view["id"]),
                         revocation))
     return verify_entries(verifier, entries, ref.digest_bytes, policy, revocation_checked=True)

@@ -196,17 +196,20 @@ class Provenance:
 
     # -- certificate extensions -----------------------------------------------------------
     def extensions(self, claims: Claims | None = None) -> list[x509.UnrecognizedExtension]:
-        """Non-critical extensions for a leaf, DER UTF8String values; legacy ones from claims."""
+        """Non-critical extensions for a leaf, DER UTF8String values; legacy ones from claims.
+
+        The legacy issuer (1.1) is always written: sigstore-python's identity policy reads it.
+        """
         exts = [
             x509.UnrecognizedExtension(ObjectIdentifier(f.oid), _der_utf8(v))
             for f, v in self.items()
         ]
-        if claims is not None:
-            for oid, claim in LEGACY_OIDS.items():
-                if (value := _text(claims.get(claim))) is not None:
-                    exts.append(
-                        x509.UnrecognizedExtension(ObjectIdentifier(oid), value.encode())
-                    )
+        legacy = dict(claims or {})
+        if self.issuer is not None:
+            legacy["iss"] = self.issuer
+        for oid, claim in LEGACY_OIDS.items():
+            if (value := _text(legacy.get(claim))) is not None:
+                exts.append(x509.UnrecognizedExtension(ObjectIdentifier(oid), value.encode()))
         return exts
 
     @classmethod

@@ -23,6 +23,11 @@ from sigstore_models.common.v1 import (
 )
 from sigstore_models.trustroot.v1 import (
     CertificateAuthority,
+    ClientTrustConfig,
+    Service,
+    ServiceConfiguration,
+    ServiceSelector,
+    SigningConfig,
     TransparencyLogInstance,
     TrustedRoot,
 )
@@ -76,6 +81,28 @@ def _authority_model(authority: Authority, common_name: str) -> CertificateAutho
         valid_for=TimeRange(start=authority.start, end=authority.end)
         if authority.end else TimeRange(start=authority.start),
     )
+
+
+CLIENT_CONFIG_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+SIGNING_CONFIG_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+
+
+def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
+    """Sigstore's ClientTrustConfig: this trust root, and the service as CA, OIDC, log, TSA."""
+    def service(path: str = "") -> Service:
+        return Service(url=url + path, major_api_version=1, valid_for=TimeRange(start=start),
+                       operator="signer")
+
+    any_one = ServiceConfiguration(selector=ServiceSelector.ANY)
+    return ClientTrustConfig(
+        media_type=CLIENT_CONFIG_MEDIA_TYPE,
+        trusted_root=trust.to_model(),
+        signing_config=SigningConfig(
+            media_type=SIGNING_CONFIG_MEDIA_TYPE, ca_urls=[service()],
+            oidc_urls=[service("/auth")], rekor_tlog_urls=[service()],
+            rekor_tlog_config=any_one, tsa_urls=[service("/api/v1/timestamp")],
+            tsa_config=any_one),
+    ).to_json()
 
 
 def log_instance(log: _Log, start: datetime) -> TransparencyLogInstance:

@@ -10,9 +10,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from signer import trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, TooLarge, UsageError
-from signer.service import models, problems, web
+from signer.service import limits, log_api, models, problems, web
 from signer.service.auth import Principal, check_issuer_url, parse_permissions
 from signer.service.runtime import Runtime
 from signer.service.signing import check_namespace, signature_view
@@ -21,7 +22,7 @@ from signer.service.tsa import TimestampRequestError
 
 # Every request body the API takes is a few KB; a megabyte is far past any honest one.
 MAX_BODY_BYTES = 1024 * 1024
-TRUST_ROOT_MEDIA_TYPE = "application/json"
+TRUST_ROOT_MEDIA_TYPE = trust.MEDIA_TYPE
 
 REQUESTS = Counter("signer_http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("signer_http_request_seconds", "HTTP request latency", ["route"])
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                   description="Keyless signing: certificates, timestamps, signatures.")
     app.state.runtime = runtime
     problems.install(app)
+    limits.install(app, MAX_BODY_BYTES)
 
     @app.middleware("http")
     async def limits_and_metrics(request: Request,
@@ -59,6 +61,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(_signing_routes())
     app.include_router(_admin_routes())
     app.include_router(_operations_routes())
+    app.include_router(log_api.router(RuntimeDep, PrincipalDep))
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app
@@ -74,7 +77,9 @@ RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 def _principal(request: Request, authorization: Annotated[str | None, Header()] = None
                ) -> Principal:
-    return _runtime(request).auth.authenticate(authorization)
+    principal = _runtime(request).auth.authenticate(authorization)
+    limits.check(request, principal)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
@@ -144,6 +149,14 @@ def _signing_routes() -> APIRouter:
         return models.RevocationResponse(id=revoked.id, revoked_count=revoked.count,
                                          revoked_at=revoked.revoked_at,
                                          log_index=revoked.log_index)
+
+    @router.get("/trust-config", response_class=Response,
+                responses={200: {"content": {trust.CLIENT_CONFIG_MEDIA_TYPE: {}},
+                                 "description": "Sigstore ClientTrustConfig"}})
+    def trust_config(rt: RuntimeDep) -> Response:
+        body = trust.client_trust_config(rt.trust, rt.settings.url,
+                                         rt.trust.cas[0].start)
+        return Response(body, media_type=trust.CLIENT_CONFIG_MEDIA_TYPE)
 
     @router.get("/trust-root", response_class=Response,
                 responses={200: {"content": {TRUST_ROOT_MEDIA_TYPE: {}},

@@ -98,6 +98,11 @@ artifacts = sa.Table(
     sa.UniqueConstraint("namespace", "name", "digest", name="uq_artifacts_ref"),
     sa.Index("ix_artifacts_created", "namespace", "created_at", "id"),
     sa.Index("ix_artifacts_updated", "namespace", "updated_at", "id"),
+    # The web page's source-repository filter and its list of repositories (migration 0002).
+    sa.Index("ix_artifacts_source_created", "namespace", "source_repository", "created_at",
+             "id"),
+    sa.Index("ix_artifacts_source_updated", "namespace", "source_repository", "updated_at",
+             "id"),
 )
 
 signatures = sa.Table(

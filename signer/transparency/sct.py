@@ -149,6 +149,26 @@ def sign_precert_sct(
     )
 
 
+_TREE_HASH = 1  # SignatureType tree_hash
+
+
+def sign_tree_head(
+    log_key: ec.EllipticCurvePrivateKey, timestamp_ms: int, tree_size: int, root_hash: bytes
+) -> bytes:
+    """RFC 6962 §3.5: the TLS ``digitally-signed`` TreeHeadSignature of a get-sth answer."""
+    _check_p256(log_key)
+    signed = (bytes([_V1, _TREE_HASH]) + timestamp_ms.to_bytes(8, "big")
+              + tree_size.to_bytes(8, "big") + root_hash)
+    signature = log_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    return bytes([_HASH_SHA256, _SIGNATURE_ECDSA]) + _opaque(signature, 2)
+
+
+def precert_chain_entry(precert_der: bytes, chain_der: Sequence[bytes]) -> bytes:
+    """RFC 6962 §4.6 ``extra_data`` of a precertificate entry: the precert and its chain."""
+    chain = b"".join(_opaque(c, 3) for c in chain_der)
+    return _opaque(precert_der, 3) + _opaque(chain, 3)
+
+
 def _der(tag: int, contents: bytes) -> bytes:
     """A definite-length DER element (single-byte tag)."""
     if len(contents) < 0x80:

@@ -32,15 +32,18 @@ from signer.errors import UsageError, VerificationFailed
 from signer.provenance import Provenance
 from signer.trust import Authority, TrustMaterial
 from signer.verification.policy import Policy, PolicyError, certificate_identity
+from signer.verification.transparency import LogCheckError, check_entry, check_sct, log_keys
 
 STEPS = {
     1: "artifact digest",
     2: "timestamp",
     3: "certificate chain",
     4: "certificate profile",
-    5: "signature",
-    6: "identity and provenance",
-    7: "revocation",
+    5: "certificate transparency (SCT)",
+    6: "transparency log entry",
+    7: "signature",
+    8: "identity and provenance",
+    9: "revocation",
 }
 
 
@@ -64,6 +67,7 @@ class VerifiedSignature:
     identity: str
     provenance: Provenance
     signed_at: datetime
+    log_index: int
 
 
 def _ee_policy() -> tuple[ExtensionPolicy, ExtensionPolicy]:
@@ -83,6 +87,11 @@ class Verifier:
                              "authority.", "Export a complete trust root from the service.")
         self.trust = trust
         self._ca_policy, self._ee_policy = _ee_policy()
+        self._tlogs = log_keys(trust.tlogs)
+        self._ctlogs = log_keys(trust.ctlogs)
+        if not self._tlogs or not self._ctlogs:
+            raise UsageError("The trust root names no transparency log or no CT log.",
+                             "Export a complete trust root with 'signer trust-root export'.")
 
     def verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy
                ) -> VerifiedSignature:
@@ -94,7 +103,7 @@ class Verifier:
         # (2) A trusted TSA timestamped this very signature: that is the signing time.
         signed_at = self._verify_timestamp(artifact)
         # (3) The leaf chains to a pinned root, and was valid at the signing time.
-        self._verify_chain(cert, signed_at)
+        issuer = self._verify_chain(cert, signed_at)
         # (4) The leaf is a signing certificate of our profile.
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         try:
@@ -104,23 +113,34 @@ class Verifier:
         if not ku.digital_signature or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
             raise StepFailed(4, "the certificate is not for code signing "
                                 "(needs digitalSignature and EKU codeSigning)")
-        # (5) The signature over the digest verifies with the leaf's key.
+        # (5) A trusted CT log promised to publish this certificate (its embedded SCT).
+        try:
+            check_sct(cert, issuer, self._ctlogs)
+        except LogCheckError as exc:
+            raise StepFailed(5, str(exc)) from exc
+        # (6) The signature is in the transparency log: body, proof, checkpoint, promise.
+        try:
+            log_index = check_entry(artifact.tlog_entries, self._tlogs, cert, digest,
+                                    artifact.signature)
+        except LogCheckError as exc:
+            raise StepFailed(6, str(exc)) from exc
+        # (7) The signature over the digest verifies with the leaf's key.
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise StepFailed(5, "the certificate's key is not an ECDSA key")
+            raise StepFailed(7, "the certificate's key is not an ECDSA key")
         try:
             key.verify(artifact.signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
         except InvalidSignature as exc:
-            raise StepFailed(5, "the signature does not verify with the certificate's key "
+            raise StepFailed(7, "the signature does not verify with the certificate's key "
                                 "over this digest") from exc
-        # (6) Who signed, from which build: issuer, identity, every provenance flag.
+        # (8) Who signed, from which build: issuer, identity, every provenance flag.
         try:
             identity = certificate_identity(cert)
             provenance = Provenance.from_certificate(cert)
             policy.verify(identity, provenance)
         except (PolicyError, UsageError) as exc:
-            raise StepFailed(6, str(exc)) from exc
-        return VerifiedSignature(identity, provenance, signed_at)
+            raise StepFailed(8, str(exc)) from exc
+        return VerifiedSignature(identity, provenance, signed_at, log_index)
 
     def _verify_timestamp(self, artifact: SignedArtifact) -> datetime:
         if not artifact.timestamps:
@@ -138,7 +158,8 @@ class Verifier:
         raise StepFailed(2, "no trusted timestamp authority signed a timestamp over this "
                             "signature")
 
-    def _verify_chain(self, cert: x509.Certificate, at: datetime) -> None:
+    def _verify_chain(self, cert: x509.Certificate, at: datetime) -> x509.Certificate:
+        """Returns the leaf's issuer on the verified path."""
         failures = []
         for ca in self.trust.cas:
             verifier = (
@@ -147,8 +168,7 @@ class Verifier:
                 .build_client_verifier()
             )
             try:
-                verifier.verify(cert, list(ca.chain[:-1]))
-                return
+                return verifier.verify(cert, list(ca.chain[:-1])).chain[1]
             except VerificationError as exc:
                 failures.append(str(exc))
         raise StepFailed(3, "the certificate does not chain to a trusted root at the signing "
@@ -210,12 +230,14 @@ def verify_entries(
             results.append(EntryResult(entry_id, error=exc.detail))
             continue
         if revocation is not None:
-            # (7) A verified signature that a maintainer revoked does not count.
+            # (9) A verified signature that a maintainer revoked does not count.
             when = revocation.revoked_at.isoformat()
             results.append(EntryResult(
                 entry_id, verified, revocation=revocation,
-                error=f"step 7 (revocation) failed: revoked by {revocation.revoked_by} at "
-                      f"{when}: {revocation.reason}"))
+                error=f"step 9 (revocation) failed: revoked by {revocation.revoked_by} at "
+                      f"{when}: {revocation.reason}" + (
+                          f" (transparency log entry {revocation.log_index})"
+                          if revocation.log_index is not None else "")))
             continue
         results.append(EntryResult(entry_id, verified))
     return Report(tuple(results), revocation_checked)

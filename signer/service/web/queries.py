@@ -21,6 +21,8 @@ from signer.service.schema import artifacts, revocations, signatures
 PAGE_SIZE = 50
 # The source-repository filter lists at most this many repositories; more can be typed.
 MAX_REPOSITORY_CHOICES = 200
+# A name prefix matching at least this many artifacts is searched along the date index.
+BROAD_PREFIX_ROWS = 2000
 # An artifact with more signatures than this shows the newest ones and says so.
 MAX_SIGNATURES_SHOWN = 200
 
@@ -81,8 +83,28 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def name_prefix_conditions(engine: sa.Engine, namespace: str, prefix: str
+                           ) -> list[sa.ColumnElement[bool]]:
+    """Names that start with ``prefix``, case-sensitively, planned for the prefix at hand.
+
+    A narrow prefix is an index range on (namespace, name, digest) and a small sort. A broad
+    one (``ghcr.io/``) is cheaper the other way round: walk the date index in page order and
+    keep the names that match, so the range is left out and the planner cannot pick it.
+    """
+    name = artifacts.c.name
+    exact = sa.func.substr(name, 1, len(prefix)) == prefix
+    low, high = _prefix_range(prefix)
+    in_range = [name >= low, name < high]
+    probe = (sa.select(sa.func.count()).select_from(
+        sa.select(artifacts.c.id).where(artifacts.c.namespace == namespace, *in_range)
+        .limit(BROAD_PREFIX_ROWS).subquery()))
+    with engine.connect() as conn:
+        matching = conn.execute(probe).scalar_one()
+    return [exact] if matching >= BROAD_PREFIX_ROWS else [*in_range, exact]
 
 
 def status_condition(status: Status) -> sa.ColumnElement[bool]:
@@ -100,10 +122,7 @@ def list_artifacts(engine: sa.Engine, namespace: str, query: ListQuery) -> Page:
     key = artifacts.c.updated_at if query.sort == "updated" else artifacts.c.created_at
     conditions: list[sa.ColumnElement[bool]] = [artifacts.c.namespace == namespace]
     if query.name_prefix:
-        low, high = _prefix_range(query.name_prefix)
-        # The range lets the (namespace, name, digest) index serve; LIKE keeps it exact.
-        conditions += [artifacts.c.name >= low, artifacts.c.name < high,
-                       artifacts.c.name.like(_like_prefix(query.name_prefix), escape="\\")]
+        conditions += name_prefix_conditions(engine, namespace, query.name_prefix)
     if query.status is not None:
         conditions.append(status_condition(query.status))
     if query.repositories is not None:
@@ -160,18 +179,26 @@ def source_repositories(engine: sa.Engine, namespace: str,
         return [str(r) for r in conn.scalars(query)]
 
 
-def resolve_repository(engine: sa.Engine, namespace: str, wanted: str,
-                       choices: list[str] | None = None) -> tuple[str, ...]:
+def resolve_repository(engine: sa.Engine, namespace: str, wanted: str) -> tuple[str, ...]:
     """The stored repository URIs a filter means: a full URL, or a short ``org/repo``.
 
-    Short forms compare by normalising (signer.provenance.matches), never as a substring.
+    Short forms compare by normalising (signer.provenance.matches), never as a substring:
+    the LIKE only narrows the candidates (on the covering source-repository index).
     """
     wanted = wanted.strip()
     if "://" in wanted:
         return (wanted.rstrip("/"),)
+    short = wanted.strip("/")
+    if not short:
+        return ()
+    candidates = (sa.select(artifacts.c.source_repository).distinct()
+                  .where(artifacts.c.namespace == namespace,
+                         artifacts.c.source_repository.like(
+                             "%/" + _like_escape(short) + "%", escape="\\")))
+    with engine.connect() as conn:
+        found = [str(r) for r in conn.scalars(candidates) if r is not None]
     field = BY_KEY["source_repository"]
-    candidates = choices if choices is not None else source_repositories(engine, namespace)
-    return tuple(r for r in candidates if matches(field, r, wanted))
+    return tuple(sorted(r for r in found if matches(field, r, wanted)))
 
 
 def get_artifact(engine: sa.Engine, namespace: str, artifact_id: str) -> Any | None:

@@ -223,7 +223,7 @@ def _artifact_list(request: Request, session: WebSession, *, q: str, status: str
     query = queries.ListQuery(
         name_prefix=q.strip(),
         status=status if status in queries.STATUSES else None,
-        repositories=queries.resolve_repository(engine, session.namespace, repo, choices)
+        repositories=queries.resolve_repository(engine, session.namespace, repo)
         if repo else None,
         sort="created" if sort == "created" else "updated",
         descending=order != "asc",

@@ -31,8 +31,18 @@ def upgrade() -> None:
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_web_sessions_expires', ['expires_at'], unique=False)
 
+    with op.batch_alter_table('artifacts', schema=None) as batch_op:
+        batch_op.create_index('ix_artifacts_source_created',
+                              ['namespace', 'source_repository', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_artifacts_source_updated',
+                              ['namespace', 'source_repository', 'updated_at', 'id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('artifacts', schema=None) as batch_op:
+        batch_op.drop_index('ix_artifacts_source_updated')
+        batch_op.drop_index('ix_artifacts_source_created')
+
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_web_sessions_expires')
 

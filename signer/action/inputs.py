@@ -1,0 +1,66 @@
+"""The inputs and outputs of the three actions, as their action.yml files declare them.
+
+tests/action/test_metadata.py reads each action.yml and fails when it and this module disagree
+(names, ``required``, defaults, outputs).
+"""
+
+from __future__ import annotations
+
+from signer.action.runner import Input
+from signer.oidc import DEFAULT_AUDIENCE
+from signer.provenance import FLAG_FIELDS
+
+DIGEST_EXAMPLE = "ghcr.io/acme/app@${{ steps.push.outputs.digest }}"
+
+
+def input_name(flag: str) -> str:
+    """A CLI flag's action input: ``source-repository-ref`` → ``source_repository_ref``."""
+    return flag.replace("-", "_")
+
+
+# Provenance inputs, one per provenance flag of the CLI, keyed by input name → field key.
+PROVENANCE: dict[str, str] = {input_name(f.flag or ""): f.key for f in FLAG_FIELDS}
+ISSUER_INPUT = "certificate_oidc_issuer"
+
+_CONNECTION = (
+    Input("api_url", required=True, example="https://signer.example.com"),
+    Input("namespace", required=True, example="acme"),
+    Input("enable_github_action_token", default="true", boolean=True),
+    Input("api_key", secret=True, example="${{ secrets.SIGNER_API_KEY }}"),
+    Input("audience", default=DEFAULT_AUDIENCE),
+)
+
+SIGN: tuple[Input, ...] = (
+    Input("artifact_name", required=True, example=DIGEST_EXAMPLE),
+    *_CONNECTION,
+    *(Input(name) for name in PROVENANCE),
+    Input("bundle_path"),
+    Input("github_token", secret=True, example="${{ github.token }}"),
+)
+
+VERIFY: tuple[Input, ...] = (
+    Input("artifact_name", required=True, example=DIGEST_EXAMPLE),
+    # Offline verification (bundle_path + trust_root) needs no service: checked in the command.
+    Input("api_url", example="https://signer.example.com"),
+    *_CONNECTION[1:],
+    *(Input(name, required=name == ISSUER_INPUT,
+            example="https://token.actions.githubusercontent.com") for name in PROVENANCE),
+    Input("certificate_identity"),
+    Input("certificate_identity_regexp"),
+    Input("trust_root"),
+    Input("bundle_path"),
+)
+
+REVOKE: tuple[Input, ...] = (
+    Input("artifact_name", required=True, example="ghcr.io/acme/app"),
+    *_CONNECTION,
+    Input("source_repository_ref", required=True, example="refs/tags/v1.2.3"),
+    Input("reason"),
+)
+
+INPUTS: dict[str, tuple[Input, ...]] = {"sign": SIGN, "verify": VERIFY, "revoke": REVOKE}
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "sign": ("signature_id", "certificate", "bundle_path"),
+    "verify": ("verified",),
+    "revoke": ("revoked_count",),
+}

@@ -1,0 +1,156 @@
+"""The job summaries, as Markdown: pure functions of what a command did."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from signer.errors import SignerError
+from signer.operations import Signed
+from signer.provenance import FIELDS
+from signer.verification import EntryResult, Report
+from signer.verification.verifier import STEPS
+
+# A summary that lists hundreds of entries helps nobody; the rest are counted.
+MAX_ENTRIES_SHOWN = 20
+_STEP_FAILED = re.compile(r"step (\d+) \(")
+PASS, FAIL, SKIPPED = "✅ pass", "❌ fail", "— not reached"
+REVOCATION_STEP = "revocation"
+
+
+def cell(value: object) -> str:
+    """A value inside a table cell: one line, pipes escaped, as code."""
+    text = " ".join(str(value).split()).replace("|", "\\|").replace("`", "'")
+    return f"`{text}`" if text else "—"
+
+
+def table(header: tuple[str, str], rows: Iterable[tuple[str, str]]) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def provenance_table(provenance: Mapping[str, str]) -> str:
+    rows = [(f.label, cell(provenance[f.key])) for f in FIELDS if provenance.get(f.key)]
+    return table(("Provenance", "Value"), rows)
+
+
+def signed(result: Signed, namespace: str, workflow_path: str | None = None) -> str:
+    source = result.provenance.get("provenance_source", "")
+    origin = ("proved by the job's OIDC token" if source == "token"
+              else "declared by the API key's holder, not proved by a token")
+    rows = [
+        ("Artifact", cell(result.ref)),
+        ("Identity", cell(result.identity)),
+        ("Issuer", cell(result.issuer)),
+        ("Timestamp (RFC 3161)", cell(result.signed_at)),
+        ("Signature id", cell(result.id)),
+        ("Namespace", cell(namespace)),
+        ("Bundle", cell(result.bundle_path)),
+    ]
+    if workflow_path:
+        rows.append(("Workflow file (GitHub API)", cell(workflow_path)))
+    return "\n\n".join([
+        f"## ✅ Signed {cell(result.ref)}",
+        table(("", ""), rows),
+        f"### Provenance\n\nRecorded in the certificate, {origin}.",
+        provenance_table(result.provenance),
+    ])
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a verify step was asked to check, for the summary's header."""
+
+    issuer: str
+    identity: str
+    identity_regexp: str
+    provenance: Mapping[str, str]
+    trust_root: str
+    offline: bool
+
+
+def failed_step(result: EntryResult) -> int | None:
+    """The number of the step an entry failed at (the verifier's message starts with it)."""
+    match = _STEP_FAILED.match(result.error or "")
+    return int(match.group(1)) if match and int(match.group(1)) in STEPS else None
+
+
+def failed_step_name(result: EntryResult) -> str:
+    number = failed_step(result)
+    return STEPS[number] if number is not None else ""
+
+
+def step_rows(result: EntryResult, revocation_checked: bool) -> list[tuple[str, str]]:
+    """Pass / fail / not reached for each numbered step of the verifier, for one entry."""
+    failed = None if result.ok else failed_step(result)
+    if not result.ok and failed is None:
+        return [("error", f"{FAIL}: {cell(result.error)}")]
+    rows = []
+    for number, name in STEPS.items():
+        label = f"{number}. {name}"
+        if name == REVOCATION_STEP and not revocation_checked:
+            rows.append((label, "— not checked (offline)"))
+        elif failed is None or number < failed:
+            rows.append((label, PASS))
+        elif number == failed:
+            reason = (result.error or "").split("failed: ", 1)[-1]
+            rows.append((label, f"{FAIL}: {cell(reason)}"))
+        else:
+            rows.append((label, SKIPPED))
+    return rows
+
+
+def verified(name: str, report: Report, expected: Expectation) -> str:
+    title = (f"## ✅ Verified {cell(name)}" if report.ok
+             else f"## ❌ Verification failed for {cell(name)}")
+    asked = [("OIDC issuer", cell(expected.issuer))]
+    if expected.identity:
+        asked.append(("Identity", cell(expected.identity)))
+    if expected.identity_regexp:
+        asked.append(("Identity (regexp)", cell(expected.identity_regexp)))
+    labels = {f.key: f.label for f in FIELDS}
+    asked += [(labels[k], cell(v)) for k, v in expected.provenance.items() if v]
+    asked.append(("Trust root", cell(expected.trust_root) if expected.trust_root
+                  else "fetched from the service (not pinned)"))
+    asked.append(("Revocation", "checked with the service" if report.revocation_checked
+                  else "not checked (offline bundle)"))
+    parts = [title, table(("Expected", ""), asked)]
+    if not report.results:
+        parts.append("No signature of this artifact was found.")
+    for result in report.results[:MAX_ENTRIES_SHOWN]:
+        head = f"### {'✅' if result.ok else '❌'} Entry {cell(result.entry_id)}"
+        if result.verified is not None:
+            head += (f"\n\nSigned by {cell(result.verified.identity)} at "
+                     f"{cell(result.verified.signed_at.isoformat())}")
+        parts.append(head)
+        parts.append(table(("Step", "Result"), step_rows(result, report.revocation_checked)))
+    if len(report.results) > MAX_ENTRIES_SHOWN:
+        parts.append(f"… and {len(report.results) - MAX_ENTRIES_SHOWN} more entries.")
+    return "\n\n".join(parts)
+
+
+def revoked(name: str, ref: str, reason: str, response: Mapping[str, object]) -> str:
+    count = response.get("revoked_count", 0)
+    rows = [
+        ("Artifact", cell(name)),
+        ("Source repository ref", cell(ref)),
+        ("Reason", cell(reason)),
+        ("Revoked signatures", cell(count)),
+        ("Revocation id", cell(response.get("id", ""))),
+        ("Revoked at", cell(response.get("revoked_at", ""))),
+    ]
+    icon = "✅" if count else "⚠️"
+    return "\n\n".join([f"## {icon} Revoked {count} signature(s)", table(("", ""), rows),
+                        "Nothing was deleted: verification of these signatures now fails at "
+                        "step 7 (revocation)."])
+
+
+def failure(command: str, error: SignerError, yaml_hint: str = "") -> str:
+    parts = [f"## ❌ signer {command} failed", f"**What happened:** {error.detail}"]
+    if error.fix:
+        parts.append(f"**What to do:** {error.fix}")
+    if yaml_hint:
+        parts.append(f"```yaml\n{yaml_hint.strip()}\n```")
+    return "\n\n".join(parts)
