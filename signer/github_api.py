@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import requests
-from github import Auth, BadCredentialsException, Github, GithubException, UnknownObjectException
+from github import Auth, Github, GithubException
 
 from signer.errors import AuthenticationError, NotFound, PermissionDenied, SignerError, Unavailable
 
@@ -50,23 +50,25 @@ def workflow_run(token: str, repository: str, run_id: int,
         run = github.get_repo(repository).get_workflow_run(run_id)
         return WorkflowRun(run.id, run.name, run.path, run.head_sha, run.head_branch,
                            run.event, run.run_attempt, run.html_url)
-    except BadCredentialsException as exc:
-        raise AuthenticationError(f"GitHub refused github_token reading the {where}.",
-                                  _NEEDS_ACTIONS_READ) from exc
-    except UnknownObjectException as exc:
-        raise NotFound(f"GitHub found no {where}; a token without 'actions: read' sees none.",
-                       _NEEDS_ACTIONS_READ) from exc
     except GithubException as exc:
-        if exc.status == 403:
-            raise PermissionDenied(f"GitHub denied reading the {where} (403).",
-                                   _NEEDS_ACTIONS_READ) from exc
-        if exc.status >= 500:
-            raise Unavailable(f"GitHub answered {exc.status} reading the {where}.",
-                              "Re-run the job.") from exc
-        raise SignerError(f"GitHub answered {exc.status} reading the {where}.",
-                          _NEEDS_ACTIONS_READ) from exc
+        raise _refusal(exc.status, where) from exc
     except requests.RequestException as exc:
         raise Unavailable(f"GitHub's API cannot be reached for the {where} "
                           f"({exc.__class__.__name__}).", "Re-run the job.") from exc
     finally:
         github.close()
+
+
+def _refusal(status: int, where: str) -> SignerError:
+    """GitHub's answer, by status (pygithub's subclasses depend on the message text)."""
+    if status == 401:
+        return AuthenticationError(f"GitHub refused github_token reading the {where}.",
+                                   _NEEDS_ACTIONS_READ)
+    if status == 403:
+        return PermissionDenied(f"GitHub denied reading the {where} (403).", _NEEDS_ACTIONS_READ)
+    if status == 404:
+        return NotFound(f"GitHub found no {where}; a token without 'actions: read' sees none.",
+                        _NEEDS_ACTIONS_READ)
+    if status >= 500:
+        return Unavailable(f"GitHub answered {status} reading the {where}.", "Re-run the job.")
+    return SignerError(f"GitHub answered {status} reading the {where}.", _NEEDS_ACTIONS_READ)

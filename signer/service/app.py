@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from signer import trust
@@ -15,6 +15,7 @@ from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, TooLarge, UsageError
 from signer.service import limits, log_api, models, problems, web
 from signer.service.auth import Principal, check_issuer_url, parse_permissions
+from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
 from signer.service.runtime import Runtime
 from signer.service.signing import check_namespace, signature_view
 from signer.service.store import ApiKey, Policy
@@ -61,28 +62,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(_signing_routes())
     app.include_router(_admin_routes())
     app.include_router(_operations_routes())
-    app.include_router(log_api.router(RuntimeDep, PrincipalDep))
+    app.include_router(log_api.router())
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(_runtime)]
-
-
-def _principal(request: Request, authorization: Annotated[str | None, Header()] = None
-               ) -> Principal:
-    principal = _runtime(request).auth.authenticate(authorization)
-    limits.check(request, principal)
-    return principal
-
-
-PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
 def _signing_routes() -> APIRouter:
@@ -279,12 +262,12 @@ def _operations_routes() -> APIRouter:
     @router.post("/v1/timestamp", response_class=Response, responses=timestamp_doc,
                  tags=["timestamp"])
     async def timestamp(request: Request) -> Response:
-        return stamp(await _timestamp_query(request), _runtime(request))
+        return stamp(await _timestamp_query(request), runtime(request))
 
     @router.post("/api/v1/timestamp", response_class=Response, responses=timestamp_doc,
                  tags=["timestamp"], include_in_schema=False)
     async def timestamp_sigstore_path(request: Request) -> Response:
-        return stamp(await _timestamp_query(request), _runtime(request))
+        return stamp(await _timestamp_query(request), runtime(request))
 
     @router.get("/healthz")
     def healthz() -> dict[str, str]:

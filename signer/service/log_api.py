@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from signer.errors import NotFound, PermissionDenied, UsageError
 from signer.service.auth import Principal
+from signer.service.dependencies import PrincipalDep, RuntimeDep
 from signer.service.log import TransparencyLog
 from signer.service.runtime import Runtime
 from signer.service.schema import signatures
@@ -37,7 +38,7 @@ class RetrieveRequest(BaseModel):
                              description="sha256:<hex> of the signed artifact")
 
 
-def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
+def router() -> APIRouter:
     api = APIRouter(tags=["transparency log"])
 
     def tlog(rt: Runtime) -> TransparencyLog:
@@ -69,13 +70,13 @@ def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
         }}
 
     @api.get("/api/v1/log")
-    def log_info(rt: runtime_dep) -> dict[str, Any]:
+    def log_info(rt: RuntimeDep) -> dict[str, Any]:
         head = tlog(rt).head()
         return {"rootHash": bytes(head.root_hash).hex(), "treeSize": int(head.size),
                 "signedTreeHead": head.checkpoint, "treeID": str(head.tree_id)}
 
     @api.get("/api/v1/log/proof")
-    def log_proof(rt: runtime_dep, last_size: Annotated[int, Query(alias="lastSize", ge=1)],
+    def log_proof(rt: RuntimeDep, last_size: Annotated[int, Query(alias="lastSize", ge=1)],
                   first_size: Annotated[int, Query(alias="firstSize", ge=1)] = 1
                   ) -> dict[str, Any]:
         log = tlog(rt)
@@ -84,13 +85,13 @@ def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
                 "rootHash": bytes(log.checkpoint_at(last_size).root_hash).hex()}
 
     @api.get("/api/v1/log/checkpoints/{size}")
-    def log_checkpoint(size: int, rt: runtime_dep) -> dict[str, Any]:
+    def log_checkpoint(size: int, rt: RuntimeDep) -> dict[str, Any]:
         row = tlog(rt).checkpoint_at(size)
         return {"treeSize": int(row.size), "rootHash": bytes(row.root_hash).hex(),
                 "signedTreeHead": row.envelope}
 
     @api.get("/api/v1/log/entries")
-    def log_entry(rt: runtime_dep, principal: principal_dep,
+    def log_entry(rt: RuntimeDep, principal: PrincipalDep,
                   log_index: Annotated[int, Query(alias="logIndex", ge=0)]) -> dict[str, Any]:
         row = tlog(rt).entry(log_index)
         if not readable(rt, principal, row):
@@ -98,7 +99,7 @@ def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
         return rekor_entry(rt, row)
 
     @api.post("/api/v1/log/entries/retrieve")
-    def log_retrieve(body: RetrieveRequest, rt: runtime_dep, principal: principal_dep
+    def log_retrieve(body: RetrieveRequest, rt: RuntimeDep, principal: PrincipalDep
                      ) -> list[dict[str, Any]]:
         log = tlog(rt)
         indexes = set(body.log_indexes)
@@ -126,7 +127,7 @@ def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
         return rt.service.ctlog
 
     @api.get("/ct/v1/get-sth", tags=["ct log"])
-    def get_sth(rt: runtime_dep) -> dict[str, Any]:
+    def get_sth(rt: RuntimeDep) -> dict[str, Any]:
         log = ctlog(rt)
         head = log.head()
         now_ms = int(time.time() * 1000)
@@ -136,13 +137,13 @@ def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
                 "tree_head_signature": base64.b64encode(signature).decode()}
 
     @api.get("/ct/v1/get-sth-consistency", tags=["ct log"])
-    def get_sth_consistency(rt: runtime_dep, first: Annotated[int, Query(ge=0)],
+    def get_sth_consistency(rt: RuntimeDep, first: Annotated[int, Query(ge=0)],
                             second: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
         hashes = ctlog(rt).consistency_proof(first, second) if first else []
         return {"consistency": [base64.b64encode(h).decode() for h in hashes]}
 
     @api.get("/ct/v1/get-proof-by-hash", tags=["ct log"])
-    def get_proof_by_hash(rt: runtime_dep, hash: Annotated[str, Query(max_length=64)],
+    def get_proof_by_hash(rt: RuntimeDep, hash: Annotated[str, Query(max_length=64)],
                           tree_size: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
         try:
             leaf = base64.b64decode(hash, validate=True)
@@ -157,7 +158,7 @@ def router(runtime_dep: Any, principal_dep: Any) -> APIRouter:
             base64.b64encode(h).decode() for h in log.inclusion_proof(index, tree_size)]}
 
     @api.get("/ct/v1/get-entries", tags=["ct log"])
-    def get_entries(rt: runtime_dep, principal: principal_dep,
+    def get_entries(rt: RuntimeDep, principal: PrincipalDep,
                     start: Annotated[int, Query(ge=0)], end: Annotated[int, Query(ge=0)]
                     ) -> dict[str, Any]:
         if not principal.is_server_admin:

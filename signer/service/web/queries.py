@@ -21,6 +21,8 @@ from signer.service.schema import artifacts, revocations, signatures
 PAGE_SIZE = 50
 # The source-repository filter lists at most this many repositories; more can be typed.
 MAX_REPOSITORY_CHOICES = 200
+# A short repository name is looked up among at most this many distinct repositories.
+MAX_REPOSITORIES_RESOLVED = 10_000
 # A name prefix matching at least this many artifacts is searched along the date index.
 BROAD_PREFIX_ROWS = 2000
 # An artifact with more signatures than this shows the newest ones and says so.
@@ -81,10 +83,6 @@ class Page:
 def _prefix_range(prefix: str) -> tuple[str, str]:
     """[prefix, upper): every string that starts with prefix, as an index range."""
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def name_prefix_conditions(engine: sa.Engine, namespace: str, prefix: str
@@ -182,23 +180,17 @@ def source_repositories(engine: sa.Engine, namespace: str,
 def resolve_repository(engine: sa.Engine, namespace: str, wanted: str) -> tuple[str, ...]:
     """The stored repository URIs a filter means: a full URL, or a short ``org/repo``.
 
-    Short forms compare by normalising (signer.provenance.matches), never as a substring:
-    the LIKE only narrows the candidates (on the covering source-repository index).
+    Short forms compare by normalising (signer.provenance.matches), never as a substring,
+    against the namespace's distinct repositories (one index seek each).
     """
     wanted = wanted.strip()
     if "://" in wanted:
         return (wanted.rstrip("/"),)
-    short = wanted.strip("/")
-    if not short:
+    if not wanted.strip("/"):
         return ()
-    candidates = (sa.select(artifacts.c.source_repository).distinct()
-                  .where(artifacts.c.namespace == namespace,
-                         artifacts.c.source_repository.like(
-                             "%/" + _like_escape(short) + "%", escape="\\")))
-    with engine.connect() as conn:
-        found = [str(r) for r in conn.scalars(candidates) if r is not None]
     field = BY_KEY["source_repository"]
-    return tuple(sorted(r for r in found if matches(field, r, wanted)))
+    known = source_repositories(engine, namespace, MAX_REPOSITORIES_RESOLVED)
+    return tuple(r for r in known if matches(field, r, wanted))
 
 
 def get_artifact(engine: sa.Engine, namespace: str, artifact_id: str) -> Any | None:
@@ -218,13 +210,17 @@ def _signature_select() -> sa.Select[Any]:
 
 def artifact_signatures(engine: sa.Engine, namespace: str, artifact_id: str,
                         limit: int = MAX_SIGNATURES_SHOWN) -> list[Any]:
+    """An artifact's signatures, newest first; call with an id read in ``namespace``.
+
+    Selected by artifact id alone, so the planner takes (artifact_id, created_at) rather than
+    walking the namespace's date index; rows of another namespace are dropped all the same.
+    """
     query = (_signature_select()
-             .where(signatures.c.namespace == namespace,
-                    signatures.c.artifact_id == artifact_id)
+             .where(signatures.c.artifact_id == artifact_id)
              .order_by(signatures.c.created_at.desc(), signatures.c.id.desc())
              .limit(limit))
     with engine.connect() as conn:
-        return list(conn.execute(query))
+        return [r for r in conn.execute(query) if r.namespace == namespace]
 
 
 def get_signature(engine: sa.Engine, namespace: str, signature_id: str) -> Any | None:
