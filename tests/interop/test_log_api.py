@@ -8,11 +8,15 @@ import hashlib
 import json
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from signer import bundle as bundles
 from signer.transparency import merkle
+from signer.transparency.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.interop.conftest import Signed
 from tests.service_process import Service, Tenant, database, init
@@ -100,14 +104,28 @@ def test_monitor_detects_a_fork(service: Service, signed: Signed, tmp_path: Path
     service.tenant()  # more entries: a new certificate would grow the CT log; sign one more:
     again = service.cli(*args)
     assert again.returncode == 0 and "log consistent" in again.stdout
-    # A saved checkpoint for the same size with another root is a fork.
-    saved = state.read_text()
-    body, _, sig = saved.partition("\n\n")
-    origin, size, root = body.split("\n")[:3]
-    forged_root = base64.b64encode(hashlib.sha256(b"fork").digest()).decode()
-    state.write_text(f"{origin}\n{size}\n{forged_root}\n\n{sig}")
+    # The log equivocates: a checkpoint for the same size with another root, signed by the
+    # log's own key (as a compromised or forking log would), is caught as a fork.
+    saved = verify_checkpoint(state.read_text(), urlsplit(service.url).netloc,
+                              _tlog_key(service).public_key())
+    forged = sign_checkpoint(Checkpoint(saved.origin, saved.size,
+                                        hashlib.sha256(b"fork").digest()),
+                             urlsplit(service.url).netloc, _tlog_key(service))
+    state.write_text(forged)
     forked = service.cli(*args)
-    assert forked.returncode == 1 and "does not verify" in forked.stdout + forked.stderr
+    assert forked.returncode == 1
+    assert "forked" in forked.stdout or "does not extend" in forked.stdout, forked.stdout
+    # A checkpoint signed by another key is refused as such.
+    state.write_text(sign_checkpoint(saved, urlsplit(service.url).netloc,
+                                     ec.generate_private_key(ec.SECP256R1())))
+    refused = service.cli(*args)
+    assert refused.returncode == 1 and "does not verify" in refused.stdout
+
+
+def _tlog_key(service: Service) -> ec.EllipticCurvePrivateKey:
+    key = load_pem_private_key((service.data_dir / "keys" / "tlog.key").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
 
 
 def test_two_replicas_one_log(issuer: FakeGitHubIssuer, tmp_path: Path) -> None:
