@@ -59,7 +59,7 @@ def test_api_key_sign_verify_revoke(service: Service, tenant: Tenant, workdir: P
 
     failed = service.cli(*verify, cwd=workdir, env=env)
     assert failed.returncode == 1
-    assert "step 7 (revocation)" in failed.stderr and "leaked" in failed.stderr
+    assert "step 9 (revocation)" in failed.stderr and "leaked" in failed.stderr
 
     listed = json.loads(service.cli("artifact", "list", "--output", "json", env=env).stdout)
     assert [r["revoked"] for r in listed] == [True]
