@@ -92,6 +92,13 @@ def _policy(row: Any) -> Policy:
                   row.created_at)
 
 
+# A signature with its revocation (who, when, why, and the revocation's log entry), if any.
+_WITH_REVOCATION = sa.select(
+    signatures, revocations.c.reason, revocations.c.revoked_by, revocations.c.revoked_at,
+    revocations.c.log_index.label("revocation_log_index"),
+).select_from(signatures.outerjoin(revocations, signatures.c.revocation_id == revocations.c.id))
+
+
 class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -276,11 +283,7 @@ class Store:
 
     def signatures_for(self, namespace: str, name: str, digest: str | None = None) -> list[Any]:
         query = (
-            sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
-                      revocations.c.revoked_at,
-                      revocations.c.log_index.label("revocation_log_index"))
-            .select_from(signatures.outerjoin(
-                revocations, signatures.c.revocation_id == revocations.c.id))
+            _WITH_REVOCATION
             .where(signatures.c.namespace == namespace, signatures.c.name == name)
             .order_by(signatures.c.created_at, signatures.c.id)
         )
@@ -307,11 +310,7 @@ class Store:
 
     def get_signature(self, namespace: str, sig_id: str) -> Any:
         query = (
-            sa.select(signatures, revocations.c.reason, revocations.c.revoked_by,
-                      revocations.c.revoked_at,
-                      revocations.c.log_index.label("revocation_log_index"))
-            .select_from(signatures.outerjoin(
-                revocations, signatures.c.revocation_id == revocations.c.id))
+            _WITH_REVOCATION
             .where(signatures.c.namespace == namespace, signatures.c.id == sig_id)
         )
         with self._begin() as tx:
