@@ -36,17 +36,19 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+_TIME = Markup('<time datetime="%s" title="%s">%s</time>')
+_TIME_SECONDS = Markup('<time datetime="%s" title="%s" data-seconds="1">%s</time>')
+
+
 def when(value: datetime | None, seconds: bool = False) -> Markup:
     """A <time> element: UTC text readable without JavaScript, ISO in datetime and title."""
     if value is None:
         return Markup('<span class="unset">—</span>')
     utc = value.astimezone(UTC)
     text = utc.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " UTC"
-    if seconds:
-        element = Markup('<time datetime="{0}" title="{0}" data-seconds="1">{1}</time>')
-    else:
-        element = Markup('<time datetime="{0}" title="{0}">{1}</time>')
-    return element.format(iso(value), text)  # format() escapes its arguments
+    stamp = iso(value)
+    # Markup's % escapes its arguments (and is far cheaper than .format, 100 times a page).
+    return (_TIME_SECONDS if seconds else _TIME) % (stamp, stamp, text)
 
 
 def static(name: str) -> str:

@@ -64,6 +64,8 @@ class Cursor:
 @dataclass(frozen=True)
 class ListQuery:
     name_prefix: str = ""
+    name: str = ""  # exact, from a pasted ``name@sha256:…``
+    digest_prefix: str = ""  # lowercase hex
     status: Status | None = None
     repositories: tuple[str, ...] | None = None  # None: any; (): none matched the filter
     sort: Sort = "updated"
@@ -78,6 +80,34 @@ class Page:
     rows: list[Any]
     newer: Cursor | None  # the `before` cursor of the previous page, if there is one
     older: Cursor | None  # the `after` cursor of the next page, if there is one
+
+
+@dataclass(frozen=True)
+class Search:
+    name_prefix: str = ""
+    name: str = ""
+    digest_prefix: str = ""
+
+
+def parse_search(text: str) -> Search:
+    """A name prefix; or ``sha256:<hex…>``; or a pasted reference ``name@sha256:<hex…>``."""
+    text = text.strip()
+    name, at, digest = text.rpartition("@")
+    if at and digest.startswith("sha256:"):
+        return Search(name=name, digest_prefix=_hex(digest.removeprefix("sha256:")))
+    if text.startswith("sha256:"):
+        return Search(digest_prefix=_hex(text.removeprefix("sha256:")))
+    return Search(name_prefix=text)
+
+
+def _hex(text: str) -> str:
+    """The leading hex digits of a digest as typed; anything else ends it."""
+    digits = ""
+    for char in text.lower()[:64]:
+        if char not in "0123456789abcdef":
+            break
+        digits += char
+    return digits
 
 
 def _prefix_range(prefix: str) -> tuple[str, str]:
@@ -121,6 +151,11 @@ def list_artifacts(engine: sa.Engine, namespace: str, query: ListQuery) -> Page:
     conditions: list[sa.ColumnElement[bool]] = [artifacts.c.namespace == namespace]
     if query.name_prefix:
         conditions += name_prefix_conditions(engine, namespace, query.name_prefix)
+    if query.name:
+        conditions.append(artifacts.c.name == query.name)
+    if query.digest_prefix:
+        prefix = query.digest_prefix
+        conditions.append(sa.func.substr(artifacts.c.digest, 1, len(prefix)) == prefix)
     if query.status is not None:
         conditions.append(status_condition(query.status))
     if query.repositories is not None:
@@ -177,11 +212,13 @@ def source_repositories(engine: sa.Engine, namespace: str,
         return [str(r) for r in conn.scalars(query)]
 
 
-def resolve_repository(engine: sa.Engine, namespace: str, wanted: str) -> tuple[str, ...]:
+def resolve_repository(engine: sa.Engine, namespace: str, wanted: str,
+                       every_repository: list[str] | None = None) -> tuple[str, ...]:
     """The stored repository URIs a filter means: a full URL, or a short ``org/repo``.
 
     Short forms compare by normalising (signer.provenance.matches), never as a substring,
-    against the namespace's distinct repositories (one index seek each).
+    against the namespace's distinct repositories (``every_repository`` when the caller has
+    read them all already; else one index seek each).
     """
     wanted = wanted.strip()
     if "://" in wanted:
@@ -189,7 +226,8 @@ def resolve_repository(engine: sa.Engine, namespace: str, wanted: str) -> tuple[
     if not wanted.strip("/"):
         return ()
     field = BY_KEY["source_repository"]
-    known = source_repositories(engine, namespace, MAX_REPOSITORIES_RESOLVED)
+    known = every_repository if every_repository is not None else source_repositories(
+        engine, namespace, MAX_REPOSITORIES_RESOLVED)
     return tuple(r for r in known if matches(field, r, wanted))
 
 

@@ -29,6 +29,8 @@ SIGN_IN = "/ui/sign-in"
 # The sign-in form's double-submit cookie lives as long as someone may take to type a key.
 SIGN_IN_CSRF_SECONDS = 3600
 MAX_FILTER_LENGTH = 1024
+# A whole reference: a name of MAX_NAME_LENGTH, "@sha256:" and 64 hex digits.
+MAX_SEARCH_LENGTH = MAX_NAME_LENGTH + 8 + 64
 
 
 def _runtime(request: Request) -> Runtime:
@@ -162,7 +164,7 @@ def router() -> APIRouter:
         session = _session(request)
         if session is None:
             return _to_sign_in(request)
-        return _artifact_list(request, session, q=q[:MAX_NAME_LENGTH], status=status,
+        return _artifact_list(request, session, q=q[:MAX_SEARCH_LENGTH], status=status,
                               repo=repo[:MAX_FILTER_LENGTH], sort=sort, order=order,
                               after=after, before=before)
 
@@ -220,10 +222,13 @@ def _artifact_list(request: Request, session: WebSession, *, q: str, status: str
     engine = _runtime(request).store.engine
     choices = queries.source_repositories(engine, session.namespace)
     repo = repo.strip()
+    search = queries.parse_search(q)
     query = queries.ListQuery(
-        name_prefix=q.strip(),
+        name_prefix=search.name_prefix, name=search.name, digest_prefix=search.digest_prefix,
         status=status if status in queries.STATUSES else None,
-        repositories=queries.resolve_repository(engine, session.namespace, repo)
+        repositories=queries.resolve_repository(
+            engine, session.namespace, repo,
+            choices if len(choices) < queries.MAX_REPOSITORY_CHOICES else None)
         if repo else None,
         sort="created" if sort == "created" else "updated",
         descending=order != "asc",
@@ -231,7 +236,7 @@ def _artifact_list(request: Request, session: WebSession, *, q: str, status: str
         before=queries.Cursor.decode(before),
     )
     page = queries.list_artifacts(engine, session.namespace, query)
-    filters = {"q": query.name_prefix, "status": query.status or "", "repo": repo,
+    filters = {"q": q.strip(), "status": query.status or "", "repo": repo,
                "sort": query.sort, "order": "desc" if query.descending else "asc"}
 
     def href(**cursor: str) -> str:
@@ -239,16 +244,18 @@ def _artifact_list(request: Request, session: WebSession, *, q: str, status: str
             ("sort", "updated"), ("order", "desc"))}
         return "/ui/artifacts?" + urlencode({**params, **cursor})
 
-    known = set(choices)
-    options = [{"value": c, "label": _short_repository(c), "selected": c in (
-        query.repositories or ())} for c in choices]
-    if repo and "://" in repo and repo.rstrip("/") not in known:
-        options.append({"value": repo, "label": _short_repository(repo), "selected": True})
+    # The menu sends full URLs; a short form (typed into the URL) stays as its own option.
+    full = repo.rstrip("/") if "://" in repo else None
+    options = [{"value": c, "label": _short_repository(c), "selected": c == full}
+               for c in choices]
+    if repo and not any(o["selected"] for o in options):
+        options.append({"value": repo, "label": _short_repository(repo) if full else repo,
+                        "selected": True})
     rows = [_list_row(r) for r in page.rows]
     return render("artifacts.html", {
         "session": session, "active": "artifacts", "rows": rows, "filters": filters,
         "statuses": queries.STATUSES, "repositories": options,
-        "filtered": bool(query.name_prefix or query.status or repo),
+        "filtered": bool(filters["q"] or query.status or repo),
         "newer_href": href(before=page.newer.encode()) if page.newer else None,
         "older_href": href(after=page.older.encode()) if page.older else None,
     })
@@ -256,7 +263,8 @@ def _artifact_list(request: Request, session: WebSession, *, q: str, status: str
 
 def _short_repository(uri: str) -> str:
     """``https://github.com/acme/app`` → ``acme/app`` (the form the CLI flags take)."""
-    path = urlsplit(uri).path.strip("/")
+    _, scheme, rest = uri.partition("://")
+    path = rest.partition("/")[2].strip("/") if scheme else ""
     return path or uri
 
 
