@@ -17,12 +17,12 @@ COPY requirements/image.txt /src/requirements/image.txt
 RUN python3 -m venv /opt/signer \
  && /opt/signer/bin/pip install --no-deps --require-hashes --only-binary=:all: \
       -r /src/requirements/image.txt
-# Then the package itself, built offline with the pinned setuptools; pip and setuptools leave.
+# Then the package itself, built offline with the pinned setuptools (pip compiles the
+# bytecode, so a start compiles nothing); pip and setuptools leave.
 COPY pyproject.toml README.md* /src/
 COPY signer /src/signer
 RUN /opt/signer/bin/pip install --no-deps --no-index --no-build-isolation /src \
- && /opt/signer/bin/pip uninstall --yes setuptools pip \
- && /opt/signer/bin/python -m compileall -q -j 0 /opt/signer/lib
+ && /opt/signer/bin/pip uninstall --yes setuptools pip
 
 FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \

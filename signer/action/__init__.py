@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from signer import github_api, operations
+from signer import operations
 from signer.action import summary
 from signer.action.inputs import DIGEST_EXAMPLE, INPUTS, ISSUER_INPUT, PROVENANCE, input_name
 from signer.action.runner import Runner, raw_input, read_inputs
@@ -179,6 +179,8 @@ def declared_provenance(runner: Runner, inputs: Mapping[str, Any]
     declared = runner_provenance(runner.env)
     workflow_path = None
     if inputs["github_token"]:
+        from signer import github_api  # pygithub is slow to import; only this path needs it
+
         run = github_api.workflow_run(
             inputs["github_token"], runner.env.get("GITHUB_REPOSITORY", ""),
             _run_id(runner.env), runner.env.get("GITHUB_API_URL") or github_api.DEFAULT_API_URL)

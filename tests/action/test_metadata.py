@@ -1,0 +1,187 @@
+"""The three action.yml files agree with signer.action, and the runner glue speaks the
+runner's formats (INPUT_ names, workflow commands, environment files)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from signer.action import in_action_terms, runner_provenance
+from signer.action.inputs import INPUTS, OUTPUTS, PROVENANCE
+from signer.action.runner import (
+    Input,
+    Runner,
+    command,
+    env_name,
+    output_record,
+    parse_boolean,
+    read_inputs,
+)
+from signer.action.summary import failed_step, step_rows
+from signer.errors import UsageError
+from signer.provenance import FLAG_FIELDS
+from signer.verification import EntryResult
+from signer.verification.verifier import STEPS
+from tests.action.conftest import ACTIONS, ROOT, load_action, parse_outputs
+
+IMAGES = {"sign": "Dockerfile", "verify": "../Dockerfile", "revoke": "../Dockerfile"}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_action_yml_matches_the_code(name: str) -> None:
+    action = load_action(name)
+    assert action["runs"] == {"using": "docker", "image": IMAGES[name], "args": [name]}
+    assert (ACTIONS[name].parent / IMAGES[name]).resolve() == ROOT / "Dockerfile"
+    assert action["name"] and action["description"] and action["branding"]
+    declared = action["inputs"]
+    specs = {spec.name: spec for spec in INPUTS[name]}
+    assert set(declared) == set(specs)
+    for input_name, meta in declared.items():
+        spec = specs[input_name]
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", input_name), "snake_case"
+        assert meta["description"].strip(), input_name
+        assert bool(meta.get("required", False)) == spec.required, input_name
+        assert str(meta.get("default", "")) == spec.default, input_name
+        if spec.boolean:
+            assert meta["default"] in ("true", "false")
+    assert tuple(action["outputs"]) == OUTPUTS[name]
+    assert all(out["description"].strip() for out in action["outputs"].values())
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_no_expressions_in_metadata(name: str) -> None:
+    """Descriptions are plain text: act refuses '${{' there, and GitHub never evaluates it."""
+    assert "${{" not in ACTIONS[name].read_text()
+
+
+def test_every_provenance_flag_is_an_input() -> None:
+    flags = {f.flag.replace("-", "_") for f in FLAG_FIELDS if f.flag}
+    assert set(PROVENANCE) == flags
+    sign = {s.name for s in INPUTS["sign"]}
+    verify = {s.name for s in INPUTS["verify"]}
+    assert flags <= sign and flags <= verify
+
+
+def test_input_names_follow_the_runner_rule() -> None:
+    assert env_name("artifact_name") == "INPUT_ARTIFACT_NAME"
+    assert env_name("num octocats") == "INPUT_NUM_OCTOCATS"
+    assert env_name("eye-color") == "INPUT_EYE-COLOR", "hyphens are kept"
+
+
+def test_read_inputs() -> None:
+    specs = (Input("name", required=True), Input("flag", default="true", boolean=True),
+             Input("note", default="n"))
+    env = {"INPUT_NAME": "  x  ", "INPUT_FLAG": "False", "INPUT_NOTE": ""}
+    assert read_inputs(env, specs) == {"name": "x", "flag": False, "note": "n"}
+    with pytest.raises(UsageError, match="'name' is required"):
+        read_inputs({"INPUT_NAME": "   "}, specs)
+    for value in ("yes", "1", "on", "tRue"):
+        with pytest.raises(UsageError, match="not a boolean"):
+            parse_boolean("flag", value)
+
+
+def test_workflow_commands_are_escaped() -> None:
+    assert command("error", "a%b\r\nc", title="x: y, z") == "::error title=x%3A y%2C z::a%25b%0D%0Ac"
+    assert command("add-mask", "s") == "::add-mask::s"
+
+
+def test_outputs_use_a_random_delimiter() -> None:
+    first, second = output_record("a", "1\n2"), output_record("a", "1\n2")
+    assert first != second
+    assert parse_outputs(first) == {"a": "1\n2"}
+    with pytest.raises(ValueError, match="delimiter"):
+        output_record("a", "x\nD\ny", delimiter="D")
+
+
+def test_mask_every_line_of_a_secret(tmp_path: Path) -> None:
+    out = io.StringIO()
+    runner = Runner({}, out)
+    runner.mask("line one\nline two")
+    runner.mask("line one")
+    assert out.getvalue().splitlines() == [
+        "::add-mask::line one%0Aline two", "::add-mask::line one", "::add-mask::line two"]
+
+
+def test_outside_a_runner_outputs_warn(tmp_path: Path) -> None:
+    out = io.StringIO()
+    Runner({}, out).set_output("x", "1")
+    assert out.getvalue().startswith("::warning title=not run by a GitHub runner::")
+    summary = tmp_path / "summary.md"
+    Runner({"GITHUB_STEP_SUMMARY": str(summary)}, out).add_summary("x" * 600_000)
+    assert summary.stat().st_size < 530_000, "summaries are cut well below GitHub's 1 MiB"
+
+
+def test_fork_detection(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text('{"pull_request": {"head": {"repo": {"full_name": "m/app", "fork": true}},'
+                     ' "base": {"repo": {"full_name": "acme/app"}}}}')
+    env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(event)}
+    assert Runner(env).fork_pull_request() == "m/app"
+    assert Runner({**env, "GITHUB_EVENT_NAME": "push"}).fork_pull_request() is None
+    event.write_text('{"pull_request": {"head": {"repo": {"full_name": "acme/app"}},'
+                     ' "base": {"repo": {"full_name": "acme/app"}}}}')
+    assert Runner(env).fork_pull_request() is None
+
+
+def test_runner_provenance() -> None:
+    env = {"GITHUB_SERVER_URL": "https://ghe.example.com/", "GITHUB_REPOSITORY": "acme/app",
+           "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": "abc", "GITHUB_WORKFLOW": "ci",
+           "GITHUB_WORKFLOW_SHA": "def", "RUNNER_ENVIRONMENT": "self-hosted"}
+    assert runner_provenance(env) == {
+        "source_repository": "https://ghe.example.com/acme/app",
+        "source_repository_owner": "https://ghe.example.com/acme",
+        "source_repository_ref": "refs/heads/main", "source_repository_digest": "abc",
+        "build_config_digest": "def", "build_config_name": "ci",
+        "runner_environment": "self-hosted"}
+    assert runner_provenance({}) == {}
+
+
+def test_cli_flags_become_input_names() -> None:
+    text = "--source-repository-ref 'x' contradicts; pass --name or --file; --unknown-flag"
+    assert in_action_terms("sign", text) == (
+        "input 'source_repository_ref' 'x' contradicts; pass input 'artifact_name' or "
+        "input 'artifact_name'; --unknown-flag")
+    assert "input 'trust_root'" in in_action_terms("verify", "needs --trust-root")
+    assert in_action_terms("revoke", "needs --trust-root") == "needs --trust-root"
+
+
+def test_step_rows() -> None:
+    last = max(STEPS)
+    failed = EntryResult("e", error=f"step {last} ({STEPS[last]}) failed: because")
+    assert failed_step(failed) == last
+    rows = step_rows(failed, revocation_checked=True)
+    assert [r[1] for r in rows[:-1]] == ["✅ pass"] * (last - 1)
+    assert rows[-1][1] == "❌ fail: `because`"
+    first = step_rows(EntryResult("e", error=f"step 1 ({STEPS[1]}) failed: x"), True)
+    assert first[0][1].startswith("❌") and all(r[1] == "— not reached" for r in first[1:])
+    assert step_rows(EntryResult("e", error="something else"), True) == [
+        ("error", "❌ fail: `something else`")]
+
+
+def test_an_unexpected_error_is_one_annotation_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from signer import action, operations
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(operations, "sign", broken)
+    monkeypatch.chdir(tmp_path)
+    summary = tmp_path / "summary.md"
+    env = {"INPUT_ARTIFACT_NAME": f"ghcr.io/acme/app@sha256:{'a' * 64}", "INPUT_NAMESPACE": "n",
+           "INPUT_API_URL": "http://127.0.0.1:9", "INPUT_ENABLE_GITHUB_ACTION_TOKEN": "false",
+           "INPUT_API_KEY": "sgk_secret", "GITHUB_STEP_SUMMARY": str(summary)}
+    out = io.StringIO()
+    assert action.main(["sign"], env=env, stdout=out) == action.INTERNAL_ERROR_EXIT
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "::add-mask::sgk_secret"
+    errors = [line for line in lines if line.startswith("::error")]
+    assert errors == [line for line in lines if not line.startswith(("::debug::", "::add-mask",
+                                                                       "signing "))]
+    assert len(errors) == 1 and "unexpected RuntimeError: boom" in errors[0]
+    assert all(line.startswith("::") or line.startswith("signing ") for line in lines)
+    assert any(line.startswith("::debug::Traceback") for line in lines)
+    assert "This is a bug in signer" in summary.read_text()
