@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,6 +245,19 @@ def test_rfc3161_client_verifies_like_sigstore_python(tsa: TimestampAuthority, p
     assert response.tst_info.policy.dotted_string == DEFAULT_POLICY_OID
     with pytest.raises(VerificationError, match="Mismatch between messages"):
         verifier.verify_message(response, DATA + b"!")
+
+
+def test_tokens_stamped_concurrently_each_verify_over_their_own_data(
+    tsa: TimestampAuthority, pki: Pki
+) -> None:
+    # The shared, precomputed ASN.1 parts must not bleed between requests in flight.
+    messages = [DATA + i.to_bytes(2, "big") for i in range(80)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(tsa.timestamp, messages))
+    verifier = VerifierBuilder().tsa_certificate(pki.leaf).add_root_certificate(pki.root).build()
+
+    for message, response in zip(messages, responses, strict=True):
+        assert verifier.verify_message(decode_timestamp_response(response), message)
 
 
 def test_rfc3161_client_refuses_a_token_from_another_root(
