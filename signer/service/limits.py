@@ -33,10 +33,12 @@ from signer.service.auth import Principal
 
 RATE_ENV = "SIGNER_RATE_LIMIT"
 BURST_ENV = "SIGNER_RATE_BURST"
-# Ten signings a second per credential, sustained (a signing is two requests), and a burst
-# of fifty at once: far above a CI pipeline, far below what starves the other tenants.
-DEFAULT_RATE = 20.0
-DEFAULT_BURST = 100
+# 25 signings a second per credential, sustained (a signing is two requests), and a burst
+# of 100 at once (an org-wide key shared by many parallel jobs): far above what CI does,
+# far below the service's capacity of thousands a second, so one credential cannot starve
+# the others.
+DEFAULT_RATE = 50.0
+DEFAULT_BURST = 200
 # Buckets of idle principals are dropped beyond this many, oldest first: a full bucket and
 # a missing one mean the same, so forgetting them costs nothing.
 MAX_BUCKETS = 10_000

@@ -1,0 +1,244 @@
+"""Crash consistency: SIGKILL the service (its whole process group) mid-load, several times.
+
+Concurrent clients sign through the real API while the service is killed and restarted.
+Afterwards every acknowledged signature (a 201 or 200 received) is in the database exactly
+once, verifies with ``signer artifact verify``, and the database passes its integrity check
+(SQLite ``PRAGMA integrity_check``; PostgreSQL ``amcheck`` over every index and table) and
+the consistency queries below (counters, log sizes, log entries of signatures).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from signer import trust
+from signer.artifact import parse_ref
+from signer.client import Client
+from signer.errors import SignerError
+from signer.operations import verify
+from tests.fakes.github_oidc import FakeGitHubIssuer
+from tests.service_process import Service, Tenant, database, init
+
+pytestmark = [pytest.mark.integration, pytest.mark.resilience]
+
+CLIENTS = 4
+KILLS = 3
+LOAD_SECONDS = (0.6, 1.2)  # load between a (re)start and the next kill
+CLI_SAMPLE = 2
+
+
+@dataclass
+class Attempt:
+    name: str
+    certificate: str
+    signature: str
+    acked_id: str | None = None
+    acked_status: str = ""
+
+
+@pytest.fixture
+def crash_service(issuer: FakeGitHubIssuer, backend: str, tmp_path: Path) -> Iterator[Service]:
+    data = tmp_path / "data"
+    with database(backend) as url:
+        svc = Service(data, init(data, url), issuer.url, database_url=url,
+                      env={"SIGNER_RATE_LIMIT": "0"})
+        svc.start()
+        try:
+            yield svc
+        finally:
+            svc.stop()
+
+
+class Load:
+    """Clients signing distinct artifacts as fast as they can, through every kill."""
+
+    def __init__(self, service: Service, tenant: Tenant) -> None:
+        self.service, self.tenant = service, tenant
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.attempts: list[Attempt] = []
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True)
+                        for n in range(CLIENTS)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in self.threads), "a client hung"
+
+    def _run(self, n: int) -> None:
+        client = Client(self.service.url, self.tenant.api_key, timeout=10)
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            name = f"ghcr.io/crash/c{n}/app{i}"
+            digest = hashlib.sha256(name.encode()).hexdigest()
+            key = ec.generate_private_key(ec.SECP256R1())
+            csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+                key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
+            try:
+                leaf = client.issue_certificate(self.tenant.namespace, csr, {})[
+                    "certificate_chain"][0]
+            except SignerError as exc:
+                self._error(exc)
+                continue
+            signature = base64.b64encode(key.sign(bytes.fromhex(digest), ec.ECDSA(
+                Prehashed(hashes.SHA256())))).decode()
+            attempt = Attempt(f"{name}@sha256:{digest}", leaf, signature)
+            with self.lock:
+                self.attempts.append(attempt)
+            try:
+                stored = client.submit_signature(self.tenant.namespace, attempt.name, leaf,
+                                                 signature)
+            except SignerError as exc:
+                self._error(exc)
+                continue
+            attempt.acked_id = stored["id"]
+
+    def _error(self, exc: SignerError) -> None:
+        with self.lock:
+            self.errors.append(f"{type(exc).__name__}: {exc.detail}")
+        time.sleep(0.2)
+
+
+def test_acknowledged_signatures_survive_sigkill(crash_service: Service, backend: str,
+                                                 tmp_path: Path) -> None:
+    svc = crash_service
+    started = time.monotonic()
+    tenant = svc.tenant()
+    load = Load(svc, tenant)
+    load.start()
+    rng = random.Random()
+    acked_before_kill = []
+    try:
+        deadline = time.monotonic() + 30
+        while not any(a.acked_id for a in list(load.attempts)):  # the load is running
+            assert time.monotonic() < deadline, load.errors[:5]
+            time.sleep(0.05)
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(*LOAD_SECONDS))
+            acked_before_kill.append(sum(a.acked_id is not None for a in load.attempts))
+            svc.stop(signal.SIGKILL)  # the whole process group, mid-request
+            time.sleep(0.2)
+            svc.start()
+        time.sleep(1.0)
+    finally:
+        load.finish()
+
+    # Unacknowledged uploads are sent again, as a re-run CI job would: each is stored once.
+    client = Client(svc.url, tenant.api_key)
+    resent = 0
+    for attempt in load.attempts:
+        if attempt.acked_id is None:
+            stored = client.submit_signature(tenant.namespace, attempt.name,
+                                             attempt.certificate, attempt.signature)
+            attempt.acked_id, resent = stored["id"], resent + 1
+    # And an acknowledged one again: the same entry, never a second one.
+    first = next(a for a in load.attempts if a.acked_id)
+    again = client.submit_signature(tenant.namespace, first.name, first.certificate,
+                                    first.signature)
+    assert again["id"] == first.acked_id
+
+    acked = [a for a in load.attempts if a.acked_id]
+    assert len(acked) >= 10, (len(acked), load.errors[:5])
+    assert acked_before_kill[0] > 0, "the first kill came before any load"
+    ns = tenant.namespace
+    rows = svc.sql(f"SELECT id, name, digest, signature_sha256 FROM signatures "
+                   f"WHERE namespace = '{ns}'")
+    by_id = {r[0]: r for r in rows}
+    for attempt in acked:
+        row = by_id.get(attempt.acked_id)
+        assert row is not None, f"acknowledged {attempt.acked_id} is missing"
+        name, digest = attempt.name.split("@sha256:")
+        sig_hash = hashlib.sha256(base64.b64decode(attempt.signature)).hexdigest()
+        assert (row[1], row[2], row[3]) == (name, digest, sig_hash)
+    assert len(rows) == len({(r[1], r[2], r[3]) for r in rows}), "duplicated signature"
+    assert len(rows) == len(acked), "a stored signature that no client sent"
+
+    loaded = time.monotonic()
+    _check_integrity(svc, backend)
+    _check_consistency(svc)
+
+    # Every acknowledged signature verifies: all in-process, a sample through the CLI.
+    material = trust.parse(Client(svc.url).trust_root())
+    issuer = f"{svc.url}/auth"
+    for attempt in acked:
+        report = verify(parse_ref(attempt.name), material, issuer, client=client, namespace=ns)
+        assert report.ok, (attempt.name, report.explain())
+    (tmp_path / "root.json").write_bytes(Client(svc.url).trust_root())
+    for attempt in rng.sample(acked, CLI_SAMPLE):
+        done = svc.cli("artifact", "verify", "--name", attempt.name, "--trust-root",
+                       str(tmp_path / "root.json"), "--certificate-oidc-issuer", issuer,
+                       env={"SIGNER_API_KEY": tenant.api_key, "SIGNER_NAMESPACE": ns})
+        assert done.returncode == 0, done.stderr
+    print(f"\n{backend}: {KILLS} SIGKILLs, {len(acked)} acknowledged signatures "
+          f"({resent} re-sent after a lost answer), {len(load.errors)} client errors, "
+          f"all present once and verified; load+kills {loaded - started:.1f} s, checks "
+          f"{time.monotonic() - loaded:.1f} s")
+
+
+def _check_integrity(svc: Service, backend: str) -> None:
+    if backend == "sqlite":
+        assert svc.sql("PRAGMA integrity_check") == [("ok",)]
+        assert svc.sql("PRAGMA foreign_key_check") == []
+        return
+    import psycopg
+
+    assert svc.database_url is not None
+    with psycopg.connect(svc.database_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        indexes = conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = "
+            "i.indexrelid JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE a.amname = 'btree' AND n.nspname = 'public'").fetchall()
+        assert indexes
+        for (index,) in indexes:
+            conn.execute("SELECT bt_index_check(%s::regclass, true)", (index,))
+        tables = conn.execute("SELECT c.oid::regclass::text FROM pg_class c JOIN "
+                              "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                              "AND n.nspname = 'public'").fetchall()
+        for (table,) in tables:
+            corrupt = conn.execute("SELECT * FROM verify_heapam(%s::regclass)",
+                                   (table,)).fetchall()
+            assert corrupt == [], (table, corrupt)
+
+
+def _check_consistency(svc: Service) -> None:
+    # Each artifact's counter equals its signatures.
+    assert svc.sql(
+        "SELECT a.id FROM artifacts a LEFT JOIN signatures s ON s.artifact_id = a.id "
+        "GROUP BY a.id, a.signature_count HAVING count(s.id) <> a.signature_count") == []
+    # Append-only logs: a tree's size is its number of entries, with no gap in the indexes.
+    trees = dict(svc.sql("SELECT name, size FROM log_trees"))
+    entries = {t: (n, m) for t, n, m in svc.sql(
+        "SELECT tree, count(*), max(idx) FROM log_entries GROUP BY tree")}
+    for tree, size in trees.items():
+        count, top = entries.get(tree, (0, -1))
+        assert size == count == (top if top is not None else -1) + 1, (tree, size, count, top)
+    # Every signature points at its own entry in the signature log.
+    assert svc.sql("SELECT count(*) FROM signatures WHERE log_index IS NULL") == [(0,)]
+    assert svc.sql(
+        "SELECT s.id FROM signatures s LEFT JOIN log_entries e ON e.tree = 'tlog' AND "
+        "e.idx = s.log_index WHERE e.idx IS NULL") == []
+    assert svc.sql("SELECT log_index FROM signatures GROUP BY log_index "
+                   "HAVING count(*) > 1") == []
