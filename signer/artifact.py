@@ -44,7 +44,12 @@ class ArtifactRef:
         return f"{safe}.sigstore.json"
 
 
-def _check_name(name: str, original: str) -> str:
+def check_name(name: str) -> str:
+    """A bare artifact name (no digest), as revocation takes it."""
+    return check_name_in(name, name)
+
+
+def check_name_in(name: str, original: str) -> str:
     if not name:
         raise UsageError(f"The artifact name in '{_shown(original)}' is empty.", _HOW_TO_DIGEST)
     if len(name) > MAX_NAME_LENGTH:
@@ -89,7 +94,7 @@ def parse_ref(reference: str) -> ArtifactRef:
             f"(got {len(digest)}).",
             "Copy the full digest as the registry prints it, in lowercase.",
         )
-    return ArtifactRef(_check_name(name, reference), digest)
+    return ArtifactRef(check_name_in(name, reference), digest)
 
 
 def digest_file(path: Path) -> str:
@@ -114,4 +119,4 @@ def ref_for_file(path: Path, name: str | None = None) -> ArtifactRef:
                 "Drop the digest from --name, or pass the file it belongs to.",
             )
         return ref
-    return ArtifactRef(_check_name(name or path.name, name or path.name), digest)
+    return ArtifactRef(check_name_in(name or path.name, name or path.name), digest)

@@ -13,7 +13,12 @@ from signer.errors import SignerError, Unavailable, from_status
 
 DEFAULT_API = "http://127.0.0.1:8080"
 TIMEOUT_SECONDS = 30
-RETRY = Retry(
+class _Retry(Retry):
+    # urllib3 would also retry a 413 or 429 that carries Retry-After; we retry 503 only.
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
+
+
+RETRY = _Retry(
     total=4, connect=4, read=2, status=4, backoff_factor=0.5,
     status_forcelist=(500, 502, 503, 504),
     # POSTs are safe to retry: a signature upload is idempotent, a certificate is just reissued.

@@ -215,12 +215,13 @@ class Authenticator:
         except jwt.MissingRequiredClaimError as exc:
             raise AuthenticationError(f"The OIDC token lacks the '{exc.claim}' claim.",
                                       "Use a token minted by the CI's OIDC issuer.") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
+            # TypeError/ValueError: the header's algorithm does not fit the published key.
             raise AuthenticationError(
                 f"The OIDC token failed verification: {exc}.",
                 "Use the token your CI's OIDC issuer minted, unmodified and unexpired.",
             ) from exc
-        return Principal("oidc", str(claims["sub"]), issuer, claims=claims)
+        return Principal("oidc", _checked_subject(claims), issuer, claims=_checked(claims))
 
     # -- authorization ------------------------------------------------------------------------
     def permissions(self, principal: Principal, namespace: str) -> frozenset[str]:
@@ -245,6 +246,29 @@ class Authenticator:
             f"{principal.identity} may not {permission} in namespace '{namespace}'.",
             _how_to_grant(principal, namespace, permission),
         )
+
+
+MAX_SUBJECT_LENGTH = 1024  # the identity column, and far past any real subject
+
+
+def _checked_subject(claims: Mapping[str, Any]) -> str:
+    """The identity becomes a certificate URI: printable ASCII only, bounded."""
+    subject = str(claims["sub"])
+    if not subject.isascii() or not subject.isprintable() or len(subject) > MAX_SUBJECT_LENGTH:
+        raise AuthenticationError(
+            "The token's subject is not printable ASCII of at most "
+            f"{MAX_SUBJECT_LENGTH} characters, so it cannot name a certificate identity.",
+            "Use a token whose 'sub' is a plain identifier.")
+    return subject
+
+
+def _checked(claims: dict[str, Any]) -> dict[str, Any]:
+    """Claims reach certificates and the database: no control characters in any text."""
+    for name, value in claims.items():
+        if isinstance(value, str) and not value.isprintable():
+            raise AuthenticationError(f"The token's '{name}' claim holds control characters.",
+                                      "Use a token minted by the CI's OIDC issuer.")
+    return claims
 
 
 def _claim_text(value: Any) -> str | None:

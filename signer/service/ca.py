@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -132,14 +132,14 @@ def parse_csr(pem: str) -> x509.CertificateSigningRequest:
         )
     try:
         csr = x509.load_pem_x509_csr(pem.encode())
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise UsageError(
             "The CSR is not a PEM-encoded PKCS#10 certificate request.",
             "Send '-----BEGIN CERTIFICATE REQUEST-----' PEM for an ECDSA P-256 key.",
         ) from exc
     try:
         key = csr.public_key()
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise UsageError("The CSR's public key cannot be parsed.") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise UsageError(

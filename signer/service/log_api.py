@@ -28,12 +28,14 @@ from signer.transparency.rekor import entry_uuid
 from signer.transparency.sct import precert_chain_entry, sign_tree_head
 
 MAX_ENTRIES_PER_REQUEST = 100
+MAX_INDEX = 2**63 - 1  # a BIGINT
 
 
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     entry_uuids: list[str] = Field(default_factory=list, alias="entryUUIDs", max_length=100)
-    log_indexes: list[int] = Field(default_factory=list, alias="logIndexes", max_length=100)
+    log_indexes: list[Annotated[int, Field(ge=0, le=MAX_INDEX)]] = Field(
+        default_factory=list, alias="logIndexes", max_length=100)
     hash: str | None = Field(default=None, max_length=80,
                              description="sha256:<hex> of the signed artifact")
 
@@ -92,7 +94,8 @@ def router() -> APIRouter:
 
     @api.get("/api/v1/log/entries")
     def log_entry(rt: RuntimeDep, principal: PrincipalDep,
-                  log_index: Annotated[int, Query(alias="logIndex", ge=0)]) -> dict[str, Any]:
+                  log_index: Annotated[int, Query(alias="logIndex", ge=0, le=MAX_INDEX)]
+                  ) -> dict[str, Any]:
         row = tlog(rt).entry(log_index)
         if not readable(rt, principal, row):
             raise NotFound(f"The tlog has no entry {log_index} you may read.")

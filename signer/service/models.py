@@ -118,7 +118,9 @@ class NamespaceList(Model):
 
 class PolicyRequest(Model):
     issuer: str = Field(max_length=512)
-    claims: dict[str, str] = Field(max_length=16)
+    claims: dict[str, str] = Field(min_length=1, max_length=16,
+                                   description="At least one claim: an empty policy would "
+                                               "admit every token of the issuer")
     permissions: list[str] = Field(max_length=4)
 
 

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from signer.errors import SignerError, Unavailable
@@ -45,6 +45,12 @@ def install(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), _http_detail(exc.status_code),
                        headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DataError)
+    async def unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        return problem(400, "Bad request", "The request holds a value the store cannot hold "
+                       "(such as a NUL character or an out-of-range number). Send printable "
+                       "text and numbers in range.")
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:

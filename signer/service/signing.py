@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer import bundle as bundles
-from signer.artifact import ArtifactRef, parse_ref
-from signer.errors import NotFound, PermissionDenied, UsageError
+from signer.artifact import ArtifactRef, check_name, parse_ref
+from signer.errors import NotFound, PermissionDenied, Unavailable, UsageError
 from signer.provenance import BY_KEY, Provenance
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
@@ -165,7 +165,11 @@ class SigningService:
         if stored is not None:
             return stored, False
         # Only a timestamped signature is ever stored: a TSA failure raises before commit.
-        timestamp = self.tsa.timestamp(signature)
+        try:
+            timestamp = self.tsa.timestamp(signature)
+        except Exception as exc:  # any TSA failure: refuse, and store nothing
+            raise Unavailable("The timestamp authority failed; nothing was stored.",
+                              "Retry in a few seconds.") from exc
         provenance = Provenance.from_certificate(cert)
         new = NewSignature(
             namespace=namespace, name=ref.name, digest=ref.digest, signature_sha256=sig_hash,
@@ -241,8 +245,7 @@ class SigningService:
                ) -> Revoked:
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "revoke")
-        if "@" in name:
-            name = parse_ref(name).name
+        name = parse_ref(name).name if "@" in name else check_name(name)
         if not ref:
             raise UsageError("--source-repository-ref is required to revoke.",
                              "Pass the ref the bad build ran from, e.g. refs/tags/v1.2.3.")

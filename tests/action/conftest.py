@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.fakes.github_oidc import FakeGitHubIssuer
-from tests.service_process import Service, Tenant, clean_env
+from tests.service_process import Service, Tenant, clean_env, init
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "entrypoint.py"
@@ -186,10 +186,15 @@ class FakeRunner:
 
 
 @pytest.fixture(scope="session")
-def backend() -> str:
-    """The action is glue above the client: one store is enough here (tests/integration
-    runs both)."""
-    return "sqlite"
+def service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Service]:
+    """The action is glue above the client: one store (SQLite) is enough here; tests/integration
+    runs both. Its own service, so the suite-wide parametrized one is not shadowed."""
+    data_dir = tmp_path_factory.mktemp("action-service") / "data"
+    svc = Service(data_dir, init(data_dir), issuer.url)
+    svc.start()
+    yield svc
+    svc.stop()
 
 
 @pytest.fixture

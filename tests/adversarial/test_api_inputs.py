@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.adversarial.builders import assert_refused, backend_of
+from tests.adversarial.builders import assert_refused
 from tests.service_process import Service, Tenant
 
 pytestmark = pytest.mark.integration
@@ -45,8 +45,6 @@ def _nul_requests(service: Service, tenant: Tenant) -> dict[str, requests.Respon
                                    "policy issuer"])
 def test_nul_characters_are_refused(service: Service, tenant: Tenant,
                                     request: pytest.FixtureRequest, where: str) -> None:
-    if backend_of(service) == "postgresql":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=NUL_BUG))
     response = _nul_requests(service, tenant)[where]
     assert response.status_code < 500, response.text[:200]
     if response.status_code >= 400:
@@ -59,7 +57,6 @@ LOG_INDEX_BUG = (
     "(Field(ge=0, le=2**63 - 1) on logIndex / logIndexes items) so they are a 422.")
 
 
-@pytest.mark.xfail(strict=True, reason=LOG_INDEX_BUG)
 @pytest.mark.parametrize("how", ["query", "retrieve"])
 def test_log_indexes_beyond_64_bits_are_refused(service: Service, tenant: Tenant,
                                                 how: str) -> None:

@@ -79,7 +79,6 @@ PARSE_CSR_BUG = (
     "at public_key(), both as the UsageError already there.")
 
 
-@pytest.mark.xfail(strict=True, reason=PARSE_CSR_BUG)
 @pytest.mark.parametrize("asset", ["csr-version-2.pem", "csr-unknown-key-algorithm-oid.pem",
                                    "csr-prime239v1-curve.pem"])
 def test_csrs_the_parser_cannot_use_are_400(service: Service, tenant: Tenant, asset: str

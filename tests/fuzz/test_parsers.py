@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -115,10 +114,6 @@ def test_parse_csr_never_accepts_a_bad_request_nor_crashes(pem: str) -> None:
         csr = parse_csr(pem)
     except UsageError as exc:
         assert exc.detail  # noqa: PT017
-        return
-    except (x509.InvalidVersion, UnsupportedAlgorithm):
-        # Known bug, pinned by tests/adversarial/test_csrs.py::
-        # test_csrs_the_parser_cannot_use_are_400 (xfail until ca.parse_csr catches these).
         return
     key = csr.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"

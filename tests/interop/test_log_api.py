@@ -135,6 +135,10 @@ def test_two_replicas_one_log(issuer: FakeGitHubIssuer, tmp_path: Path) -> None:
         data = tmp_path / "data"
         admin = init(data, url)
         replicas = [Service(data, admin, issuer.url, database_url=url) for _ in range(2)]
+        # Replicas behind one load balancer share one public URL: the log's name in every
+        # checkpoint, and the trust root's baseUrl.
+        for replica in replicas:
+            replica.extra_args = ["--public-url", replicas[0].url]
         for replica in replicas:
             replica.start()
         try:

@@ -165,7 +165,6 @@ RETRY_AFTER_BUG = (
     "RETRY_AFTER_STATUS_CODES = frozenset({503}) (or decide that 429 is retried, and say so).")
 
 
-@pytest.mark.xfail(strict=True, reason=RETRY_AFTER_BUG)
 @pytest.mark.parametrize("status", [413, 429])
 def test_4xx_with_retry_after_is_final_too(flaky, status: int) -> None:
     server = flaky(Step(status, headers={"Retry-After": "1"}))
@@ -174,7 +173,6 @@ def test_4xx_with_retry_after_is_final_too(flaky, status: int) -> None:
     assert len(server.seen) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=RETRY_AFTER_BUG)
 def test_the_cli_says_429_once_and_exits_2(flaky) -> None:
     import subprocess
 

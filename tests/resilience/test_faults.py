@@ -269,12 +269,6 @@ def test_tsa_failure_stores_nothing(tsa_service: tuple[str, str, FailingTSA]) ->
     assert len(Client(url, tenant.api_key).list_signatures(tenant.namespace)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "signing.SigningService.submit_signature lets any exception of tsa.timestamp escape: "
-    "the answer is Starlette's bare 500 text/plain, not a problem document, and has no "
-    "Retry-After, so clients and operators cannot tell a TSA outage from a bug. Fix: wrap "
-    "self.tsa.timestamp(signature) in try/except Exception and raise Unavailable('The "
-    "timestamp authority failed; nothing was stored.', 'Retry shortly.') (503)."))
 def test_tsa_failure_is_a_503_problem_document(tsa_service: tuple[str, str, FailingTSA]
                                                ) -> None:
     url, admin_key, failing = tsa_service
