@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signer import trust
 from signer.artifact import parse_ref
-from signer.errors import NotFound, PermissionDenied, TooLarge, UsageError
+from signer.errors import NotFound, PermissionDenied, UsageError
 from signer.service import limits, log_api, models, problems, web
 from signer.service.auth import Principal, check_issuer_url, parse_permissions
 from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
@@ -42,22 +42,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     problems.install(app)
     limits.install(app, MAX_BODY_BYTES)
 
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request,
-                                 call_next: Callable[[Request], Awaitable[Response]]
-                                 ) -> Response:
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            err = TooLarge(f"The request body is {length} bytes; the limit is "
-                           f"{MAX_BODY_BYTES}.", "Send only the documented fields.")
-            return problems.problem(err.status, err.title, err.explain())
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        LATENCY.labels(path).observe(time.perf_counter() - start)
-        REQUESTS.labels(path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(Metrics)
 
     app.include_router(_signing_routes())
     app.include_router(_admin_routes())
@@ -66,6 +51,33 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app
+
+
+class Metrics:
+    """Request count and latency per route (a plain ASGI middleware: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            LATENCY.labels(path).observe(time.perf_counter() - start)
+            REQUESTS.labels(path, str(status)).inc()
 
 
 def _signing_routes() -> APIRouter:
@@ -93,7 +105,7 @@ def _signing_routes() -> APIRouter:
             SIGNATURES.inc()
         else:
             response.status_code = 200
-        return signature_view(_with_revocation(rt, row))
+        return signature_view(row)
 
     @router.get("/signatures", response_model=models.SignatureList)
     def list_signatures(rt: RuntimeDep, principal: PrincipalDep,
@@ -148,10 +160,6 @@ def _signing_routes() -> APIRouter:
         return Response(rt.trust.to_json(), media_type=TRUST_ROOT_MEDIA_TYPE)
 
     return router
-
-
-def _with_revocation(rt: Runtime, row: Any) -> Any:
-    return rt.store.get_signature(row.namespace, row.id)
 
 
 def _admin_routes() -> APIRouter:

@@ -108,10 +108,10 @@ class IssuerKeys:
             self._clients[issuer] = client
         return client
 
-    def signing_key(self, issuer: str, token: str) -> Any:
+    def signing_key(self, issuer: str, kid: Any) -> Any:
         client = self._client(issuer)
         try:
-            return client.get_signing_key_from_jwt(token).key
+            return client.get_signing_key(kid).key
         except jwt.PyJWKClientConnectionError as exc:
             raise Unavailable(
                 f"The OIDC issuer's keys (JWKS) could not be fetched from {client.uri}.",
@@ -173,8 +173,10 @@ class Authenticator:
 
     def _oidc(self, token: str) -> Principal:
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            # One parse for the header and the claims the checks below need before the
+            # signature is verified (PyJWT's helpers would each parse the token again).
+            parsed = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
+            header, unverified = parsed["header"], parsed["payload"]
         except jwt.PyJWTError as exc:
             raise AuthenticationError(
                 f"The bearer token is neither an API key nor a well-formed JWT ({exc}).",
@@ -194,7 +196,7 @@ class Authenticator:
                 "A namespace admin must add a policy for this issuer ('signer policy add').",
             )
         check_issuer_url(issuer, self.insecure_issuers)
-        key = self.keys.signing_key(issuer, token)
+        key = self.keys.signing_key(issuer, header.get("kid"))
         try:
             claims = jwt.decode(
                 token, key, algorithms=[algorithm], audience=self.audience, issuer=issuer,

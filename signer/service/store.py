@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,6 +98,22 @@ _WITH_REVOCATION = sa.select(
     signatures, revocations.c.reason, revocations.c.revoked_by, revocations.c.revoked_at,
     revocations.c.log_index.label("revocation_log_index"),
 ).select_from(signatures.outerjoin(revocations, signatures.c.revocation_id == revocations.c.id))
+
+# The statements of a signing, built once (building them per call costs more than running
+# them on SQLite).
+_SIGNATURE_FIELDS = tuple(k for k in NewSignature.__dataclass_fields__ if k in signatures.c)
+_INSERT_SIGNATURE = signatures.insert()
+_INSERT_ARTIFACT = artifacts.insert()
+_INSERT_CERTIFICATE = certificates.insert()
+_FIND_SIGNATURE = _WITH_REVOCATION.where(
+    signatures.c.namespace == sa.bindparam("ns"), signatures.c.name == sa.bindparam("name"),
+    signatures.c.digest == sa.bindparam("digest"),
+    signatures.c.signature_sha256 == sa.bindparam("sig"))
+_TOUCH_ARTIFACT = artifacts.update().where(
+    artifacts.c.namespace == sa.bindparam("ns"), artifacts.c.name == sa.bindparam("b_name"),
+    artifacts.c.digest == sa.bindparam("b_digest"),
+).values(updated_at=sa.bindparam("at"), signature_count=artifacts.c.signature_count + 1
+         ).returning(artifacts.c.id)
 
 
 class Store:
@@ -232,53 +249,47 @@ class Store:
         tx: sa.Connection, serial: str, namespace: str, identity: str, issuer: str,
         issued_at: datetime, der: bytes,
     ) -> None:
-        tx.execute(certificates.insert().values(
-            serial=serial, namespace=namespace, identity=identity, issuer=issuer,
-            issued_at=issued_at, der=der))
+        tx.execute(_INSERT_CERTIFICATE, {
+            "serial": serial, "namespace": namespace, "identity": identity, "issuer": issuer,
+            "issued_at": issued_at, "der": der})
 
     # -- signatures ---------------------------------------------------------------------------
     def find_signature(
         self, namespace: str, name: str, digest: str, signature_sha256: str,
         tx: sa.Connection | None = None,
     ) -> Any | None:
-        query = sa.select(signatures).where(
-            signatures.c.namespace == namespace, signatures.c.name == name,
-            signatures.c.digest == digest, signatures.c.signature_sha256 == signature_sha256)
+        """The stored entry for this exact upload, with its revocation, or None."""
+        params = {"ns": namespace, "name": name, "digest": digest, "sig": signature_sha256}
         if tx is not None:
-            return tx.execute(query).first()
+            return tx.execute(_FIND_SIGNATURE, params).first()
         with self._begin() as conn:
-            return conn.execute(query).first()
+            return conn.execute(_FIND_SIGNATURE, params).first()
 
     def insert_signature(self, tx: sa.Connection, new: NewSignature, log_index: int | None
                          ) -> Any:
-        """Write a signature and its artifact's counters, inside the caller's transaction."""
+        """Write a signature and its artifact's counters, inside the caller's transaction.
+
+        Returns the stored entry as the reads return it (a new entry has no revocation).
+        """
         created = now()
-        artifact_id = self._touch_artifact(tx, new, created)
-        sig_id = new_id()
-        tx.execute(signatures.insert().values(
-            id=sig_id, artifact_id=artifact_id, created_at=created, log_index=log_index,
-            **{k: getattr(new, k) for k in NewSignature.__dataclass_fields__
-               if k in signatures.c},
-        ))
-        return tx.execute(sa.select(signatures).where(signatures.c.id == sig_id)).one()
+        values = {k: getattr(new, k) for k in _SIGNATURE_FIELDS}
+        values.update(id=new_id(), artifact_id=self._touch_artifact(tx, new, created),
+                      created_at=created, log_index=log_index, revocation_id=None)
+        tx.execute(_INSERT_SIGNATURE, values)
+        return SimpleNamespace(**values, reason=None, revoked_by=None, revoked_at=None,
+                               revocation_log_index=None)
 
     @staticmethod
     def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
-        where = (artifacts.c.namespace == new.namespace, artifacts.c.name == new.name,
-                 artifacts.c.digest == new.digest)
-        updated = tx.execute(
-            artifacts.update().where(*where).values(
-                updated_at=at, signature_count=artifacts.c.signature_count + 1)
-            .returning(artifacts.c.id)
-        ).first()
+        updated = tx.execute(_TOUCH_ARTIFACT, {"ns": new.namespace, "b_name": new.name,
+                                               "b_digest": new.digest, "at": at}).first()
         if updated is not None:
             return str(updated.id)
         artifact_id = new_id()
-        tx.execute(artifacts.insert().values(
-            id=artifact_id, namespace=new.namespace, name=new.name, digest=new.digest,
-            source_repository=new.source_repository, created_at=at, updated_at=at,
-            signature_count=1, revoked_count=0,
-        ))
+        tx.execute(_INSERT_ARTIFACT, {
+            "id": artifact_id, "namespace": new.namespace, "name": new.name,
+            "digest": new.digest, "source_repository": new.source_repository,
+            "created_at": at, "updated_at": at, "signature_count": 1, "revoked_count": 0})
         return artifact_id
 
     def signatures_for(self, namespace: str, name: str, digest: str | None = None) -> list[Any]:
