@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ceiling, offline, profiling, report, scale
+from bench import ceiling, logcost, offline, profiling, report, scale
 from bench.load import CellResult, Generator
 from bench.stack import Stack, running
 from signer.artifact import ArtifactRef
@@ -39,6 +39,8 @@ class Plan:
     scale_sizes: tuple[int, ...]
     scale_requests: int
     profile: bool
+    log_threads: tuple[int, ...] = (8, 32)
+    log_signings: int = 400
 
 
 FULL = Plan(
@@ -50,9 +52,10 @@ FULL = Plan(
 QUICK = Plan(
     configs=(("sqlite", 1, (1, 8)), ("postgresql", 2, (8,))), warmup=0.5, duration=1.5,
     lookup_clients=4, lookup_duration=1.0, ceiling_budget=0.1, offline_budget=0.4,
-    scale_backends=("sqlite",), scale_sizes=(1_000, 5_000), scale_requests=20, profile=False)
+    scale_backends=("sqlite",), scale_sizes=(1_000, 5_000), scale_requests=20, profile=False,
+    log_threads=(4,), log_signings=40)
 MILLION = 1_000_000
-PARTS = ("ceiling", "load", "scale")  # "load" includes lookups, offline and the profile
+PARTS = ("ceiling", "load", "scale", "log")  # "load": lookups, offline and the profile too
 PROFILE_CLIENTS = 32
 
 
@@ -96,6 +99,11 @@ def main() -> int:
             for backend, workers, clients in plan.configs if "load" in parts else ():
                 with running(issuer, backend, workers) as stack:
                     _load(run, plan, generator, stack, workers, clients, workdir)
+            for backend in ("sqlite", "postgresql") if "log" in parts else ():
+                _log(f"signing with the logs and without, {backend}")
+                for threads in plan.log_threads:
+                    run.logcost.append(asdict(logcost.measure(
+                        issuer, backend, threads, plan.log_signings, _log)))
             for backend in plan.scale_backends if "scale" in parts else ():
                 _log(f"lookup latency by size, {backend}: {plan.scale_sizes}")
                 for row in scale.measure(issuer, backend, list(plan.scale_sizes),

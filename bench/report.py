@@ -26,7 +26,8 @@ CEILING = "## Signing service: crypto ceiling"
 LOOKUPS = "## Signing service: lookups and offline verification"
 SCALE = "## Signing service: lookup latency by store size"
 PROFILE = "## Signing service: where the time goes (profile)"
-SECTIONS = (RESULTS, CEILING, LOOKUPS, SCALE, PROFILE)
+LOGCOST = "## Signing service: with the transparency logs and without"
+SECTIONS = (RESULTS, CEILING, LOOKUPS, SCALE, PROFILE, LOGCOST)
 
 TARGET_RATE = 600.0
 TARGET_P99_MS = 150.0
@@ -77,6 +78,7 @@ class Run:
     offline: dict[str, float] = field(default_factory=dict)
     scale: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    logcost: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -274,10 +276,31 @@ def profile_section(run: Run) -> str:
     return "\n".join(lines)
 
 
+def logcost_section(run: Run) -> str:
+    lines = [
+        LOGCOST, "",
+        "`python -m bench --parts log` (`bench/logcost.py`): the service layer in-process (no "
+        "HTTP), the same calls the two routes make, from N threads; once with the CT log "
+        "and the signature log (batched sequencers: Merkle nodes, checkpoint, promise, "
+        "proof), once with a stand-in that writes the same rows in one transaction per "
+        "request and logs nothing. Best of two interleaved rounds each.", "",
+        "| store | threads | with the logs /s | without /s | with ÷ without | CPU ms with | "
+        "CPU ms without |", "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in run.logcost:
+        lines.append(f"| {r['backend']} | {r['threads']} | {_f(r['with_log'])} | "
+                     f"{_f(r['without_log'])} | {r['with_log'] / r['without_log']:.0%} | "
+                     f"{_f(r['with_log_ms'], 2)} | {_f(r['without_log_ms'], 2)} |")
+    if not run.logcost:
+        lines.append("| (not measured in this run) | | | | | | |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def markdown(run: Run) -> dict[str, str]:
     return {RESULTS: results_section(run), CEILING: ceiling_section(run),
             LOOKUPS: lookups_section(run), SCALE: scale_section(run),
-            PROFILE: profile_section(run)}
+            PROFILE: profile_section(run), LOGCOST: logcost_section(run)}
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -292,6 +315,8 @@ def carry_over(run: Run, path: Path = DATA) -> None:
         return
     if not run.ceiling:
         run.ceiling = previous.get("ceiling", [])
+    if not run.logcost:
+        run.logcost = previous.get("logcost", [])
     if not run.cells and not run.lookups:
         run.cells = [Cell(**c) for c in previous.get("cells", [])]
         run.lookups = [Lookup(**lk) for lk in previous.get("lookups", [])]
