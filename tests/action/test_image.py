@@ -32,9 +32,11 @@ DIGEST = hashlib.sha256(b"image test").hexdigest()
 NAME = f"ghcr.io/acme/app@sha256:{DIGEST}"
 IDENTITY = "repo:acme/app:ref:refs/tags/v1.2.3"
 ENTRYPOINT = ["/opt/signer/bin/python", "/opt/signer/entrypoint.py"]
-# The issue's target is 150 MB; this guard fails on a real regression (see docs/benchmarks.md
-# for the measured size and where it goes).
-MAX_IMAGE_MB = 185
+# The issue's target is 150 MB, not met on the 123 MB local base (docs/benchmarks.md, "Action
+# image", says where the rest goes and what would close the gap); this guard fails on a real
+# regression, test_image_size_target on the target.
+TARGET_IMAGE_MB = 150
+MAX_IMAGE_MB = 165
 
 
 def run_container(runner: FakeRunner, image: str, command: str, token: bool = True,
@@ -72,6 +74,12 @@ def test_image_shape(action_image: str) -> None:
                    "print([m for m in ('pip', 'setuptools', 'signer.service', 'fastapi',"
                    " 'sqlalchemy') if u.find_spec(m)])")
     assert probe.stdout.strip() == "[]", "client side only: no pip, no server code"
+
+
+@pytest.mark.xfail(strict=True, reason="161.5 MB: the base is 123 MB, the compiled extensions "
+                   "alone 24 MB (docs/benchmarks.md, Action image)")
+def test_image_size_target(action_image: str) -> None:
+    assert int(str(inspect(action_image)["Size"])) / 1e6 <= TARGET_IMAGE_MB
 
 
 def test_container_sign_verify_revoke(runner: FakeRunner, action_image: str) -> None:
