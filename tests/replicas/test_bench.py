@@ -37,6 +37,8 @@ def test_quick_benchmark_runs_every_part() -> None:
     assert "| sqlite | 1 | 8 |" in done.stdout
     assert "| postgresql | 2 | 8 |" in done.stdout
     assert "bundles/s" in done.stdout
+    # Signings with the transparency logs and without, on both stores.
+    assert "| sqlite | 4 |" in done.stdout and "| postgresql | 4 |" in done.stdout
 
 
 def test_profile_folds_collapsed_stacks_by_package_and_by_our_function() -> None:
