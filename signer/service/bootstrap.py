@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from signer.errors import Conflict
-from signer.service import ca, database, keys
+from signer.service import ca, database, keyring, keys
 from signer.service.config import Settings, passphrase
 from signer.service.log import TransparencyLog
 from signer.service.store import Store
@@ -56,8 +56,9 @@ LOG_NAMES = ("tlog", "ctlog")
 def transparency_logs(settings: Settings, engine: sa.Engine) -> tuple[TransparencyLog, ...]:
     """The signature log (Rekor API at the service's URL) and the CT log (under /ct)."""
     secret = passphrase()
-    tlog_key = keys.read_key(settings.layout.key("tlog"), secret)
-    ctlog_key = keys.read_key(settings.layout.key("ctlog"), secret)
+    # The active key of each log (``signer server rotate-key`` changes it; the tree stays).
+    tlog_key, _ = keyring.active_key(settings.layout, "tlog", secret)
+    ctlog_key, _ = keyring.active_key(settings.layout, "ctlog", secret)
     return (TransparencyLog("tlog", engine, tlog_key, settings.url, signs_entries=True),
             TransparencyLog("ctlog", engine, ctlog_key, settings.url + "/ct",
                             signs_entries=False))
