@@ -441,10 +441,10 @@ def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, outpu
     """Replace the CA intermediate, TSA, tlog or CT log key. The old key's validFor closes
     now and it stays in the trust root, so old bundles still verify. Restart every replica
     afterwards: each reads the keys at start."""
+    from signer.service.bootstrap import rotate_key
     from signer.service.config import Settings
-    from signer.service.keyring import rotate
 
-    retired, new = rotate(Settings(data_dir=data_dir, database_url=database_url), kind)
+    retired, new = rotate_key(Settings(data_dir=data_dir, database_url=database_url), kind)
     if output == "text":
         click.echo("restart every replica now; then re-export the trust root "
                    "('signer trust-root export') wherever it is pinned", err=True)

@@ -11,7 +11,7 @@ from sigstore_models.trustroot.v1 import TransparencyLogInstance
 from signer.errors import UsageError
 from signer.service import database, keyring, keys
 from signer.service.auth import Authenticator
-from signer.service.bootstrap import LOG_NAMES, transparency_logs
+from signer.service.bootstrap import LOG_NAMES, resign_head, transparency_logs
 from signer.service.ca import CertificateAuthority
 from signer.service.config import Layout, Settings, passphrase
 from signer.service.log import TransparencyLog
@@ -57,6 +57,8 @@ def load(settings: Settings) -> Runtime:
         raise UsageError("The transparency log keys are missing.",
                          "Run 'signer server migrate' first.")
     tlog, ctlog = transparency_logs(settings, engine)
+    for log in (tlog, ctlog):
+        resign_head(log)  # after 'signer server rotate-key': the head in the active key
     trust = dataclasses.replace(trust, tlogs=_log_instances(layout, tlog, secret),
                                 ctlogs=_log_instances(layout, ctlog, secret))
     store = Store(engine)
