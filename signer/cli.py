@@ -445,9 +445,8 @@ def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, outpu
     from signer.service.config import Settings
 
     retired, new = rotate_key(Settings(data_dir=data_dir, database_url=database_url), kind)
-    if output == "text":
-        click.echo("restart every replica now; then re-export the trust root "
-                   "('signer trust-root export') wherever it is pinned", err=True)
+    click.echo("restart every replica now; then re-export the trust root "
+               "('signer trust-root export') wherever it is pinned", err=True)
     _print(output, f"rotated {kind}: {retired.key_file} retired at {new.start.isoformat()}, "
            f"{new.key_file} active", {"kind": kind, "retired": retired.to_json(),
                                        "active": new.to_json()})
