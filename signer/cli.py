@@ -432,6 +432,26 @@ def server_rotate_admin_key(data_dir: Path, database_url: str | None) -> None:
     click.echo(token)
 
 
+@server.command("rotate-key")
+@server_options
+@click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog"]))
+@option("output", type=click.Choice(["text", "json"]), default="text")
+def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, output: str
+                      ) -> None:
+    """Replace the CA intermediate, TSA, tlog or CT log key. The old key's validFor closes
+    now and it stays in the trust root, so old bundles still verify. Restart every replica
+    afterwards: each reads the keys at start."""
+    from signer.service.bootstrap import rotate_key
+    from signer.service.config import Settings
+
+    retired, new = rotate_key(Settings(data_dir=data_dir, database_url=database_url), kind)
+    click.echo("restart every replica now; then re-export the trust root "
+               "('signer trust-root export') wherever it is pinned", err=True)
+    _print(output, f"rotated {kind}: {retired.key_file} retired at {new.start.isoformat()}, "
+           f"{new.key_file} active", {"kind": kind, "retired": retired.to_json(),
+                                       "active": new.to_json()})
+
+
 @server.command("start")
 @server_options
 @option("host", default="127.0.0.1", show_default=True)

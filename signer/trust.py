@@ -34,6 +34,7 @@ from sigstore_models.trustroot.v1 import (
 
 from signer.bundle import b64
 from signer.errors import UsageError
+from signer.transparency.sct import log_id
 
 MEDIA_TYPE: Final = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
@@ -105,16 +106,25 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
     ).to_json()
 
 
-def log_instance(log: _Log, start: datetime) -> TransparencyLogInstance:
+def log_instance(log: _Log, start: datetime, end: datetime | None = None
+                 ) -> TransparencyLogInstance:
     """A log as the trust root lists it: URL, key (DER SPKI), log id, validity."""
-    der = log.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return log_key_instance(log.base_url, log.key.public_key(), start, end)
+
+
+def log_key_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datetime,
+                     end: datetime | None = None) -> TransparencyLogInstance:
+    """One key of a log: a rotated log is listed once per key, each with its own validFor
+    and log id (SHA-256 of the DER SPKI), so entries and checkpoints name the key."""
+    der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return TransparencyLogInstance(
-        base_url=log.base_url,
+        base_url=base_url,
         hash_algorithm=HashAlgorithm.SHA2_256,
         public_key=PublicKey(raw_bytes=b64(der),
                              key_details=PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
-                             valid_for=TimeRange(start=start)),
-        log_id=LogId(key_id=b64(log.log_id)),
+                             valid_for=TimeRange(start=start, end=end) if end
+                             else TimeRange(start=start)),
+        log_id=LogId(key_id=b64(log_id(key))),
     )
 
 

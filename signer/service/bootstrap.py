@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 from signer.errors import Conflict
-from signer.service import ca, database, keys
+from signer.service import ca, database, keyring, keys
 from signer.service.config import Settings, passphrase
 from signer.service.log import TransparencyLog
+from signer.service.schema import log_trees
 from signer.service.store import Store
+from signer.transparency.checkpoint import (
+    Checkpoint,
+    key_hint,
+    sign_checkpoint,
+    signature_key_hints,
+)
 
 
 def initialize(settings: Settings) -> str:
@@ -56,8 +65,43 @@ LOG_NAMES = ("tlog", "ctlog")
 def transparency_logs(settings: Settings, engine: sa.Engine) -> tuple[TransparencyLog, ...]:
     """The signature log (Rekor API at the service's URL) and the CT log (under /ct)."""
     secret = passphrase()
-    tlog_key = keys.read_key(settings.layout.key("tlog"), secret)
-    ctlog_key = keys.read_key(settings.layout.key("ctlog"), secret)
+    # The active key of each log (``signer server rotate-key`` changes it; the tree stays).
+    tlog_key, _ = keyring.active_key(settings.layout, "tlog", secret)
+    ctlog_key, _ = keyring.active_key(settings.layout, "ctlog", secret)
     return (TransparencyLog("tlog", engine, tlog_key, settings.url, signs_entries=True),
             TransparencyLog("ctlog", engine, ctlog_key, settings.url + "/ct",
                             signs_entries=False))
+
+
+def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyring.KeyVersion]:
+    """``signer server rotate-key``: the key ring changes; for a log, its tree head is signed
+    again by the new key at once (same tree, same size), so monitors see the new key."""
+    retired, new = keyring.rotate(settings, kind)
+    if kind in LOG_NAMES:
+        engine = database.create_engine(database.database_url(settings.database_url,
+                                                              settings.data_dir))
+        try:
+            for log in transparency_logs(settings, engine):
+                resign_head(log)
+        finally:
+            engine.dispose()
+    return retired, new
+
+
+def resign_head(log: TransparencyLog) -> bool:
+    """Sign the tree head again when the log's active key did not sign it (after a rotation).
+
+    Runs under the tree's row lock, like appends; the head's size and root do not change.
+    """
+    hint = key_hint(log.key.public_key())
+    with log.engine.execution_options(write=True).begin() as tx:
+        head = tx.execute(sa.select(log_trees).where(log_trees.c.name == log.name)
+                          .with_for_update()).first()
+        if head is None or hint in signature_key_hints(head.checkpoint):
+            return False
+        envelope = sign_checkpoint(
+            Checkpoint(log.origin(int(head.tree_id)), int(head.size), bytes(head.root_hash)),
+            log.signer_name, log.key)
+        tx.execute(log_trees.update().where(log_trees.c.name == log.name).values(
+            checkpoint=envelope, updated_at=datetime.now(UTC)))
+    return True

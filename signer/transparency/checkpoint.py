@@ -146,6 +146,14 @@ def _split_envelope(envelope: str) -> tuple[str, list[tuple[str, bytes]]]:
     return body + "\n", signatures
 
 
+def signature_key_hints(envelope: str) -> list[bytes]:
+    """The key hints of an envelope's signatures (which log keys signed it), unverified."""
+    try:
+        return [blob[:4] for _, blob in _split_envelope(envelope)[1]]
+    except CheckpointError:
+        return []
+
+
 def verify_checkpoint(
     envelope: str, name: str, public_key: ec.EllipticCurvePublicKey
 ) -> Checkpoint:

@@ -43,6 +43,27 @@ def check_sct(cert: x509.Certificate, issuer: x509.Certificate,
         verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()})
     except SCTError as exc:
         raise LogCheckError(str(exc)) from exc
+    # A rotated CT log key is trusted only for SCTs it made while it was the log's key.
+    sct = cert.extensions.get_extension_for_class(
+        x509.PrecertificateSignedCertificateTimestamps).value[0]
+    at = sct.timestamp if sct.timestamp.tzinfo else sct.timestamp.replace(tzinfo=UTC)
+    outside = outside_window(ctlogs[sct.log_id][1], at)
+    if outside:
+        raise LogCheckError(f"the SCT was made at {at.isoformat()} by CT log key "
+                            f"{sct.log_id.hex()}, {outside}")
+
+
+def outside_window(log: TransparencyLogInstance, at: datetime) -> str | None:
+    """Why ``at`` is outside the log key's validFor (its end included), or None."""
+    valid = log.public_key.valid_for
+    if valid is None:
+        return None
+    if at < valid.start:
+        return f"which is valid only from {valid.start.isoformat()}"
+    if valid.end is not None and at > valid.end:
+        return (f"which was retired at {valid.end.isoformat()} (valid from "
+                f"{valid.start.isoformat()} to {valid.end.isoformat()})")
+    return None
 
 
 def check_entry(
@@ -96,6 +117,11 @@ def check_entry(
     except rekor.SignedEntryTimestampError as exc:
         raise LogCheckError(str(exc)) from exc
     integrated = datetime.fromtimestamp(entry.integrated_time, UTC)
+    # A rotated log key is trusted only for entries integrated while it was the log's key.
+    outside = outside_window(log, integrated)
+    if outside:
+        raise LogCheckError(f"the entry was integrated at {integrated.isoformat()} by log key "
+                            f"{entry.log_id.key_id.hex()}, {outside}")
     if not cert.not_valid_before_utc <= integrated <= cert.not_valid_after_utc:
         raise LogCheckError(f"the entry was logged at {integrated.isoformat()}, outside the "
                             "certificate's validity")

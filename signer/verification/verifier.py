@@ -145,6 +145,7 @@ class Verifier:
     def _verify_timestamp(self, artifact: SignedArtifact) -> datetime:
         if not artifact.timestamps:
             raise StepFailed(2, "the bundle has no RFC 3161 timestamp")
+        outside = []
         for der in artifact.timestamps:
             try:
                 response = decode_timestamp_response(der)
@@ -153,8 +154,14 @@ class Verifier:
             for tsa in self.trust.tsas:
                 if _verify_with(tsa, response, artifact.signature):
                     gen_time = response.tst_info.gen_time
+                    # A rotated TSA key counts only for times inside its validFor (as in
+                    # sigstore-python: start included, end excluded).
                     if tsa.start <= gen_time and (tsa.end is None or gen_time < tsa.end):
                         return gen_time
+                    outside.append(f"the timestamp says {gen_time.isoformat()}, outside its "
+                                   f"TSA key's validity {_window(tsa)}")
+        if outside:
+            raise StepFailed(2, "; ".join(outside))
         raise StepFailed(2, "no trusted timestamp authority signed a timestamp over this "
                             "signature")
 
@@ -168,11 +175,30 @@ class Verifier:
                 .build_client_verifier()
             )
             try:
-                return verifier.verify(cert, list(ca.chain[:-1])).chain[1]
+                issuer = verifier.verify(cert, list(ca.chain[:-1])).chain[1]
             except VerificationError as exc:
                 failures.append(str(exc))
+                continue
+            # A rotated CA counts only for leaves it issued, and signatures made, while it was
+            # the issuing CA (its validFor, end included as sigstore-js does).
+            issued = cert.not_valid_before_utc
+            if issued < ca.start or (ca.end is not None and issued > ca.end):
+                failures.append(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
+                                f"only {_window(ca)}")
+                continue
+            if ca.end is not None and at > ca.end:
+                failures.append(f"the signature was made at {at.isoformat()} with a leaf of a "
+                                f"CA trusted only {_window(ca)}")
+                continue
+            return issuer
         raise StepFailed(3, "the certificate does not chain to a trusted root at the signing "
                             f"time {at.isoformat()}: {'; '.join(failures)}")
+
+
+def _window(authority: Authority) -> str:
+    if authority.end is None:
+        return f"from {authority.start.isoformat()}"
+    return f"from {authority.start.isoformat()} to {authority.end.isoformat()} (retired)"
 
 
 def _verify_with(tsa: Authority, response: object, message: bytes) -> bool:
