@@ -36,11 +36,18 @@ def log_keys(logs: Sequence[TransparencyLogInstance]
     return keys
 
 
+def sct_keys(ctlogs: Mapping[bytes, tuple[ec.EllipticCurvePublicKey, TransparencyLogInstance]]
+             ) -> dict[bytes, ec.EllipticCurvePublicKey]:
+    """The CT logs' keys by log id, as `check_sct` takes them."""
+    return {k: v[0] for k, v in ctlogs.items()}
+
+
 def check_sct(cert: x509.Certificate, issuer: x509.Certificate,
-              ctlogs: Mapping[bytes, tuple[ec.EllipticCurvePublicKey, TransparencyLogInstance]]
-              ) -> None:
+              ctlogs: Mapping[bytes, ec.EllipticCurvePublicKey],
+              issuer_key_hash: bytes | None = None) -> None:
+    """``issuer_key_hash``: the issuer's RFC 6962 key hash, if known already."""
     try:
-        verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()})
+        verify_embedded_sct(cert, issuer, ctlogs, issuer_key_hash)
     except SCTError as exc:
         raise LogCheckError(str(exc)) from exc
 
