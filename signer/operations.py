@@ -101,7 +101,7 @@ def verify(
 ) -> Report:
     """Online: every entry the service holds for the name; offline: one bundle file."""
     policy = from_flags(issuer, identity, identity_regexp, provenance)
-    verifier = Verifier(trust_material)
+    verifier = Verifier.for_trust(trust_material)
     entries: list[tuple[str, bundle.SignedArtifact, Revocation | None]] = []
     if bundle_path is not None:
         entries.append((str(bundle_path), bundle.read(bundle_path), None))

@@ -125,7 +125,9 @@ signatures = sa.Table(
     sa.Column("revocation_id", sa.String(32), sa.ForeignKey("revocations.id"), nullable=True),
     # The same upload twice is the same entry, also across replicas.
     sa.UniqueConstraint("namespace", "name", "digest", "signature_sha256", name="uq_signatures"),
-    sa.Index("ix_signatures_ref", "namespace", "name", "digest"),
+    # The filter and the order of Store.signatures_for: one range of this index, already in
+    # order (without it, SQLite may walk ix_signatures_created over the whole namespace).
+    sa.Index("ix_signatures_ref", "namespace", "name", "digest", "created_at", "id"),
     sa.Index("ix_signatures_source_ref", "namespace", "name", "source_repository_ref"),
     sa.Index("ix_signatures_digest", "namespace", "digest"),
     sa.Index("ix_signatures_artifact", "artifact_id", "created_at"),

@@ -36,19 +36,19 @@ def hashedrekord_body(digest: bytes, signature: bytes, leaf_pem: bytes) -> bytes
         raise ValueError(f"hashedrekord digest must be SHA-256 (32 bytes), got {len(digest)}")
     if not leaf_pem.startswith(b"-----BEGIN CERTIFICATE-----"):
         raise ValueError("hashedrekord public key must be the leaf certificate's PEM")
-    return rfc8785.dumps(
-        {
-            "apiVersion": HASHEDREKORD_VERSION,
-            "kind": HASHEDREKORD_KIND,
-            "spec": {
-                "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
-                "signature": {
-                    "content": base64.b64encode(signature).decode(),
-                    "publicKey": {"content": base64.b64encode(leaf_pem).decode()},
-                },
-            },
-        }
-    )
+    # RFC 8785 of the object below, written out: its keys are in canonical order already and
+    # its values (hex, base64) need no escaping, so this is byte for byte what
+    # ``rfc8785.dumps`` makes of it (tests/unit/test_rekor_body.py compares the two).
+    return (
+        '{"apiVersion":"' + HASHEDREKORD_VERSION + '","kind":"' + HASHEDREKORD_KIND + '",'
+        '"spec":{"data":{"hash":{"algorithm":"sha256","value":"' + digest.hex() + '"}},'
+        '"signature":{"content":"' + base64.b64encode(signature).decode() + '",'
+        '"publicKey":{"content":"' + base64.b64encode(leaf_pem).decode() + '"}}}}'
+    ).encode()
+
+
+# RFC 8785 writes integers as ECMAScript numbers: plain decimal only within ±(2**53 - 1).
+_SAFE_INTEGER = 2**53 - 1
 
 
 def entry_uuid(body: bytes) -> str:
@@ -60,7 +60,12 @@ def signed_entry_timestamp_payload(
     body: bytes, integrated_time: int, log_id: bytes, log_index: int
 ) -> bytes:
     """The canonical JSON an inclusion promise signs."""
-    return rfc8785.dumps(
+    if all(type(n) is int and -_SAFE_INTEGER <= n <= _SAFE_INTEGER
+           for n in (integrated_time, log_index)):
+        # As in `hashedrekord_body`: RFC 8785 written out (keys in order, no escaping).
+        return (f'{{"body":"{base64.b64encode(body).decode()}","integratedTime":'
+                f'{integrated_time},"logID":"{log_id.hex()}","logIndex":{log_index}}}').encode()
+    return rfc8785.dumps(  # out of range: rfc8785 says why
         {
             "body": base64.b64encode(body).decode(),
             "integratedTime": integrated_time,

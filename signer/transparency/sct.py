@@ -250,8 +250,12 @@ def verify_embedded_sct(
     cert: x509.Certificate,
     issuer_cert: x509.Certificate,
     ctlog_public_keys: Mapping[bytes, ec.EllipticCurvePublicKey],
+    key_hash: bytes | None = None,
 ) -> None:
-    """Check the leaf's one embedded SCT against the CT logs we trust, keyed by log id."""
+    """Check the leaf's one embedded SCT against the CT logs we trust, keyed by log id.
+
+    ``key_hash``: ``issuer_key_hash(issuer_cert)`` if the caller has it already.
+    """
     try:
         scts = cert.extensions.get_extension_for_class(
             x509.PrecertificateSignedCertificateTimestamps
@@ -280,7 +284,7 @@ def verify_embedded_sct(
     timestamp_ms = (timestamp - _EPOCH) // datetime.timedelta(milliseconds=1)
     signed = _signature_input(
         timestamp_ms,
-        issuer_key_hash(issuer_cert),
+        key_hash if key_hash is not None else issuer_key_hash(issuer_cert),
         cert.tbs_precertificate_bytes,
         sct.extension_bytes,
     )

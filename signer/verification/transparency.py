@@ -37,10 +37,12 @@ def log_keys(logs: Sequence[TransparencyLogInstance]
 
 
 def check_sct(cert: x509.Certificate, issuer: x509.Certificate,
-              ctlogs: Mapping[bytes, tuple[ec.EllipticCurvePublicKey, TransparencyLogInstance]]
-              ) -> None:
+              ctlogs: Mapping[bytes, tuple[ec.EllipticCurvePublicKey, TransparencyLogInstance]],
+              issuer_key_hash: bytes | None = None) -> None:
+    """``issuer_key_hash``: the issuer's RFC 6962 key hash, if known already."""
     try:
-        verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()})
+        verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()},
+                            issuer_key_hash)
     except SCTError as exc:
         raise LogCheckError(str(exc)) from exc
     # A rotated CT log key is trusted only for SCTs it made while it was the log's key.

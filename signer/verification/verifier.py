@@ -7,6 +7,9 @@ what it said, or ``None`` offline, and the report says which.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -24,15 +28,21 @@ from cryptography.x509.verification import (
     Store,
     VerificationError,
 )
-from rfc3161_client import VerificationError as TimestampVerificationError
-from rfc3161_client import VerifierBuilder, decode_timestamp_response
+from rfc3161_client import PKIStatus, TimeStampResponse, decode_timestamp_response
+from rfc3161_client._rust import verify as _rfc3161_rust
 
 from signer.bundle import SignedArtifact
 from signer.errors import UsageError, VerificationFailed
 from signer.provenance import Provenance
+from signer.transparency.sct import issuer_key_hash
 from signer.trust import Authority, TrustMaterial
 from signer.verification.policy import Policy, PolicyError, certificate_identity
-from signer.verification.transparency import LogCheckError, check_entry, check_sct, log_keys
+from signer.verification.transparency import (
+    LogCheckError,
+    check_entry,
+    check_sct,
+    log_keys,
+)
 
 STEPS = {
     1: "artifact digest",
@@ -81,6 +91,14 @@ def _ee_policy() -> tuple[ExtensionPolicy, ExtensionPolicy]:
 
 
 class Verifier:
+    """Verifies bundles against one trust root.
+
+    Whatever is the same for every bundle is prepared here, once: the TSA checks (trusted
+    certificates, the TSA leaf's profile), each CA's intermediate checked against its root,
+    the CT and log keys. Nothing about a bundle is remembered: every call checks every step.
+    A verifier holds no mutable state, so one instance may serve many threads.
+    """
+
     def __init__(self, trust: TrustMaterial) -> None:
         if not trust.cas or not trust.tsas:
             raise UsageError("The trust root names no certificate authority or no timestamp "
@@ -92,6 +110,26 @@ class Verifier:
         if not self._tlogs or not self._ctlogs:
             raise UsageError("The trust root names no transparency log or no CT log.",
                              "Export a complete trust root with 'signer trust-root export'.")
+        self._cas = tuple(_CaPath.prepare(ca, self._ca_policy) for ca in trust.cas)
+        self._tsas = tuple(_TimestampCheck(tsa) for tsa in trust.tsas)
+        # RFC 6962 issuer_key_hash of every certificate that may issue a leaf.
+        self._key_hashes = {c: issuer_key_hash(c) for ca in trust.cas for c in ca.chain}
+
+    @classmethod
+    def for_trust(cls, trust: TrustMaterial) -> Verifier:
+        """The verifier of this very trust material, made once per process (a few kept)."""
+        with _VERIFIERS_LOCK:
+            found = _VERIFIERS.get(id(trust))
+            if found is not None and found.trust is trust:
+                _VERIFIERS.move_to_end(id(trust))
+                return found
+        verifier = cls(trust)
+        with _VERIFIERS_LOCK:
+            # The cache holds the material itself, so its id cannot be reused while cached.
+            _VERIFIERS[id(trust)] = verifier
+            while len(_VERIFIERS) > _VERIFIERS_KEPT:
+                _VERIFIERS.popitem(last=False)
+        return verifier
 
     def verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy
                ) -> VerifiedSignature:
@@ -115,7 +153,7 @@ class Verifier:
                                 "(needs digitalSignature and EKU codeSigning)")
         # (5) A trusted CT log promised to publish this certificate (its embedded SCT).
         try:
-            check_sct(cert, issuer, self._ctlogs)
+            check_sct(cert, issuer, self._ctlogs, self._key_hashes.get(issuer))
         except LogCheckError as exc:
             raise StepFailed(5, str(exc)) from exc
         # (6) The signature is in the transparency log: body, proof, checkpoint, promise.
@@ -151,8 +189,9 @@ class Verifier:
                 response = decode_timestamp_response(der)
             except ValueError as exc:
                 raise StepFailed(2, "the timestamp is not a valid RFC 3161 response") from exc
-            for tsa in self.trust.tsas:
-                if _verify_with(tsa, response, artifact.signature):
+            for check in self._tsas:
+                if check.verify_message(response, artifact.signature):
+                    tsa = check.tsa
                     gen_time = response.tst_info.gen_time
                     # A rotated TSA key counts only for times inside its validFor (as in
                     # sigstore-python: start included, end excluded).
@@ -168,29 +207,38 @@ class Verifier:
     def _verify_chain(self, cert: x509.Certificate, at: datetime) -> x509.Certificate:
         """Returns the leaf's issuer on the verified path."""
         failures = []
-        for ca in self.trust.cas:
+        for ca in self._cas:
             verifier = (
-                PolicyBuilder().store(Store([ca.root])).time(at)
+                PolicyBuilder().store(ca.store).time(at)
                 .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
                 .build_client_verifier()
             )
             try:
-                issuer = verifier.verify(cert, list(ca.chain[:-1])).chain[1]
+                chain = verifier.verify(cert, ca.intermediates).chain
             except VerificationError as exc:
                 failures.append(str(exc))
                 continue
+            # The path stopped at the intermediate, checked against the root once: what
+            # depends on the time is the root's validity, checked here as the full path would.
+            if ca.above is not None and chain[-1] == ca.above.issued:
+                root = ca.above.root
+                if not root.not_valid_before_utc <= at <= root.not_valid_after_utc:
+                    failures.append(f"the root {root.subject.rfc4514_string()} is not valid "
+                                    f"at {at.isoformat()}")
+                    continue
             # A rotated CA counts only for leaves it issued, and signatures made, while it was
             # the issuing CA (its validFor, end included as sigstore-js does).
+            authority = ca.authority
             issued = cert.not_valid_before_utc
-            if issued < ca.start or (ca.end is not None and issued > ca.end):
+            if issued < authority.start or (authority.end is not None and issued > authority.end):
                 failures.append(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
-                                f"only {_window(ca)}")
+                                f"only {_window(authority)}")
                 continue
-            if ca.end is not None and at > ca.end:
+            if authority.end is not None and at > authority.end:
                 failures.append(f"the signature was made at {at.isoformat()} with a leaf of a "
-                                f"CA trusted only {_window(ca)}")
+                                f"CA trusted only {_window(authority)}")
                 continue
-            return issuer
+            return chain[1]
         raise StepFailed(3, "the certificate does not chain to a trusted root at the signing "
                             f"time {at.isoformat()}: {'; '.join(failures)}")
 
@@ -201,14 +249,132 @@ def _window(authority: Authority) -> str:
     return f"from {authority.start.isoformat()} to {authority.end.isoformat()} (retired)"
 
 
-def _verify_with(tsa: Authority, response: object, message: bytes) -> bool:
-    builder = VerifierBuilder().tsa_certificate(tsa.chain[0]).add_root_certificate(tsa.root)
-    for intermediate in tsa.chain[1:-1]:
-        builder = builder.add_intermediate_certificate(intermediate)
-    try:
-        return bool(builder.build().verify_message(response, message))  # type: ignore[arg-type]
-    except TimestampVerificationError:
-        return False
+_VERIFIERS: OrderedDict[int, Verifier] = OrderedDict()
+_VERIFIERS_LOCK = threading.Lock()
+_VERIFIERS_KEPT = 8
+
+
+@dataclass(frozen=True)
+class _Above:
+    """The part of a CA's path above its issuing intermediate, verified once: ``root``
+    signed ``issued``, and the root is a CA that may issue it. Only the root's validity at
+    the signing time is left for each bundle."""
+
+    issued: x509.Certificate
+    root: x509.Certificate
+
+
+@dataclass(frozen=True)
+class _CaPath:
+    """One CA of the trust root, ready for chain building: trust anchors and intermediates.
+
+    With one intermediate under the root, that intermediate (checked against the root here)
+    is a trust anchor too, so each bundle verifies leaf ← intermediate and not also
+    intermediate ← root. If the root could constrain the leaf (name constraints, a path
+    length), or the check here fails, the path is the trust root's chain to its root, built
+    and checked in full for every bundle: the same checks, the same refusals.
+    """
+
+    authority: Authority
+    store: Store
+    intermediates: list[x509.Certificate]
+    above: _Above | None
+
+    @classmethod
+    def prepare(cls, ca: Authority, ca_policy: ExtensionPolicy) -> _CaPath:
+        full = cls(ca, Store([ca.root]), list(ca.chain[:-1]), None)
+        if len(ca.chain) != 2:
+            return full
+        intermediate, root = ca.chain
+        try:
+            constraints = root.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if constraints.path_length is not None and constraints.path_length < 1:
+                return full
+        except x509.ExtensionNotFound:
+            return full
+        try:
+            root.extensions.get_extension_for_class(x509.NameConstraints)
+            return full
+        except x509.ExtensionNotFound:
+            pass
+        # The root as the issuer of the intermediate, under the CA policy every bundle's path
+        # is held to, at a time both are valid (validity is checked per bundle).
+        at = max(intermediate.not_valid_before_utc, root.not_valid_before_utc)
+        try:
+            (PolicyBuilder().store(Store([root])).time(at)
+             .extension_policies(ca_policy=ca_policy, ee_policy=ExtensionPolicy.permit_all())
+             .build_client_verifier().verify(intermediate, []))
+        except (VerificationError, ValueError):
+            return full
+        return cls(ca, Store([intermediate, root]), [], _Above(intermediate, root))
+
+
+class _TimestampCheck:
+    """rfc3161-client's ``Verifier.verify_message`` for one trusted TSA, step for step, with
+    what is the same for every timestamp done once: the trusted certificates' DER, and the
+    TSA leaf's profile (critical EKU with timeStamping), since the token's signer must be
+    that very leaf. The response's parts are parsed once per call instead of once per use.
+    """
+
+    def __init__(self, tsa: Authority) -> None:
+        self.tsa = tsa
+        self.leaf = tsa.chain[0]
+        self._leaf_der = self.leaf.public_bytes(Encoding.DER)
+        self._leaf_issuer, self._leaf_serial = self.leaf.issuer, self.leaf.serial_number
+        # As rfc3161-client: the TSA certificate, the roots and the intermediates are the
+        # certificates OpenSSL may build the signer's path from.
+        self._certificates = list({c.public_bytes(Encoding.DER)
+                                   for c in (self.leaf, tsa.root, *tsa.chain[1:-1])})
+        try:
+            eku = self.leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+            self._leaf_ok = eku.critical and ExtendedKeyUsageOID.TIME_STAMPING in eku.value
+        except x509.ExtensionNotFound:
+            self._leaf_ok = False
+
+    def verify_message(self, response: TimeStampResponse, message: bytes) -> bool:
+        if PKIStatus(response.status) != PKIStatus.GRANTED:
+            return False
+        signed_data = response.signed_data
+        signer_infos = signed_data.signer_infos
+        if not signer_infos:
+            return False
+        tst_info = response.tst_info
+        try:
+            # The CMS signature, and its signer's path to a trusted certificate at gen_time.
+            _rfc3161_rust.pkcs7_verify(response.time_stamp_token(), tst_info.gen_time,
+                                       self._certificates)
+        except ValueError:
+            return False
+        # The signer (by the SignerInfo's issuer and serial) must be the trusted TSA leaf.
+        if signed_data.certificates:
+            if len(signer_infos) != 1:
+                return False
+            (signer,) = signer_infos
+            issuer, serial = signer.issuer, signer.serial_number
+            for der in signed_data.certificates:
+                if der == self._leaf_der:  # the trusted leaf itself: no need to parse it
+                    if (self._leaf_issuer, self._leaf_serial) == (issuer, serial):
+                        break
+                    continue
+                cert = x509.load_der_x509_certificate(der)
+                if cert.issuer == issuer and cert.serial_number == serial:
+                    return False  # the signer is another certificate than the trusted leaf
+            else:
+                return False
+        if not self._leaf_ok:
+            return False
+        imprint = tst_info.message_imprint
+        digest = _IMPRINT_HASHES.get(imprint.hash_algorithm.dotted_string)
+        if digest is None:
+            return False
+        return bool(imprint.message == digest(message).digest())
+
+
+_IMPRINT_HASHES = {
+    "2.16.840.1.101.3.4.2.1": hashlib.sha256,
+    "2.16.840.1.101.3.4.2.2": hashlib.sha384,
+    "2.16.840.1.101.3.4.2.3": hashlib.sha512,
+}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer.client import Client
 from signer.service import database
+from signer.service.schema import metadata
 from signer.service.store import hash_secret
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.service_process import SIGNER, Service, clean_env, init
@@ -154,6 +157,8 @@ def test_server_migrate_upgrades_the_first_revision_in_place(
         try:
             assert database.current_revision(engine) == head
             assert _normalized(read_back(engine, rows)) == before
+            with engine.connect() as connection:  # the declared schema, indexes included
+                assert compare_metadata(MigrationContext.configure(connection), metadata) == []
         finally:
             engine.dispose()
 

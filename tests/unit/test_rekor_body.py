@@ -37,6 +37,7 @@ from signer.transparency.rekor import (
     entry_uuid,
     hashedrekord_body,
     signed_entry_timestamp,
+    signed_entry_timestamp_payload,
     verify_signed_entry_timestamp,
 )
 from signer.transparency.sct import log_id
@@ -357,3 +358,19 @@ def test_sigstore_python_refuses_tampered_entries(
     for entry in (other_body, foreign_checkpoint, bad_proof, bad_promise):
         with pytest.raises(VerificationError):
             sigstore_verifies(entry, public)
+
+
+@pytest.mark.parametrize(("integrated_time", "log_index"), [
+    (INTEGRATED_TIME, 7), (0, 0), (-1, 2**53 - 1), (2**53 - 1, -(2**53 - 1))])
+def test_signed_entry_timestamp_payload_is_rfc8785(integrated_time: int, log_index: int) -> None:
+    """The payload is written out by hand; it must be what rfc8785 makes of the object."""
+    body = b'{"apiVersion":"0.0.1"}\x00\xff'
+    log = hashlib.sha256(b"log").digest()
+    assert signed_entry_timestamp_payload(body, integrated_time, log, log_index) == rfc8785.dumps(
+        {"body": base64.b64encode(body).decode(), "integratedTime": integrated_time,
+         "logID": log.hex(), "logIndex": log_index})
+
+
+def test_signed_entry_timestamp_payload_refuses_what_rfc8785_refuses() -> None:
+    with pytest.raises(rfc8785.IntegerDomainError):
+        signed_entry_timestamp_payload(b"{}", 2**53, b"\x00" * 32, 1)
