@@ -2,7 +2,7 @@
 
 The same measurement ``python -m bench --million`` makes (``bench/scale.py``, 1 k then 1 M in
 one store), for one store only; the rows replace that store's rows in docs/benchmarks.json,
-so the next ``python -m bench`` run carries them into docs/benchmarks.md with their date.
+and docs/benchmarks.md is written again from that file (each row with its date).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def main() -> int:
     data["scale"] = [s for s in data["scale"] if (s["backend"], s["stored"]) not in measured]
     data["scale"] += [{**asdict(r), "date": date} for r in rows]
     report.DATA.write_text(json.dumps(data, indent=1) + "\n")
+    # The report again, from the figures on file (every other figure keeps its run's date).
+    run = report.Run(**{k: data[k] for k in ("date", "commit", "cores", "quick", "seconds")})
+    report.carry_over(run)
+    report.write_sections(report.markdown(run))
     return 0
 
 
