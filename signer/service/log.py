@@ -64,8 +64,16 @@ class LogItem(Generic[T]):
     write: Callable[[sa.Connection, Sequenced], T]
     namespace: str | None = None
     extra: bytes | None = None
-    # Returns an existing result when this item was logged before (idempotent retries).
-    existing: Callable[[sa.Connection], T | None] | None = None
+
+
+class Duplicate(Unavailable):
+    """The item's rows conflict with rows already stored (the same upload, raced): nothing
+    was logged. Callers that know what the item duplicates look it up; to the others it is a
+    retryable 503."""
+
+    def __init__(self) -> None:
+        super().__init__("A concurrent write conflicted with this one; nothing was stored.",
+                         "Retry the request.")
 
 
 # Built once: statement construction is a large part of a batch's cost otherwise.
@@ -185,18 +193,7 @@ class TransparencyLog:
                 for single in batch:
                     self._commit([single])
                 return
-            item, future = batch[0]
-            try:
-                found = self._existing(item)
-            except Exception as exc:
-                future.set_exception(exc)
-                return
-            if found is None:
-                future.set_exception(Unavailable(
-                    "A concurrent write conflicted with this one; nothing was stored.",
-                    "Retry the request."))
-            else:
-                future.set_result(found)
+            batch[0][1].set_exception(Duplicate())
             return
         except Exception as exc:
             for _, future in batch:
@@ -208,13 +205,6 @@ class TransparencyLog:
             self._committed = dict(list(self._committed.items())[-NODE_CACHE_SIZE // 2:])
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
-
-    def _existing(self, item: LogItem[T]) -> T | None:
-        """The stored result of an item that was logged before (an idempotent retry)."""
-        if item.existing is None:
-            return None
-        with self.engine.connect() as conn:
-            return item.existing(conn)
 
     def _append_batch(self, items: Sequence[LogItem[Any]]
                       ) -> tuple[list[Any], dict[merkle.NodeKey, bytes]]:

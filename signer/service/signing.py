@@ -31,7 +31,7 @@ from signer.errors import NotFound, PermissionDenied, Unavailable, UsageError
 from signer.provenance import BY_KEY, Provenance
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
-from signer.service.log import LogItem, Sequenced, TransparencyLog
+from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
 from signer.service.store import NewSignature, Store
 from signer.service.tsa import TimestampAuthority
 from signer.transparency import rekor, sct
@@ -193,13 +193,16 @@ class SigningService:
                 tx, dataclasses.replace(new, bundle=artifact.to_json()), entry.index)
             return row, True
 
-        def existing(tx: Any) -> tuple[Any, bool] | None:
-            row = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash, tx)
-            return None if row is None else (row, False)
-
-        return self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
-                                        version=rekor.HASHEDREKORD_VERSION, body=body,
-                                        namespace=namespace, write=write, existing=existing))
+        try:
+            return self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
+                                            version=rekor.HASHEDREKORD_VERSION, body=body,
+                                            namespace=namespace, write=write))
+        except Duplicate:
+            # The same upload raced this one (another request or replica) and won.
+            stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
+            if stored is None:
+                raise
+            return stored, False
 
     def _check_certificate(self, pem: str, principal: Principal, namespace: str
                            ) -> x509.Certificate:

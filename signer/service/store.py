@@ -254,14 +254,10 @@ class Store:
             "issued_at": issued_at, "der": der})
 
     # -- signatures ---------------------------------------------------------------------------
-    def find_signature(
-        self, namespace: str, name: str, digest: str, signature_sha256: str,
-        tx: sa.Connection | None = None,
-    ) -> Any | None:
+    def find_signature(self, namespace: str, name: str, digest: str, signature_sha256: str
+                       ) -> Any | None:
         """The stored entry for this exact upload, with its revocation, or None."""
         params = {"ns": namespace, "name": name, "digest": digest, "sig": signature_sha256}
-        if tx is not None:
-            return tx.execute(_FIND_SIGNATURE, params).first()
         with self._begin() as conn:
             return conn.execute(_FIND_SIGNATURE, params).first()
 
