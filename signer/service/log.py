@@ -291,6 +291,17 @@ class TransparencyLog:
             raise NotFound(f"No {self.name} checkpoint at size {size}.")
         return row
 
+    def batch_checkpoint(self, index: int) -> Any:
+        """The checkpoint signed with entry ``index``'s batch: the first that includes it,
+        signed by the same key as the entry's promise."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(log_checkpoints).where(
+                log_checkpoints.c.tree == self.name, log_checkpoints.c.size > index)
+                .order_by(log_checkpoints.c.size).limit(1)).first()
+        if row is None:
+            raise NotFound(f"The {self.name} has no entry {index}.")
+        return row
+
     def _check_sizes(self, first: int, last: int) -> None:
         size = int(self.head().size)
         if not 0 <= first <= last <= size:

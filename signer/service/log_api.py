@@ -23,14 +23,10 @@ from signer.service.auth import Principal
 from signer.service.dependencies import PrincipalDep, RuntimeDep
 from signer.service.log import TransparencyLog
 from signer.service.runtime import Runtime
-from signer.service.schema import log_checkpoints, signatures
-from signer.transparency.rekor import (
-    SignedEntryTimestampError,
-    entry_uuid,
-    verify_signed_entry_timestamp,
-)
+from signer.service.schema import signatures
+from signer.transparency.checkpoint import signature_key_hints
+from signer.transparency.rekor import entry_uuid
 from signer.transparency.sct import precert_chain_entry, sign_tree_head
-from signer.verification.transparency import log_keys
 
 MAX_ENTRIES_PER_REQUEST = 100
 MAX_INDEX = 2**63 - 1  # a BIGINT
@@ -57,18 +53,20 @@ def router() -> APIRouter:
 
     def rekor_entry(rt: Runtime, row: Any) -> dict[str, Any]:
         log = tlog(rt)
-        signed_by = signing_log_id(rt, row)
-        if signed_by == log.log_id:
-            head = log.head()
-            size, root, checkpoint = int(head.size), bytes(head.root_hash), head.checkpoint
-        else:
-            # Signed by a retired key: prove inclusion in the checkpoint that key signed with
-            # this entry (its batch's), so that logID, promise and checkpoint name one key.
-            with rt.store.engine.connect() as conn:
-                batch = conn.execute(sa.select(log_checkpoints).where(
-                    log_checkpoints.c.tree == log.name, log_checkpoints.c.size > int(row.idx))
-                    .order_by(log_checkpoints.c.size).limit(1)).one()
-            size, root, checkpoint = int(batch.size), bytes(batch.root_hash), batch.envelope
+        head = log.head()
+        signed_by, size, root, checkpoint = \
+            log.log_id, int(head.size), bytes(head.root_hash), head.checkpoint
+        if len(rt.trust.tlogs) > 1:
+            # After a rotation the entry may be a retired key's. The checkpoint its batch
+            # signed names that key (its key hint); prove inclusion in that checkpoint, so
+            # that logID, promise and checkpoint all name one key.
+            batch = log.batch_checkpoint(int(row.idx))
+            hints = signature_key_hints(batch.envelope)
+            signed_by = next((t.log_id.key_id for t in rt.trust.tlogs
+                              if t.log_id.key_id[:4] in hints), log.log_id)
+            if signed_by != log.log_id:
+                size, root, checkpoint = \
+                    int(batch.size), bytes(batch.root_hash), batch.envelope
         hashes = log.inclusion_proof(int(row.idx), size)
         return {entry_uuid(bytes(row.body)): {
             "body": base64.b64encode(bytes(row.body)).decode(),
@@ -85,23 +83,6 @@ def router() -> APIRouter:
                     bytes(row.signed_entry_timestamp or b"")).decode(),
             },
         }}
-
-    def signing_log_id(rt: Runtime, row: Any) -> bytes:
-        """The log id of the key that signed this entry: after a rotation, not always the
-        active one. The trust root lists every key; the entry's promise says which."""
-        log = tlog(rt)
-        if len(rt.trust.tlogs) == 1 or row.signed_entry_timestamp is None:
-            return log.log_id
-        for key_id, (key, _) in log_keys(rt.trust.tlogs).items():
-            try:
-                verify_signed_entry_timestamp(
-                    key, bytes(row.signed_entry_timestamp), body=bytes(row.body),
-                    integrated_time=int(row.integrated_time), log_id=key_id,
-                    log_index=int(row.idx))
-            except SignedEntryTimestampError:
-                continue
-            return key_id
-        return log.log_id
 
     @api.get("/api/v1/log")
     def log_info(rt: RuntimeDep) -> dict[str, Any]:
