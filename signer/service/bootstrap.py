@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -62,14 +63,18 @@ def migrate(settings: Settings, engine: sa.Engine) -> str:
 LOG_NAMES = ("tlog", "ctlog")
 
 
-def transparency_logs(settings: Settings, engine: sa.Engine) -> tuple[TransparencyLog, ...]:
-    """The signature log (Rekor API at the service's URL) and the CT log (under /ct)."""
-    secret = passphrase()
-    # The active key of each log (``signer server rotate-key`` changes it; the tree stays).
-    tlog_key, _ = keyring.active_key(settings.layout, "tlog", secret)
-    ctlog_key, _ = keyring.active_key(settings.layout, "ctlog", secret)
-    return (TransparencyLog("tlog", engine, tlog_key, settings.url, signs_entries=True),
-            TransparencyLog("ctlog", engine, ctlog_key, settings.url + "/ct",
+def transparency_logs(settings: Settings, engine: sa.Engine,
+                      rings: Mapping[str, keyring.Ring] | None = None
+                      ) -> tuple[TransparencyLog, ...]:
+    """The signature log (Rekor API at the service's URL) and the CT log (under /ct), each
+    signing with its active key (``signer server rotate-key`` changes it; the tree stays).
+    ``rings``: the logs' keys, if the caller has loaded them already."""
+    if rings is None:
+        secret = passphrase()
+        rings = {name: keyring.load(settings.layout, name, secret) for name in LOG_NAMES}
+    return (TransparencyLog("tlog", engine, rings["tlog"].private, settings.url,
+                            signs_entries=True),
+            TransparencyLog("ctlog", engine, rings["ctlog"].private, settings.url + "/ct",
                             signs_entries=False))
 
 
@@ -82,7 +87,8 @@ def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyri
                                                               settings.data_dir))
         try:
             for log in transparency_logs(settings, engine):
-                resign_head(log)
+                if log.name == kind:
+                    resign_head(log)
         finally:
             engine.dispose()
     return retired, new
@@ -94,6 +100,11 @@ def resign_head(log: TransparencyLog) -> bool:
     Runs under the tree's row lock, like appends; the head's size and root do not change.
     """
     hint = key_hint(log.key.public_key())
+    with log.engine.connect() as conn:  # the usual case, at every start: no write lock
+        current = conn.execute(sa.select(log_trees.c.checkpoint)
+                               .where(log_trees.c.name == log.name)).scalar()
+    if current is None or hint in signature_key_hints(current):
+        return False
     with log.engine.execution_options(write=True).begin() as tx:
         head = tx.execute(sa.select(log_trees).where(log_trees.c.name == log.name)
                           .with_for_update()).first()

@@ -100,7 +100,7 @@ def _manifest(layout: Layout) -> dict[str, Any]:
     return data
 
 
-def _initial(layout: Layout, kind: str, secret: bytes | None) -> KeyVersion:
+def _initial(layout: Layout, kind: str, private: ec.EllipticCurvePrivateKey) -> KeyVersion:
     """The key ``server init`` made, never rotated: valid since its certificate, or the root."""
     name = INITIAL_FILE[kind]
     if kind in CERTIFIED:
@@ -109,7 +109,7 @@ def _initial(layout: Layout, kind: str, secret: bytes | None) -> KeyVersion:
         start = cert.not_valid_before_utc
     else:
         cert = None
-        public = keys.read_key(layout.key(name), secret).public_key()
+        public = private.public_key()
         start = keys.read_certificate(layout.certificate("root")).not_valid_before_utc
     assert isinstance(public, ec.EllipticCurvePublicKey)
     return KeyVersion(kind, f"{name}.key", cert, public, start)
@@ -126,25 +126,33 @@ def _from_json(layout: Layout, kind: str, item: dict[str, Any]) -> KeyVersion:
                       datetime.fromisoformat(end) if end else None)
 
 
-def versions(layout: Layout, kind: str, secret: bytes | None = None) -> list[KeyVersion]:
-    """Every key of ``kind``, oldest first; the last is the active one."""
+@dataclass(frozen=True)
+class Ring:
+    """A kind's keys: the private key that signs now, and every version (the active last)."""
+
+    private: ec.EllipticCurvePrivateKey
+    versions: tuple[KeyVersion, ...]
+
+    @property
+    def active(self) -> KeyVersion:
+        return self.versions[-1]
+
+
+def load(layout: Layout, kind: str, secret: bytes | None) -> Ring:
+    """Every key of ``kind``, and the active private key (read once, checked against its
+    listed public key)."""
     if kind not in KINDS:
         raise UsageError(f"'{kind}' is not a key kind.", f"Use one of {', '.join(KINDS)}.")
     listed = _manifest(layout)["keys"].get(kind)
     if not listed:
-        return [_initial(layout, kind, secret)]
-    return [_from_json(layout, kind, item) for item in listed]
-
-
-def active_key(layout: Layout, kind: str, secret: bytes | None
-               ) -> tuple[ec.EllipticCurvePrivateKey, KeyVersion]:
-    """The private key that signs for ``kind`` now, checked against its listed public key."""
-    current = versions(layout, kind, secret)[-1]
-    private = keys.read_key(layout.keys / current.key_file, secret)
-    if private.public_key() != current.public_key:
-        raise UsageError(f"The {kind} key file {current.key_file} does not match the key ring.",
-                         f"Restore {layout.keys} from a backup.")
-    return private, current
+        private = keys.read_key(layout.key(INITIAL_FILE[kind]), secret)
+        return Ring(private, (_initial(layout, kind, private),))
+    versions = tuple(_from_json(layout, kind, item) for item in listed)
+    private = keys.read_key(layout.keys / versions[-1].key_file, secret)
+    if private.public_key() != versions[-1].public_key:
+        raise UsageError(f"The {kind} key file {versions[-1].key_file} does not match the key "
+                         "ring.", f"Restore {layout.keys} from a backup.")
+    return Ring(private, versions)
 
 
 @contextmanager
@@ -171,10 +179,9 @@ def rotate(settings: Settings, kind: str) -> tuple[KeyVersion, KeyVersion]:
                          f"Run 'signer server init --data-dir {settings.data_dir}' first.")
     secret = passphrase()
     with _locked(layout):
-        listed = versions(layout, kind, secret)
-        old = listed[-1]
         # The old key must still load: a wrong passphrase fails here, before anything changes.
-        keys.read_key(layout.keys / old.key_file, secret)
+        listed = load(layout, kind, secret).versions
+        old = listed[-1]
         at = _boundary(datetime.now(UTC))
         stem = f"{INITIAL_FILE[kind]}-{at.strftime('%Y%m%dT%H%M%SZ')}"
         key_path = layout.keys / f"{stem}.key"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -13,7 +12,7 @@ from signer.service import database, keyring, keys
 from signer.service.auth import Authenticator
 from signer.service.bootstrap import LOG_NAMES, resign_head, transparency_logs
 from signer.service.ca import CertificateAuthority
-from signer.service.config import Layout, Settings, passphrase
+from signer.service.config import Settings, passphrase
 from signer.service.log import TransparencyLog
 from signer.service.signing import SigningService
 from signer.service.store import Store
@@ -37,16 +36,15 @@ def load(settings: Settings) -> Runtime:
                          f"Run 'signer server init --data-dir {settings.data_dir}' first.")
     secret = passphrase()
     root = keys.read_certificate(layout.certificate("root"))
-    ca_key, ca_version = keyring.active_key(layout, "ca", secret)
-    assert ca_version.certificate is not None
-    ca = CertificateAuthority(ca_key, ca_version.certificate, root,
+    # Each kind's keys, read once: the active one signs, every one is in the trust root
+    # (a retired key with its validFor closed, so old bundles verify).
+    rings = {kind: keyring.load(layout, kind, secret) for kind in ("ca", "tsa")}
+    ca_cert, tsa_cert = rings["ca"].active.certificate, rings["tsa"].active.certificate
+    assert ca_cert is not None
+    assert tsa_cert is not None
+    ca = CertificateAuthority(rings["ca"].private, ca_cert, root,
                               validity=settings.cert_validity)
-    tsa_key, tsa_version = keyring.active_key(layout, "tsa", secret)
-    assert tsa_version.certificate is not None
-    tsa = TimestampAuthority(tsa_key, [tsa_version.certificate, root])
-    # Retired CAs and TSAs stay in the trust root, their validFor closed: old bundles verify.
-    trust = TrustMaterial(cas=_authorities(layout, "ca", root, secret),
-                          tsas=_authorities(layout, "tsa", root, secret))
+    tsa = TimestampAuthority(rings["tsa"].private, [tsa_cert, root])
     url = database.database_url(settings.database_url, settings.data_dir)
     engine = database.create_engine(url)
     current, head = database.current_revision(engine), database.head_revision()
@@ -56,11 +54,14 @@ def load(settings: Settings) -> Runtime:
     if not all(layout.key(name).exists() for name in LOG_NAMES):
         raise UsageError("The transparency log keys are missing.",
                          "Run 'signer server migrate' first.")
-    tlog, ctlog = transparency_logs(settings, engine)
+    rings.update((name, keyring.load(layout, name, secret)) for name in LOG_NAMES)
+    tlog, ctlog = transparency_logs(settings, engine, rings)
     for log in (tlog, ctlog):
         resign_head(log)  # after 'signer server rotate-key': the head in the active key
-    trust = dataclasses.replace(trust, tlogs=_log_instances(layout, tlog, secret),
-                                ctlogs=_log_instances(layout, ctlog, secret))
+    trust = TrustMaterial(cas=_authorities(rings["ca"], root),
+                          tsas=_authorities(rings["tsa"], root),
+                          tlogs=_log_instances(tlog, rings["tlog"]),
+                          ctlogs=_log_instances(ctlog, rings["ctlog"]))
     store = Store(engine)
     auth = Authenticator(store, settings.audience, settings.insecure_issuers,
                          settings.service_issuer)
@@ -68,14 +69,13 @@ def load(settings: Settings) -> Runtime:
     return Runtime(settings, store, auth, service, trust)
 
 
-def _authorities(layout: Layout, kind: str, root: x509.Certificate, secret: bytes | None
-                 ) -> tuple[Authority, ...]:
+def _authorities(ring: keyring.Ring, root: x509.Certificate) -> tuple[Authority, ...]:
     return tuple(Authority((v.certificate, root), v.start, v.end)
-                 for v in keyring.versions(layout, kind, secret) if v.certificate is not None)
+                 for v in ring.versions if v.certificate is not None)
 
 
-def _log_instances(layout: Layout, log: TransparencyLog, secret: bytes | None
+def _log_instances(log: TransparencyLog, ring: keyring.Ring
                    ) -> tuple[TransparencyLogInstance, ...]:
     """Every key the log has signed with, the active one last, each with its validFor."""
     return tuple(log_key_instance(log.base_url, v.public_key, v.start, v.end)
-                 for v in keyring.versions(layout, log.name, secret))
+                 for v in ring.versions)

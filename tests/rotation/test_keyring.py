@@ -22,19 +22,20 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 def test_never_rotated_keys_are_the_init_files(settings: Settings) -> None:
     for kind in keyring.KINDS:
-        (only,) = keyring.versions(settings.layout, kind, b"ring")
+        (only,) = keyring.load(settings.layout, kind, b"ring").versions
         assert only.key_file == f"{keyring.INITIAL_FILE[kind]}.key" and only.end is None
     assert not (settings.layout.keys / keyring.MANIFEST).exists()
 
 
 def test_rotation_retires_the_old_key_and_activates_a_new_one(settings: Settings) -> None:
-    before = keyring.versions(settings.layout, "tsa", b"ring")[-1]
+    before = keyring.load(settings.layout, "tsa", b"ring").versions[-1]
     retired, new = keyring.rotate(settings, "tsa")
-    listed = keyring.versions(settings.layout, "tsa", b"ring")
+    listed = keyring.load(settings.layout, "tsa", b"ring").versions
     assert [v.key_file for v in listed] == [before.key_file, new.key_file]
     assert listed[0].end == listed[1].start == new.start and listed[1].end is None
     assert new.start.microsecond == 0 and retired.public_key == before.public_key
-    key, active = keyring.active_key(settings.layout, "tsa", b"ring")
+    ring = keyring.load(settings.layout, "tsa", b"ring")
+    key, active = ring.private, ring.active
     assert key.public_key() == new.public_key == active.public_key
     assert new.certificate is not None and new.certificate.public_key() == new.public_key
 
@@ -52,14 +53,14 @@ def test_wrong_passphrase_changes_nothing(settings: Settings,
 def test_a_damaged_key_ring_is_refused_with_a_fix(settings: Settings) -> None:
     (settings.layout.keys / keyring.MANIFEST).write_text("{not json")
     with pytest.raises(UsageError, match="not JSON") as caught:
-        keyring.versions(settings.layout, "tlog", b"ring")
+        keyring.load(settings.layout, "tlog", b"ring")
     assert "backup" in (caught.value.fix or "")
 
 
 def test_a_key_file_that_does_not_match_the_ring_is_refused(settings: Settings) -> None:
     _, new = keyring.rotate(settings, "tlog")
-    other = keyring.versions(settings.layout, "tlog", b"ring")[0].key_file
+    other = keyring.load(settings.layout, "tlog", b"ring").versions[0].key_file
     (settings.layout.keys / new.key_file).unlink()
     (settings.layout.keys / new.key_file).symlink_to(settings.layout.keys / other)
     with pytest.raises(UsageError, match="does not match the key ring"):
-        keyring.active_key(settings.layout, "tlog", b"ring")
+        keyring.load(settings.layout, "tlog", b"ring")
