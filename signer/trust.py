@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 import pydantic
 from cryptography import x509
@@ -106,16 +106,10 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
     ).to_json()
 
 
-def log_instance(log: _Log, start: datetime, end: datetime | None = None
-                 ) -> TransparencyLogInstance:
-    """A log as the trust root lists it: URL, key (DER SPKI), log id, validity."""
-    return log_key_instance(log.base_url, log.key.public_key(), start, end)
-
-
-def log_key_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datetime,
-                     end: datetime | None = None) -> TransparencyLogInstance:
-    """One key of a log: a rotated log is listed once per key, each with its own validFor
-    and log id (SHA-256 of the DER SPKI), so entries and checkpoints name the key."""
+def log_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datetime,
+                 end: datetime | None = None) -> TransparencyLogInstance:
+    """A log key as the trust root lists it: URL, DER SPKI, log id (SHA-256 of the SPKI),
+    validity. A rotated log is listed once per key, so entries and checkpoints name theirs."""
     der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return TransparencyLogInstance(
         base_url=base_url,
@@ -126,15 +120,6 @@ def log_key_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datet
                              else TimeRange(start=start)),
         log_id=LogId(key_id=b64(log_id(key))),
     )
-
-
-class _Log(Protocol):
-    @property
-    def key(self) -> ec.EllipticCurvePrivateKey: ...
-    @property
-    def base_url(self) -> str: ...
-    @property
-    def log_id(self) -> bytes: ...
 
 
 def _authority(model: CertificateAuthority) -> Authority:

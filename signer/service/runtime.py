@@ -17,7 +17,7 @@ from signer.service.log import TransparencyLog
 from signer.service.signing import SigningService
 from signer.service.store import Store
 from signer.service.tsa import TimestampAuthority
-from signer.trust import Authority, TrustMaterial, log_key_instance
+from signer.trust import Authority, TrustMaterial, log_instance
 
 
 @dataclass
@@ -77,5 +77,5 @@ def _authorities(ring: keyring.Ring, root: x509.Certificate) -> tuple[Authority,
 def _log_instances(log: TransparencyLog, ring: keyring.Ring
                    ) -> tuple[TransparencyLogInstance, ...]:
     """Every key the log has signed with, the active one last, each with its validFor."""
-    return tuple(log_key_instance(log.base_url, v.public_key, v.start, v.end)
+    return tuple(log_instance(log.base_url, v.public_key, v.start, v.end)
                  for v in ring.versions)
