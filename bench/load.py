@@ -153,21 +153,25 @@ def _cpu(pgid: int | None) -> float:
 _POOL: list[tuple[bytes, str, str]] = []  # (CSR PEM, digest hex, signature base64)
 
 
-def _prepare() -> None:
+def signing_material() -> tuple[bytes, str, str]:
+    """What a client brings to one signing, made before any clock starts: a CSR for a fresh
+    P-256 key (PEM), a random digest (hex), and the key's signature over it (base64)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    for _ in range(POOL_PER_PROCESS):
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
-            key, hashes.SHA256())
-        digest = hashlib.sha256(secrets.token_bytes(32)).digest()
-        signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        _POOL.append((csr.public_bytes(Encoding.PEM), digest.hex(),
-                      base64.b64encode(signature).decode()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        key, hashes.SHA256())
+    digest = hashlib.sha256(secrets.token_bytes(32)).digest()
+    signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    return csr.public_bytes(Encoding.PEM), digest.hex(), base64.b64encode(signature).decode()
+
+
+def _prepare() -> None:
+    _POOL.extend(signing_material() for _ in range(POOL_PER_PROCESS))
 
 
 class _Connection:

@@ -10,21 +10,15 @@ CPU per signing is the process's CPU time over the signings done.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from bench.load import signing_material
 from bench.stack import running
 from signer.service import runtime
 from signer.service.config import Settings
@@ -88,14 +82,14 @@ def measure(issuer: FakeGitHubIssuer, backend: str, threads: int, count: int,
 
 def _run(rt: runtime.Runtime, namespace: str, tokens: list[str], count: int
          ) -> tuple[float, float]:
-    items = list(_items(count))
+    items = [signing_material() for _ in range(count)]
     threads = len(tokens)
 
     def work(index: int) -> None:
         bearer = "Bearer " + tokens[index]
         for csr, digest, signature in items[index::threads]:
             principal = rt.auth.authenticate(bearer)
-            issued = rt.service.issue_certificate(principal, namespace, csr, {})
+            issued = rt.service.issue_certificate(principal, namespace, csr.decode(), {})
             pem = issued.chain[0].public_bytes(Encoding.PEM).decode()
             principal = rt.auth.authenticate(bearer)
             _, created = rt.service.submit_signature(
@@ -111,18 +105,6 @@ def _run(rt: runtime.Runtime, namespace: str, tokens: list[str], count: int
         w.join()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return count / wall, cpu / count * 1000
-
-
-def _items(count: int) -> Iterator[tuple[str, str, str]]:
-    """CSR, digest and signature per signing, prepared before the clock starts."""
-    for _ in range(count):
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
-            key, hashes.SHA256())
-        digest = hashlib.sha256(os.urandom(32)).digest()
-        signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        yield (csr.public_bytes(Encoding.PEM).decode(), digest.hex(),
-               base64.b64encode(signature).decode())
 
 
 if __name__ == "__main__":
