@@ -1,6 +1,34 @@
-# PostgreSQL on 127.0.0.1:5432 (trust auth): start it if it is not running.
-if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-fi
-export SIGNER_TEST_POSTGRES_URL="${SIGNER_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+# PostgreSQL on 127.0.0.1:5432 for the integration suite (both stores run every test):
+# installed from Debian if missing, started if not running, and - only if the tests' user
+# cannot connect without a password - a trust line for postgres@127.0.0.1 added to the
+# cluster's pg_hba.conf (a test machine's database, never a production one).
+# SIGNER_TEST_POSTGRES_URL, if set, names another server and skips all of this.
+signer_postgres_prereq() {
+  if [[ -n "${SIGNER_TEST_POSTGRES_URL:-}" ]]; then
+    return 0
+  fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "== postgres: installing postgresql"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version
+  version="$(ls /etc/postgresql | sort -V | tail -1)"
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  if ! psql -h 127.0.0.1 -U postgres -d postgres -w -qAtc 'select 1' >/dev/null 2>&1; then
+    echo "== postgres: allowing postgres@127.0.0.1 without a password (test machine)"
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  fi
+  psql -h 127.0.0.1 -U postgres -d postgres -w -qAtc 'select 1' >/dev/null || {
+    echo "PostgreSQL on 127.0.0.1:5432 does not accept postgres without a password;" \
+         "set SIGNER_TEST_POSTGRES_URL to a server the tests may use." >&2
+    return 1
+  }
+  export SIGNER_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+}
+signer_postgres_prereq
