@@ -31,7 +31,6 @@ PACKAGES = [
     ("sqlite3/", "sqlite3"),
     ("alembic/", "alembic"),
     ("pydantic", "pydantic"),
-    ("sigstore_models/", "sigstore-models"),
     ("fastapi/", "FastAPI"),
     ("starlette/", "Starlette"),
     ("anyio/", "anyio (thread pool)"),

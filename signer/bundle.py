@@ -5,36 +5,33 @@ Everything else works on :class:`SignedArtifact`, never on raw JSON.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import pydantic
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sigstore_models.bundle.v1 import (
+
+from signer.errors import UsageError
+from signer.sigstore_json import (
+    BUNDLE_MEDIA_TYPES,
+    SHA2_256,
+    U64,
     Bundle,
-    TimestampVerificationData,
-    VerificationMaterial,
-)
-from sigstore_models.common.v1 import (
-    HashAlgorithm,
-    HashOutput,
-    LogId,
-    MessageSignature,
-    RFC3161SignedTimestamp,
-    X509Certificate,
-)
-from sigstore_models.rekor.v1 import (
     Checkpoint,
+    HashOutput,
     InclusionPromise,
     InclusionProof,
     KindVersion,
+    LogId,
+    MessageSignature,
+    RFC3161SignedTimestamp,
+    TimestampVerificationData,
     TransparencyLogEntry,
+    VerificationMaterial,
+    WireError,
+    X509Certificate,
 )
-
-from signer.errors import UsageError
 
 MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # A bundle is a few KB; this bounds what we parse from disk or the network.
@@ -56,11 +53,6 @@ class SignedArtifact:
         return self.model.to_json()
 
 
-def b64(data: bytes) -> bytes:
-    """sigstore-models decodes base64 on construction, so raw bytes go in encoded."""
-    return base64.b64encode(data)
-
-
 def tlog_entry(
     *, kind: str, version: str, log_id: bytes, index: int, integrated_time: int, body: bytes,
     promise: bytes | None, root_hash: bytes, tree_size: int, proof: list[bytes],
@@ -68,20 +60,16 @@ def tlog_entry(
 ) -> TransparencyLogEntry:
     """A Rekor v1 entry as a bundle carries it: body, promise, proof, checkpoint."""
     return TransparencyLogEntry(
-        log_index=str(index),  # type: ignore[arg-type]  # protobuf uint64 travels as text
-        log_id=LogId(key_id=b64(log_id)),
+        log_index=U64(index),
+        log_id=LogId(key_id=log_id),
         kind_version=KindVersion(kind=kind, version=version),
-        integrated_time=str(integrated_time),  # type: ignore[arg-type]
-        inclusion_promise=InclusionPromise(signed_entry_timestamp=b64(promise))
-        if promise else None,
+        integrated_time=U64(integrated_time),
+        inclusion_promise=InclusionPromise(signed_entry_timestamp=promise) if promise else None,
         inclusion_proof=InclusionProof(
-            log_index=str(index),  # type: ignore[arg-type]
-            root_hash=b64(root_hash),
-            tree_size=str(tree_size),  # type: ignore[arg-type]
-            hashes=[b64(h) for h in proof],
-            checkpoint=Checkpoint(envelope=checkpoint),
+            log_index=U64(index), root_hash=root_hash, tree_size=U64(tree_size),
+            hashes=tuple(proof), checkpoint=Checkpoint(envelope=checkpoint),
         ),
-        canonicalized_body=b64(body),
+        canonicalized_body=body,
     )
 
 
@@ -95,15 +83,15 @@ def build(
     model = Bundle(
         media_type=MEDIA_TYPE,
         verification_material=VerificationMaterial(
-            certificate=X509Certificate(raw_bytes=b64(certificate.public_bytes(Encoding.DER))),
-            tlog_entries=tlog_entries or [],
+            certificate=X509Certificate(raw_bytes=certificate.public_bytes(Encoding.DER)),
+            tlog_entries=tuple(tlog_entries or ()),
             timestamp_verification_data=TimestampVerificationData(
-                rfc3161_timestamps=[RFC3161SignedTimestamp(signed_timestamp=b64(timestamp))]
+                rfc3161_timestamps=(RFC3161SignedTimestamp(signed_timestamp=timestamp),)
             ),
         ),
         message_signature=MessageSignature(
-            message_digest=HashOutput(algorithm=HashAlgorithm.SHA2_256, digest=b64(digest)),
-            signature=b64(signature),
+            message_digest=HashOutput(algorithm=SHA2_256, digest=digest),
+            signature=signature,
         ),
     )
     return SignedArtifact(certificate, digest, signature, (timestamp,),
@@ -116,15 +104,23 @@ def parse(text: str | bytes, source: str = "the bundle") -> SignedArtifact:
                          f"{MAX_BUNDLE_BYTES}.", "Pass the .sigstore.json file signer wrote.")
     try:
         model = Bundle.from_json(text)
-    except (pydantic.ValidationError, ValueError) as exc:
-        raise UsageError(f"{source} is not a Sigstore bundle: {_first_error(exc)}.",
+    except WireError as exc:
+        raise UsageError(f"{source} is not a Sigstore bundle: {exc}.",
                          "Pass the .sigstore.json file signer wrote.") from exc
+    if model.media_type not in BUNDLE_MEDIA_TYPES:
+        raise UsageError(f"{source} has the media type {model.media_type[:80]!r}, not a "
+                         "Sigstore bundle's.", "Pass the .sigstore.json file signer wrote.")
     material = model.verification_material
     signature = model.message_signature
+    if model.dsse_envelope is not None or material.public_key is not None \
+            or material.x509_certificate_chain is not None:
+        raise UsageError(f"{source} holds a DSSE envelope, a public key or a certificate chain; "
+                         "signer verifies message signatures over one certificate.",
+                         "Pass the .sigstore.json file signer wrote.")
     if material.certificate is None or signature is None or signature.message_digest is None:
         raise UsageError(f"{source} has no certificate or no message signature with a digest.",
                          "Only artifact-signature bundles with a certificate are supported.")
-    if signature.message_digest.algorithm != HashAlgorithm.SHA2_256:
+    if signature.message_digest.algorithm != SHA2_256:
         raise UsageError(f"{source} uses {signature.message_digest.algorithm}; only SHA2_256 "
                          "is supported.")
     try:
@@ -144,9 +140,3 @@ def read(path: Path) -> SignedArtifact:
         raise UsageError(f"Cannot read the bundle {path}: {exc.strerror}.") from exc
     return parse(data, str(path))
 
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, pydantic.ValidationError) and exc.errors():
-        err = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    return str(exc)

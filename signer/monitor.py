@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sigstore_models.trustroot.v1 import TransparencyLogInstance
-
 from signer.client import Client
+from signer.sigstore_json import TransparencyLogInstance
 from signer.transparency import merkle
 from signer.transparency.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from signer.trust import TrustMaterial

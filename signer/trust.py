@@ -7,33 +7,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-import pydantic
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sigstore_models.common.v1 import (
+
+from signer.errors import UsageError
+from signer.sigstore_json import (
+    PKIX_ECDSA_P256_SHA_256,
+    SHA2_256,
+    TRUSTED_ROOT_MEDIA_TYPES,
+    CertificateAuthority,
+    ClientTrustConfig,
     DistinguishedName,
-    HashAlgorithm,
     LogId,
     PublicKey,
-    PublicKeyDetails,
+    Service,
+    ServiceConfiguration,
+    SigningConfig,
     TimeRange,
+    TransparencyLogInstance,
+    TrustedRoot,
+    WireError,
     X509Certificate,
     X509CertificateChain,
 )
-from sigstore_models.trustroot.v1 import (
-    CertificateAuthority,
-    ClientTrustConfig,
-    Service,
-    ServiceConfiguration,
-    ServiceSelector,
-    SigningConfig,
-    TransparencyLogInstance,
-    TrustedRoot,
-)
-
-from signer.bundle import b64
-from signer.errors import UsageError
 from signer.transparency.sct import log_id
 
 MEDIA_TYPE: Final = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -66,21 +63,19 @@ class TrustMaterial:
     def to_model(self) -> TrustedRoot:
         return TrustedRoot(
             media_type=MEDIA_TYPE,
-            certificate_authorities=[_authority_model(a, "signer CA") for a in self.cas],
-            timestamp_authorities=[_authority_model(a, "signer TSA") for a in self.tsas],
-            tlogs=list(self.tlogs),
-            ctlogs=list(self.ctlogs),
+            certificate_authorities=tuple(_authority_model(a, "signer CA") for a in self.cas),
+            timestamp_authorities=tuple(_authority_model(a, "signer TSA") for a in self.tsas),
+            tlogs=self.tlogs,
+            ctlogs=self.ctlogs,
         )
 
 
 def _authority_model(authority: Authority, common_name: str) -> CertificateAuthority:
     return CertificateAuthority(
         subject=DistinguishedName(organization="signer", common_name=common_name),
-        cert_chain=X509CertificateChain(certificates=[
-            X509Certificate(raw_bytes=b64(c.public_bytes(Encoding.DER))) for c in authority.chain
-        ]),
-        valid_for=TimeRange(start=authority.start, end=authority.end)
-        if authority.end else TimeRange(start=authority.start),
+        cert_chain=X509CertificateChain(certificates=tuple(
+            X509Certificate(raw_bytes=c.public_bytes(Encoding.DER)) for c in authority.chain)),
+        valid_for=TimeRange(start=authority.start, end=authority.end),
     )
 
 
@@ -94,14 +89,14 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
         return Service(url=url + path, major_api_version=1, valid_for=TimeRange(start=start),
                        operator="signer")
 
-    any_one = ServiceConfiguration(selector=ServiceSelector.ANY)
+    any_one = ServiceConfiguration(selector="ANY")
     return ClientTrustConfig(
         media_type=CLIENT_CONFIG_MEDIA_TYPE,
         trusted_root=trust.to_model(),
         signing_config=SigningConfig(
-            media_type=SIGNING_CONFIG_MEDIA_TYPE, ca_urls=[service()],
-            oidc_urls=[service("/auth")], rekor_tlog_urls=[service()],
-            rekor_tlog_config=any_one, tsa_urls=[service("/api/v1/timestamp")],
+            media_type=SIGNING_CONFIG_MEDIA_TYPE, ca_urls=(service(),),
+            oidc_urls=(service("/auth"),), rekor_tlog_urls=(service(),),
+            rekor_tlog_config=any_one, tsa_urls=(service("/api/v1/timestamp"),),
             tsa_config=any_one),
     ).to_json()
 
@@ -113,12 +108,10 @@ def log_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datetime,
     der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return TransparencyLogInstance(
         base_url=base_url,
-        hash_algorithm=HashAlgorithm.SHA2_256,
-        public_key=PublicKey(raw_bytes=b64(der),
-                             key_details=PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
-                             valid_for=TimeRange(start=start, end=end) if end
-                             else TimeRange(start=start)),
-        log_id=LogId(key_id=b64(log_id(key))),
+        hash_algorithm=SHA2_256,
+        public_key=PublicKey(raw_bytes=der, key_details=PKIX_ECDSA_P256_SHA_256,
+                             valid_for=TimeRange(start=start, end=end)),
+        log_id=LogId(key_id=log_id(key)),
     )
 
 
@@ -131,18 +124,20 @@ def _authority(model: CertificateAuthority) -> Authority:
 
 
 def parse(text: str | bytes, source: str = "the trust root") -> TrustMaterial:
+    fix = "Export it with 'signer trust-root export' or GET /v1/trust-root."
     try:
         model = TrustedRoot.from_json(text)
-        return TrustMaterial(
+        material = TrustMaterial(
             cas=tuple(_authority(a) for a in model.certificate_authorities),
             tsas=tuple(_authority(a) for a in model.timestamp_authorities),
-            tlogs=tuple(model.tlogs), ctlogs=tuple(model.ctlogs), model=model,
+            tlogs=model.tlogs, ctlogs=model.ctlogs, model=model,
         )
-    except (pydantic.ValidationError, ValueError) as exc:
-        raise UsageError(
-            f"{source} is not a Sigstore trusted_root.json ({exc.__class__.__name__}).",
-            "Export it with 'signer trust-root export' or GET /v1/trust-root.",
-        ) from exc
+    except (WireError, ValueError) as exc:
+        raise UsageError(f"{source} is not a Sigstore trusted_root.json: {exc}.", fix) from exc
+    if model.media_type not in TRUSTED_ROOT_MEDIA_TYPES:
+        raise UsageError(f"{source} has the media type {model.media_type[:80]!r}, not a "
+                         "trusted root's.", fix)
+    return material
 
 
 def read(path: Path) -> TrustMaterial:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
-from sigstore_models.trustroot.v1 import TransparencyLogInstance
 
 from signer.errors import UsageError
 from signer.service import database, keyring, keys
@@ -17,6 +16,7 @@ from signer.service.log import TransparencyLog
 from signer.service.signing import SigningService
 from signer.service.store import Store
 from signer.service.tsa import TimestampAuthority
+from signer.sigstore_json import TransparencyLogInstance
 from signer.trust import Authority, TrustMaterial, log_instance
 
 

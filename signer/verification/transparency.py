@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
-from sigstore_models.rekor.v1 import TransparencyLogEntry
-from sigstore_models.trustroot.v1 import TransparencyLogInstance
 
+from signer.sigstore_json import TransparencyLogEntry, TransparencyLogInstance
 from signer.transparency import merkle, rekor
 from signer.transparency.checkpoint import CheckpointError, verify_checkpoint
 from signer.transparency.sct import SCTError, verify_embedded_sct

@@ -1,0 +1,359 @@
+"""Sigstore's protobuf-specs messages, the ones signer reads and writes, in their JSON form.
+
+Bundle v0.3, ``trusted_root.json`` and ``ClientTrustConfig`` are protobuf messages
+serialised with the protobuf JSON mapping: camelCase keys, ``bytes`` as base64, 64-bit
+integers as decimal strings, ``Timestamp`` as RFC 3339. Frozen dataclasses name the fields
+(snake_case, as protobuf-specs does) and one codec below reads and writes them all; the
+reference verifiers (sigstore-python, sigstore-js) read what it writes, in the tests.
+
+It replaces the ``sigstore-models`` package so that the action image carries no pydantic
+(8.6 MB of its 40 MB): the action only parses bundles and trust roots, and pydantic stays a
+service dependency (FastAPI).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import types
+import typing
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Self
+
+BUNDLE_MEDIA_TYPES: Final = (
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+)
+TRUSTED_ROOT_MEDIA_TYPES: Final = (
+    "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+    "application/vnd.dev.sigstore.trustedroot.v0.2+json",
+)
+SHA2_256: Final = "SHA2_256"
+PKIX_ECDSA_P256_SHA_256: Final = "PKIX_ECDSA_P256_SHA_256"
+_U64_MAX: Final = 2**64 - 1
+
+
+class WireError(ValueError):
+    """The JSON is not the message it claims to be; ``str()`` names the field and the fault."""
+
+
+class U64(int):
+    """A protobuf (u)int64: a decimal string in JSON (a number is accepted too)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """Base of the messages: JSON in and out, by the protobuf JSON mapping."""
+
+    # Keys a message accepts and keeps as raw JSON without modelling them (e.g. a DSSE
+    # envelope: signer never reads one, and refuses such a bundle by name).
+    OPAQUE: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise WireError(f"not JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        decoded: Self = _decode(cls, data, "")
+        return decoded
+
+    def to_dict(self) -> dict[str, Any]:
+        encoded = _encode(self)
+        assert isinstance(encoded, dict)
+        return encoded
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+# -- common ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TimeRange(Message):
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LogId(Message):
+    key_id: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class HashOutput(Message):
+    algorithm: str
+    digest: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageSignature(Message):
+    signature: bytes
+    message_digest: HashOutput | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class X509Certificate(Message):
+    raw_bytes: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class X509CertificateChain(Message):
+    certificates: tuple[X509Certificate, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RFC3161SignedTimestamp(Message):
+    signed_timestamp: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicKey(Message):
+    key_details: str
+    raw_bytes: bytes | None = None
+    valid_for: TimeRange | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DistinguishedName(Message):
+    organization: str = ""
+    common_name: str = ""
+
+
+# -- rekor -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class KindVersion(Message):
+    kind: str
+    version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint(Message):
+    envelope: str
+
+
+@dataclasses.dataclass(frozen=True)
+class InclusionProof(Message):
+    log_index: U64
+    root_hash: bytes
+    tree_size: U64
+    hashes: tuple[bytes, ...] = ()
+    checkpoint: Checkpoint | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class InclusionPromise(Message):
+    signed_entry_timestamp: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class TransparencyLogEntry(Message):
+    log_index: U64
+    log_id: LogId
+    kind_version: KindVersion
+    inclusion_proof: InclusionProof
+    canonicalized_body: bytes
+    integrated_time: U64 | None = None
+    inclusion_promise: InclusionPromise | None = None
+
+
+# -- bundle ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TimestampVerificationData(Message):
+    rfc3161_timestamps: tuple[RFC3161SignedTimestamp, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class VerificationMaterial(Message):
+    OPAQUE = frozenset({"publicKey", "x509CertificateChain"})
+    certificate: X509Certificate | None = None
+    tlog_entries: tuple[TransparencyLogEntry, ...] = ()
+    timestamp_verification_data: TimestampVerificationData | None = None
+    public_key: object = None
+    x509_certificate_chain: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle(Message):
+    OPAQUE = frozenset({"dsseEnvelope"})
+    media_type: str
+    verification_material: VerificationMaterial
+    message_signature: MessageSignature | None = None
+    dsse_envelope: object = None
+
+
+# -- trust root and client configuration -------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TransparencyLogInstance(Message):
+    base_url: str
+    hash_algorithm: str
+    public_key: PublicKey
+    log_id: LogId
+    checkpoint_key_id: LogId | None = None
+    operator: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificateAuthority(Message):
+    subject: DistinguishedName
+    cert_chain: X509CertificateChain
+    valid_for: TimeRange
+    uri: str | None = None
+    operator: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustedRoot(Message):
+    media_type: str
+    tlogs: tuple[TransparencyLogInstance, ...] = ()
+    certificate_authorities: tuple[CertificateAuthority, ...] = ()
+    ctlogs: tuple[TransparencyLogInstance, ...] = ()
+    timestamp_authorities: tuple[CertificateAuthority, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Service(Message):
+    url: str
+    major_api_version: int
+    operator: str
+    valid_for: TimeRange | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceConfiguration(Message):
+    selector: str
+    count: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningConfig(Message):
+    media_type: str
+    ca_urls: tuple[Service, ...] = ()
+    oidc_urls: tuple[Service, ...] = ()
+    rekor_tlog_urls: tuple[Service, ...] = ()
+    rekor_tlog_config: ServiceConfiguration | None = None
+    tsa_urls: tuple[Service, ...] = ()
+    tsa_config: ServiceConfiguration | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientTrustConfig(Message):
+    media_type: str
+    trusted_root: TrustedRoot
+    signing_config: SigningConfig
+
+
+# -- the codec ---------------------------------------------------------------------------------
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+_FIELDS: dict[type, tuple[tuple[str, str, Any, bool], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, str, Any, bool], ...]:
+    """(attribute, JSON key, type, required) per field, resolved once per message type."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = tuple(
+            (f.name, _camel(f.name), hints[f.name],
+             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls))
+        _FIELDS[cls] = found
+    return found
+
+
+def _decode(kind: Any, value: object, where: str) -> Any:
+    if isinstance(kind, type) and issubclass(kind, Message):
+        if not isinstance(value, dict):
+            raise WireError(f"{where or 'the document'}: expected an object")
+        fields = _fields(kind)
+        known = {key for _, key, _, _ in fields}
+        for key in value:
+            if key not in known:
+                raise WireError(f"{_at(where, str(key))}: unknown field")
+        given = {}
+        for name, key, hint, required in fields:
+            if key in value and value[key] is not None:
+                given[name] = (value[key] if key in kind.OPAQUE
+                               else _decode(hint, value[key], _at(where, key)))
+            elif required:
+                raise WireError(f"{_at(where, key)}: required")
+        return kind(**given)
+    if kind is U64:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise WireError(f"{where}: expected a 64-bit integer as a decimal string")
+        text = str(value)
+        if not text.isascii() or not text.isdigit() or int(text) > _U64_MAX:
+            raise WireError(f"{where}: {text[:40]!r} is not an unsigned 64-bit integer")
+        return U64(text)
+    if kind is bytes:
+        if not isinstance(value, str):
+            raise WireError(f"{where}: expected base64 text")
+        try:
+            # protobuf's JSON mapping accepts standard and URL-safe base64, padded or not.
+            text = value.replace("-", "+").replace("_", "/")
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise WireError(f"{where}: not base64") from exc
+    if kind is datetime:
+        if not isinstance(value, str):
+            raise WireError(f"{where}: expected an RFC 3339 timestamp")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise WireError(f"{where}: {value[:40]!r} is not an RFC 3339 timestamp") from exc
+        if parsed.tzinfo is None:
+            raise WireError(f"{where}: the timestamp has no time zone")
+        return parsed
+    if kind is str or kind is int:
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise WireError(f"{where}: expected {'text' if kind is str else 'an integer'}")
+        return value
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise WireError(f"{where}: expected a list")
+        item = typing.get_args(kind)[0]
+        return tuple(_decode(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is types.UnionType:  # X | None
+        inner = next(a for a in typing.get_args(kind) if a is not type(None))
+        return _decode(inner, value, where)
+    raise TypeError(f"no JSON decoding for {kind!r}")  # a modelling error, not bad input
+
+
+def _encode(value: object, kind: Any = None) -> object:
+    """By the declared type, so a plain ``int`` in a ``U64`` field is written as text."""
+    if isinstance(value, Message):
+        out: dict[str, object] = {}
+        for name, key, hint, _ in _fields(type(value)):
+            field = getattr(value, name)
+            if field is not None:
+                out[key] = field if key in value.OPAQUE else _encode(field, hint)
+        return out
+    if typing.get_origin(kind) is types.UnionType:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if kind is U64:
+        return str(int(typing.cast(int, value)))
+    if isinstance(value, datetime):
+        text = value.astimezone(UTC).isoformat()
+        return text.removesuffix("+00:00") + "Z"
+    if isinstance(value, tuple | list):
+        item = typing.get_args(kind)[0] if kind is not None else None
+        return [_encode(v, item) for v in value]
+    return value
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
