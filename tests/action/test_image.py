@@ -13,17 +13,21 @@ socket lives elsewhere, so that mount is left out.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import statistics
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from tests.action.conftest import FakeRunner, Result, load_action
 from tests.action.docker_env import docker, inspect
+from tests.action.test_token_disabled import API_SHA, provenance_of, run_payload
 from tests.service_process import clean_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
@@ -147,3 +151,47 @@ def test_container_refusals(runner: FakeRunner, action_image: str) -> None:
     assert "'source_repository_ref' is required" in missing.errors[0]
     assert "Traceback" not in no_token.log + tag.log + missing.log
     assert Path(runner.workspace).is_dir()
+
+
+class _WorkflowRunAPI(http.server.BaseHTTPRequestHandler):
+    """GitHub's REST API as the action's one look-up meets it: GET a workflow run."""
+
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization", "")))
+        found = self.path == "/repos/acme/app/actions/runs/9876543210"
+        body = json.dumps(run_payload() if found else {"message": "Not Found"}).encode()
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_container_reads_the_workflow_run_with_pygithub(runner: FakeRunner,
+                                                        action_image: str) -> None:
+    """Token disabled, github_token given: PyGithub, loaded from the image's zip, asks the
+    GitHub API (here a loopback endpoint at GITHUB_API_URL) for the workflow run."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WorkflowRunAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gh_token = "ghs_containerInstallationToken0123456789"
+    try:
+        runner.github_env["GITHUB_API_URL"] = f"http://127.0.0.1:{server.server_port}"
+        signed, _ = run_container(runner, action_image, "sign", token=False, artifact_name=NAME,
+                                  enable_github_action_token="false",
+                                  api_key=runner.tenant.api_key, github_token=gh_token)
+    finally:
+        runner.github_env.pop("GITHUB_API_URL")
+        server.shutdown()
+        server.server_close()
+    assert signed.returncode == 0, signed.log
+    assert _WorkflowRunAPI.seen == [("/repos/acme/app/actions/runs/9876543210",
+                                     f"token {gh_token}")]
+    prov = provenance_of(signed.outputs["certificate"])
+    assert (prov.build_config_name, prov.build_config_digest) == ("Release (from the API)",
+                                                                  API_SHA)
+    assert gh_token not in signed.stdout.split("\n", 2)[2] + signed.summary
