@@ -18,10 +18,12 @@ from typing import Any
 import requests
 
 from signer.client import Client
+from signer.errors import RateLimited
 
 BIN = Path(sys.executable).parent
 SIGNER = str(BIN / "signer")
 START_TIMEOUT = 30.0
+PROVISION_ATTEMPTS = 30  # seconds of waiting out the admin key's rate limit
 
 
 def free_port() -> int:
@@ -150,14 +152,24 @@ class Service:
                claims: dict[str, str] | None = None) -> Tenant:
         """A fresh namespace with a policy for the test issuer and an API key."""
         namespace = f"ns-{uuid.uuid4().hex[:10]}"
-        admin = self.admin()
-        admin.request("POST", "/v1/namespaces", json={"name": namespace})
-        admin.request("POST", f"/v1/namespaces/{namespace}/policies", json={
+        self.provision("POST", "/v1/namespaces", {"name": namespace})
+        self.provision("POST", f"/v1/namespaces/{namespace}/policies", {
             "issuer": self.issuer_url, "claims": claims or {"repository_owner": owner},
             "permissions": permissions.split(",")})
-        key = admin.request("POST", f"/v1/namespaces/{namespace}/api-keys", json={
+        key = self.provision("POST", f"/v1/namespaces/{namespace}/api-keys", {
             "name": "ci", "permissions": permissions.split(",")})
         return Tenant(namespace, key["token"], owner)
+
+    def provision(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        """An admin request of a test's set-up. The admin key has a rate limit like any
+        other key (200 at once, 50 a second), which a suite creating hundreds of namespaces
+        exceeds; like an operator's provisioning script, this waits the 429 out."""
+        for _ in range(PROVISION_ATTEMPTS):
+            try:
+                return self.admin().request(method, path, json=body)
+            except RateLimited:
+                time.sleep(1)
+        return self.admin().request(method, path, json=body)
 
     def cli(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:

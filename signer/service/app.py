@@ -14,7 +14,7 @@ from signer import trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, UsageError
 from signer.service import limits, log_api, models, problems, web
-from signer.service.auth import Principal, check_issuer_url, parse_permissions
+from signer.service.auth import Principal, check_policy, parse_permissions
 from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
 from signer.service.runtime import Runtime
 from signer.service.signing import check_namespace, signature_view
@@ -194,7 +194,7 @@ def _admin_routes() -> APIRouter:
     def add_policy(namespace: str, body: models.PolicyRequest, rt: RuntimeDep,
                    principal: PrincipalDep) -> models.PolicyView:
         namespace_admin(rt, principal, namespace)
-        check_issuer_url(body.issuer, rt.auth.insecure_issuers)
+        check_policy(body.issuer, body.claims, rt.auth.insecure_issuers)
         policy = rt.store.add_policy(namespace, body.issuer, body.claims,
                                      parse_permissions(body.permissions))
         rt.auth.invalidate_policies()

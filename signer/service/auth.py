@@ -61,6 +61,18 @@ def parse_permissions(values: str | list[str]) -> frozenset[str]:
     return perms
 
 
+def check_policy(issuer: str, claims: Mapping[str, str],
+                 insecure_issuers: frozenset[str]) -> None:
+    """A policy names an issuer URL and claims a token can carry: as in a token's text
+    claims, neither may hold control characters (no token could match, and both are stored)."""
+    texts = {"issuer": issuer} | {f"claim {k[:64]!r}": k + v for k, v in claims.items()}
+    for name, text in texts.items():
+        if not text.isprintable():
+            raise UsageError(f"The policy's {name} holds control characters.",
+                             "Give the issuer and the claims as the tokens spell them.")
+    check_issuer_url(issuer, insecure_issuers)
+
+
 def check_issuer_url(issuer: str, insecure_issuers: frozenset[str]) -> None:
     parts = urlsplit(issuer)
     if parts.scheme == "https" and parts.hostname:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.serialization import Encoding
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from signer.errors import NotFound, PermissionDenied, UsageError
@@ -29,7 +29,7 @@ from signer.transparency.rekor import entry_uuid
 from signer.transparency.sct import precert_chain_entry, sign_tree_head
 
 MAX_ENTRIES_PER_REQUEST = 100
-MAX_INDEX = 2**63 - 1  # a BIGINT
+MAX_INDEX = 2**63 - 1  # a BIGINT: every index and tree size a route takes is bounded by it
 
 
 class RetrieveRequest(BaseModel):
@@ -91,8 +91,9 @@ def router() -> APIRouter:
                 "signedTreeHead": head.checkpoint, "treeID": str(head.tree_id)}
 
     @api.get("/api/v1/log/proof")
-    def log_proof(rt: RuntimeDep, last_size: Annotated[int, Query(alias="lastSize", ge=1)],
-                  first_size: Annotated[int, Query(alias="firstSize", ge=1)] = 1
+    def log_proof(rt: RuntimeDep,
+                  last_size: Annotated[int, Query(alias="lastSize", ge=1, le=MAX_INDEX)],
+                  first_size: Annotated[int, Query(alias="firstSize", ge=1, le=MAX_INDEX)] = 1
                   ) -> dict[str, Any]:
         log = tlog(rt)
         hashes = log.consistency_proof(first_size, last_size)
@@ -100,7 +101,8 @@ def router() -> APIRouter:
                 "rootHash": bytes(log.checkpoint_at(last_size).root_hash).hex()}
 
     @api.get("/api/v1/log/checkpoints/{size}")
-    def log_checkpoint(size: int, rt: RuntimeDep) -> dict[str, Any]:
+    def log_checkpoint(size: Annotated[int, Path(ge=0, le=MAX_INDEX)], rt: RuntimeDep
+                       ) -> dict[str, Any]:
         row = tlog(rt).checkpoint_at(size)
         return {"treeSize": int(row.size), "rootHash": bytes(row.root_hash).hex(),
                 "signedTreeHead": row.envelope}
@@ -153,14 +155,14 @@ def router() -> APIRouter:
                 "tree_head_signature": base64.b64encode(signature).decode()}
 
     @api.get("/ct/v1/get-sth-consistency", tags=["ct log"])
-    def get_sth_consistency(rt: RuntimeDep, first: Annotated[int, Query(ge=0)],
-                            second: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
+    def get_sth_consistency(rt: RuntimeDep, first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+                            second: Annotated[int, Query(ge=0, le=MAX_INDEX)]) -> dict[str, Any]:
         hashes = ctlog(rt).consistency_proof(first, second) if first else []
         return {"consistency": [base64.b64encode(h).decode() for h in hashes]}
 
     @api.get("/ct/v1/get-proof-by-hash", tags=["ct log"])
     def get_proof_by_hash(rt: RuntimeDep, hash: Annotated[str, Query(max_length=64)],
-                          tree_size: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
+                          tree_size: Annotated[int, Query(ge=1, le=MAX_INDEX)]) -> dict[str, Any]:
         try:
             leaf = base64.b64decode(hash, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -175,7 +177,8 @@ def router() -> APIRouter:
 
     @api.get("/ct/v1/get-entries", tags=["ct log"])
     def get_entries(rt: RuntimeDep, principal: PrincipalDep,
-                    start: Annotated[int, Query(ge=0)], end: Annotated[int, Query(ge=0)]
+                    start: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+                    end: Annotated[int, Query(ge=0, le=MAX_INDEX)]
                     ) -> dict[str, Any]:
         if not principal.is_server_admin:
             raise PermissionDenied("Raw CT entries name every tenant; only the server admin "

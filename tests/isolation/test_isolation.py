@@ -254,3 +254,17 @@ def test_a_policy_without_claims_is_refused(service: Service) -> None:
     response = service.post(f"/v1/namespaces/{namespace}/policies", service.admin_key, json={
         "issuer": service.issuer_url, "claims": {}, "permissions": ["sign"]})
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize("claims", [{"repository_owner": "acme\x00"}, {"repo\nsitory": "acme"},
+                                    {"repository_owner": "acme\u202e"}])
+def test_a_policy_with_control_characters_is_refused(service: Service,
+                                                     claims: dict[str, str]) -> None:
+    """No token can carry them (authentication refuses such claims), and they would be
+    stored: 400 on both stores, nothing added."""
+    namespace = service.tenant().namespace
+    response = service.post(f"/v1/namespaces/{namespace}/policies", service.admin_key, json={
+        "issuer": service.issuer_url, "claims": claims, "permissions": ["sign"]})
+    assert_problem(response, 400, "holds control characters")
+    listed = service.admin().request("GET", f"/v1/namespaces/{namespace}/policies")
+    assert len(listed["policies"]) == 1, "only the tenant's own policy"
