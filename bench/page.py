@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +38,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_sections  # noqa: E402
 from signer.artifact import ArtifactRef  # noqa: E402
 from signer.client import Client  # noqa: E402
 from signer.operations import sign  # noqa: E402
@@ -250,37 +251,6 @@ def table(results: list[tuple[str, float, float, int]], note: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section; other sections stay as they are."""
-    existing = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    sections = list(_split(existing))
-    replaced = False
-    out = []
-    for heading, body in sections:
-        if heading == SECTION:
-            out.append(text)
-            replaced = True
-        else:
-            out.append(body)
-    if not replaced:
-        out.append(text)
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(part.rstrip("\n") + "\n" for part in out))
-
-
-def _split(text: str) -> Iterator[tuple[str | None, str]]:
-    """(level-2 heading or None, the text through to the next level-2 heading)."""
-    heading: str | None = None
-    lines: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("## "):
-            yield heading, "\n".join(lines)
-            heading, lines = line.strip(), [line]
-        else:
-            lines.append(line)
-    yield heading, "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=int, default=100_000)
@@ -291,7 +261,7 @@ def main() -> None:
     text = table(results, note)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_sections({SECTION: text}, DOC)
         print(f"written to {DOC.relative_to(ROOT)}", file=sys.stderr)
 
 
