@@ -188,27 +188,31 @@ def router() -> APIRouter:
             "newest": summaries[0] if summaries else None, "signatures": summaries,
             "truncated": len(rows) < row.signature_count})
 
-    @r.get("/signatures/{signature_id}")
-    def signature_details(request: Request, signature_id: str) -> Response:
+    def own_signature(request: Request, signature_id: str
+                      ) -> tuple[WebSession, Any] | Response:
+        """The signed-in namespace's signature, or the sign-in redirect or the 404 page."""
         session = _session(request)
         if session is None:
             return _to_sign_in(request)
         row = queries.get_signature(_runtime(request).store.engine, session.namespace,
                                     signature_id[:64])
-        if row is None:
-            return _not_found(session, "signature")
+        return _not_found(session, "signature") if row is None else (session, row)
+
+    @r.get("/signatures/{signature_id}")
+    def signature_details(request: Request, signature_id: str) -> Response:
+        found = own_signature(request, signature_id)
+        if isinstance(found, Response):
+            return found
+        session, row = found
         return render("signature.html", {"session": session, "active": "artifacts",
                                          "sig": views.signature_details(row)})
 
     @r.get("/signatures/{signature_id}/bundle")
     def signature_bundle(request: Request, signature_id: str) -> Response:
-        session = _session(request)
-        if session is None:
-            return _to_sign_in(request)
-        row = queries.get_signature(_runtime(request).store.engine, session.namespace,
-                                    signature_id[:64])
-        if row is None:
-            return _not_found(session, "signature")
+        found = own_signature(request, signature_id)
+        if isinstance(found, Response):
+            return found
+        _, row = found
         filename = ArtifactRef(row.name, row.digest).safe_filename
         return Response(row.bundle + "\n", media_type="application/json", headers={
             **SECURITY_HEADERS,
