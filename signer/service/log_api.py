@@ -24,7 +24,7 @@ from signer.service.dependencies import PrincipalDep, RuntimeDep
 from signer.service.log import TransparencyLog
 from signer.service.runtime import Runtime
 from signer.service.schema import signatures
-from signer.transparency.checkpoint import signature_key_hints
+from signer.transparency.checkpoint import hinted_log_id
 from signer.transparency.rekor import entry_uuid
 from signer.transparency.sct import precert_chain_entry, sign_tree_head
 
@@ -61,9 +61,8 @@ def router() -> APIRouter:
             # signed names that key (its key hint); prove inclusion in that checkpoint, so
             # that logID, promise and checkpoint all name one key.
             batch = log.batch_checkpoint(int(row.idx))
-            hints = signature_key_hints(batch.envelope)
-            signed_by = next((t.log_id.key_id for t in rt.trust.tlogs
-                              if t.log_id.key_id[:4] in hints), log.log_id)
+            signed_by = hinted_log_id(batch.envelope, (t.log_id.key_id for t in rt.trust.tlogs)
+                                      ) or log.log_id
             if signed_by != log.log_id:
                 size, root, checkpoint = \
                     int(batch.size), bytes(batch.root_hash), batch.envelope

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -101,9 +102,12 @@ class Checkpoint:
         return cls(origin, int(size), root_hash, tuple(other))
 
 
+KEY_HINT_BYTES = 4
+
+
 def key_hint(public_key: ec.EllipticCurvePublicKey) -> bytes:
     """The 4 bytes that prefix the log's signature: the start of its log id."""
-    return log_id(public_key)[:4]
+    return log_id(public_key)[:KEY_HINT_BYTES]
 
 
 def sign_checkpoint(
@@ -149,9 +153,15 @@ def _split_envelope(envelope: str) -> tuple[str, list[tuple[str, bytes]]]:
 def signature_key_hints(envelope: str) -> list[bytes]:
     """The key hints of an envelope's signatures (which log keys signed it), unverified."""
     try:
-        return [blob[:4] for _, blob in _split_envelope(envelope)[1]]
+        return [blob[:KEY_HINT_BYTES] for _, blob in _split_envelope(envelope)[1]]
     except CheckpointError:
         return []
+
+
+def hinted_log_id(envelope: str, log_ids: Iterable[bytes]) -> bytes | None:
+    """Which of ``log_ids`` an envelope's signature names by its key hint, unverified."""
+    hints = signature_key_hints(envelope)
+    return next((i for i in log_ids if i[:KEY_HINT_BYTES] in hints), None)
 
 
 def verify_checkpoint(
@@ -164,9 +174,11 @@ def verify_checkpoint(
     """
     body, signatures = _split_envelope(envelope)
     hint = key_hint(public_key)
-    candidates = [blob[4:] for signer, blob in signatures if signer == name and blob[:4] == hint]
+    candidates = [blob[KEY_HINT_BYTES:] for signer, blob in signatures
+                  if signer == name and blob[:KEY_HINT_BYTES] == hint]
     if not candidates:
-        found = ", ".join(f"{signer} (key hint {blob[:4].hex()})" for signer, blob in signatures)
+        found = ", ".join(f"{signer} (key hint {blob[:KEY_HINT_BYTES].hex()})"
+                          for signer, blob in signatures)
         raise CheckpointError(
             f"checkpoint has no signature by {name} with key hint {hint.hex()}; found {found}"
         )
