@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -55,7 +55,6 @@ class TrustMaterial:
     tsas: tuple[Authority, ...]
     tlogs: tuple[TransparencyLogInstance, ...] = ()
     ctlogs: tuple[TransparencyLogInstance, ...] = ()
-    model: TrustedRoot | None = field(default=None, compare=False)
 
     def to_json(self) -> str:
         return self.to_model().to_json()
@@ -130,7 +129,7 @@ def parse(text: str | bytes, source: str = "the trust root") -> TrustMaterial:
         material = TrustMaterial(
             cas=tuple(_authority(a) for a in model.certificate_authorities),
             tsas=tuple(_authority(a) for a in model.timestamp_authorities),
-            tlogs=model.tlogs, ctlogs=model.ctlogs, model=model,
+            tlogs=model.tlogs, ctlogs=model.ctlogs,
         )
     except (WireError, ValueError) as exc:
         raise UsageError(f"{source} is not a Sigstore trusted_root.json: {exc}.", fix) from exc
