@@ -66,16 +66,22 @@ LOG_NAMES = ("tlog", "ctlog")
 def transparency_logs(settings: Settings, engine: sa.Engine,
                       rings: Mapping[str, keyring.Ring] | None = None
                       ) -> tuple[TransparencyLog, ...]:
-    """The signature log (Rekor API at the service's URL) and the CT log (under /ct), each
-    signing with its active key (``signer server rotate-key`` changes it; the tree stays).
-    ``rings``: the logs' keys, if the caller has loaded them already."""
+    """The signature log and the CT log, each signing with its active key (``signer server
+    rotate-key`` changes it; the tree stays). ``rings``: the logs' keys, if loaded already."""
     if rings is None:
         secret = passphrase()
         rings = {name: keyring.load(settings.layout, name, secret) for name in LOG_NAMES}
-    return (TransparencyLog("tlog", engine, rings["tlog"].private, settings.url,
-                            signs_entries=True),
-            TransparencyLog("ctlog", engine, rings["ctlog"].private, settings.url + "/ct",
-                            signs_entries=False))
+    return tuple(transparency_log(settings, engine, name, rings[name]) for name in LOG_NAMES)
+
+
+def transparency_log(settings: Settings, engine: sa.Engine, name: str, ring: keyring.Ring
+                     ) -> TransparencyLog:
+    """``tlog``: the signature log (Rekor API at the service's URL, entries promised);
+    ``ctlog``: the CT log (under /ct)."""
+    if name == "tlog":
+        return TransparencyLog("tlog", engine, ring.private, settings.url, signs_entries=True)
+    return TransparencyLog("ctlog", engine, ring.private, settings.url + "/ct",
+                           signs_entries=False)
 
 
 def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyring.KeyVersion]:
@@ -86,9 +92,8 @@ def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyri
         engine = database.create_engine(database.database_url(settings.database_url,
                                                               settings.data_dir))
         try:
-            for log in transparency_logs(settings, engine):
-                if log.name == kind:
-                    resign_head(log)
+            ring = keyring.load(settings.layout, kind, passphrase())
+            resign_head(transparency_log(settings, engine, kind, ring))
         finally:
             engine.dispose()
     return retired, new
