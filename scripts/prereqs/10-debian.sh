@@ -1,8 +1,8 @@
-# Debian packages the tests call: openssl (independent X.509 / RFC 3161 checks), curl.
+# Debian packages the tests call: openssl (independent X.509 / RFC 3161 checks), curl, git
+# (act reads the example workflows from a repository).
+: "${ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"  # set by scripts/test
 need=()
-for tool in openssl:openssl curl:curl; do
+for tool in openssl:openssl curl:curl git:git; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
-if ((${#need[@]})); then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+"$ROOT/scripts/apt-install" "${need[@]}"

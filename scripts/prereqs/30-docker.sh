@@ -10,6 +10,7 @@
 #   that `docker build --build-arg BASE_IMAGE=signer-test-base:bookworm` needs no registry pull;
 # - exports DOCKER_HOST and SIGNER_TEST_BASE_IMAGE. Idempotent; fast when already running.
 # Set SIGNER_SKIP_DOCKER=1 to skip all of it (the docker tests then skip with a reason).
+: "${ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"  # set by scripts/test
 
 signer_docker_prereq() {
   local root=/var/lib/signer-docker
@@ -23,11 +24,9 @@ signer_docker_prereq() {
   local need=()
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-  if ((${#need[@]})); then
-    echo "== docker: installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
+  # Debian's archive key, to bootstrap bookworm (Ubuntu's mmdebstrap does not pull it in).
+  [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
+  "$ROOT/scripts/apt-install" "${need[@]}"
   mkdir -p "$root"
   if ! docker version >/dev/null 2>&1; then
     local pid
@@ -36,8 +35,11 @@ signer_docker_prereq() {
       rm -f "$root/dockerd.pid" "$sock"
     fi
     echo "== docker: starting dockerd ($sock)"
+    # Its own containerd namespaces: on a machine whose system Docker runs (installing
+    # docker.io starts it under systemd) both daemons may share the system containerd.
     setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none \
       --data-root "$root/data" --exec-root "$root/exec" --pidfile "$root/dockerd.pid" \
+      --containerd-namespace signer-test --containerd-plugins-namespace signer-test-plugins \
       --host "unix://$sock" >>"$root/dockerd.log" 2>&1 </dev/null &
     local i
     for i in $(seq 60); do
