@@ -82,7 +82,7 @@ def check_issuer_url(issuer: str, insecure_issuers: frozenset[str]) -> None:
     raise UsageError(
         f"The issuer '{issuer}' is not an https URL.",
         "OIDC issuers must be served over https; for a local test issuer the operator can "
-        "allow it with --insecure-issuer (SIGNER_INSECURE_ISSUER).",
+        "allow it with --insecure-issuer (SIGNER_INSECURE_ISSUERS).",
     )
 
 

@@ -87,8 +87,9 @@ class Settings:
     audience: str = setting(DEFAULT_AUDIENCE, Option(
         "audience", "Required 'aud' of OIDC tokens."))
     insecure_issuers: frozenset[str] = setting(frozenset(), Option(
-        "insecure-issuer", "Allow this plain-http OIDC issuer (tests only); repeat the flag, "
-        "or comma-separate.", issuer_set, multiple=True, aliases=("SIGNER_INSECURE_ISSUERS",)))
+        "insecure-issuer", "Allow this plain-http OIDC issuer (tests only; prefer 'signer issuer "
+        "add --allow-http'); repeat the flag, or comma-separate.", issuer_set, multiple=True,
+        aliases=("SIGNER_INSECURE_ISSUERS",)))
     cert_validity_minutes: int = setting(CERT_VALIDITY // MINUTE, Option(
         "cert-validity-minutes", "Lifetime of a signing certificate.", int,
         bounds=(1, MAX_CERT_VALIDITY // MINUTE)))
