@@ -136,3 +136,10 @@ def test_a_bad_variable_is_refused_with_its_name(name: str, value: str, tmp_path
 def test_no_data_dir_is_refused() -> None:
     with pytest.raises(UsageError, match="data directory"):
         Settings.from_env({})
+
+
+def test_the_readme_lists_every_flag_and_variable() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration (service)", 1)[1].split("\n\n", 3)[2]
+    for opt in OPTIONS.values():
+        assert f"`--{opt.flag}`" in table and all(f"`{e}`" in table for e in opt.envs), opt.flag
