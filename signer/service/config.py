@@ -75,6 +75,8 @@ def setting(default: Any, option: Option) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
+    """What an operator sets: each field's default, and its :class:`Option`."""
+
     data_dir: Path = dataclasses.field(metadata={"option": Option(
         "data-dir", "Keys, certificates and the SQLite database.", Path)})
     database_url: str | None = setting(None, Option(
