@@ -17,6 +17,7 @@ from signer.client import DEFAULT_API, Client
 from signer.errors import SignerError, UsageError
 from signer.oidc import DEFAULT_AUDIENCE, github_actions_token
 from signer.provenance import FLAG_FIELDS
+from signer.service.config import DEFAULTS, OPTIONS, Settings, issuer_set
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -384,14 +385,40 @@ def server() -> None:
     """Run the service."""
 
 
-def server_options(func: F) -> F:
-    for decorator in reversed([
-        option("data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-               help="Keys, certificates and the SQLite database."),
-        option("database-url", help="postgresql://… for replicas [default: SQLite in data-dir]"),
-    ]):
-        func = decorator(func)
-    return func
+def settings_options(*names: str) -> Callable[[F], F]:
+    """Options for these service settings: flag, variable, default and help from the one
+    table (:class:`signer.service.config.Settings`)."""
+
+    def decorate(func: F) -> F:
+        for name in reversed(names):
+            opt, default = OPTIONS[name], DEFAULTS.get(name)
+            kwargs: dict[str, Any] = {"type": _click_type(opt.parse, opt.bounds)}
+            if opt.multiple:
+                kwargs.update(multiple=True, default=(), show_default=False)
+            elif name not in DEFAULTS:
+                kwargs["required"] = True
+            else:
+                kwargs.update(default=default, show_default=opt.shown_default or True)
+            func = click.option(f"--{opt.flag}", name, envvar=list(opt.envs), show_envvar=True,
+                                help=opt.help, **kwargs)(func)
+        return func
+
+    return decorate
+
+
+def _click_type(parse: Callable[[str], Any], bounds: tuple[int, int | None] | None
+                ) -> click.ParamType[Any] | None:
+    if parse is Path:
+        return click.Path(file_okay=False, path_type=Path)
+    if parse not in (int, float):
+        return None  # text; the Settings field's own parse (issuer_set) reads it after
+    if bounds is None:
+        return click.INT if parse is int else click.FLOAT
+    low, high = bounds
+    return click.IntRange(low, high) if parse is int else click.FloatRange(low, high)
+
+
+server_options = settings_options("data_dir", "database_url")
 
 
 @server.command("init")
@@ -453,32 +480,20 @@ def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, outpu
 
 
 @server.command("start")
-@server_options
-@option("host", default="127.0.0.1", show_default=True)
-@option("port", type=int, default=8080, show_default=True)
-@option("public-url", help="The URL clients use [default: http://HOST:PORT].")
-@option("audience", default=DEFAULT_AUDIENCE, show_default=True,
-        help="Required 'aud' of OIDC tokens.")
-@option("insecure-issuer", "insecure_issuers", multiple=True,
-        help="Allow this plain-http OIDC issuer (tests only). Env: comma-separated.")
-@option("cert-validity-minutes", type=click.IntRange(1, 10), default=5, show_default=True)
-@option("workers", type=click.IntRange(1, 64), default=1, show_default=True)
-@option("log-level", default="info", show_default=True)
-def server_start(data_dir: Path, database_url: str | None, host: str, port: int,
-                 public_url: str | None, audience: str, insecure_issuers: tuple[str, ...],
-                 cert_validity_minutes: int, workers: int, log_level: str) -> None:
+@settings_options(*OPTIONS)  # every setting
+def server_start(**values: Any) -> None:
     """Serve the API, the TSA and the web page."""
     import uvicorn
 
     from signer.service import asgi
 
-    issuers = [i for value in insecure_issuers for i in value.split(",") if i]
-    asgi.export_settings(data_dir=data_dir, database_url=database_url, host=host, port=port,
-                         public_url=public_url, audience=audience, insecure_issuers=issuers,
-                         cert_validity_minutes=cert_validity_minutes)
+    settings = Settings(**{**values, "data_dir": values["data_dir"].resolve(),
+                           "insecure_issuers": issuer_set(",".join(values["insecure_issuers"]))})
+    asgi.export_settings(settings)
     asgi.create()  # fail here, with a clear message, rather than in each worker
-    uvicorn.run("signer.service.asgi:create", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=log_level == "debug")
+    uvicorn.run("signer.service.asgi:create", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                access_log=settings.log_level == "debug")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Build provenance: one typed record, one table of fields, the only place that knows OIDs.
 
 The table below is read by the certificate encoder, the decoder, the verifier's policies,
-the CLI flags and the web page alike (DESIGN.md, "Certificate profile").
+the CLI flags and the web page alike (docs/design.md, "Certificate profile").
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                   description="Keyless signing: certificates, timestamps, signatures.")
     app.state.runtime = runtime
     problems.install(app)
-    limits.install(app, MAX_BODY_BYTES)
+    limits.install(app, MAX_BODY_BYTES, limits.RateLimiter.from_settings(runtime.settings))
 
     app.add_middleware(Metrics)
 

@@ -1,6 +1,6 @@
 """The certificate authority: the root → intermediate hierarchy, the TSA certificate, leaves.
 
-Leaves follow DESIGN.md's profile: empty subject, critical URI SAN with the identity,
+Leaves follow docs/design.md's profile: empty subject, critical URI SAN with the identity,
 critical KeyUsage digitalSignature, EKU codeSigning, SKI/AKI, provenance extensions, and a
 validity of exactly :data:`CERT_VALIDITY`.
 """

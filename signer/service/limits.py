@@ -9,14 +9,14 @@ Rate: a token bucket per principal, keyed by what the authenticator established 
 key's id, or the OIDC issuer and subject), never by anything a caller can choose freely. A
 bucket holds ``burst`` requests and refills at ``rate`` per second; a request finding it
 empty is answered 429 with ``Retry-After``. Buckets live in each worker process: with W
-workers and R replicas a principal gets at most W x R times the rate. Configured with
-``SIGNER_RATE_LIMIT`` (requests per second, 0 turns the limit off) and ``SIGNER_RATE_BURST``.
+workers and R replicas a principal gets at most W x R times the rate. Configured by the
+settings ``rate_limit`` (requests per second, 0 turns the limit off) and ``rate_burst``
+(``SIGNER_RATE_LIMIT``, ``SIGNER_RATE_BURST``; their defaults and reasons are in config.py).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -30,15 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from signer.errors import RateLimited, TooLarge
 from signer.service import problems
 from signer.service.auth import Principal
+from signer.service.config import OPTIONS, Settings
 
-RATE_ENV = "SIGNER_RATE_LIMIT"
-BURST_ENV = "SIGNER_RATE_BURST"
-# 25 signings a second per credential, sustained (a signing is two requests), and a burst
-# of 100 at once (an org-wide key shared by many parallel jobs): far above what CI does,
-# far below the service's capacity of thousands a second, so one credential cannot starve
-# the others.
-DEFAULT_RATE = 50.0
-DEFAULT_BURST = 200
 # Buckets of idle principals are dropped beyond this many, oldest first: a full bucket and
 # a missing one mean the same, so forgetting them costs nothing.
 MAX_BUCKETS = 10_000
@@ -59,8 +52,7 @@ class _Bucket:
 class RateLimiter:
     """Token buckets keyed by principal; thread-safe (sync routes run in a thread pool)."""
 
-    def __init__(self, rate: float = DEFAULT_RATE, burst: int = DEFAULT_BURST,
-                 clock: Any = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: int, clock: Any = time.monotonic) -> None:
         if rate < 0 or burst < 1:
             raise ValueError("the rate limit needs rate >= 0 and burst >= 1")
         self.rate = rate
@@ -70,10 +62,8 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls) -> RateLimiter:
-        rate = float(os.environ.get(RATE_ENV) or DEFAULT_RATE)
-        burst = int(os.environ.get(BURST_ENV) or DEFAULT_BURST)
-        return cls(rate, burst)
+    def from_settings(cls, settings: Settings) -> RateLimiter:
+        return cls(settings.rate_limit, settings.rate_burst)
 
     @property
     def enabled(self) -> bool:
@@ -107,7 +97,8 @@ class RateLimiter:
                 f"{principal.identity} sent more than {self.burst} requests in a burst or "
                 f"more than {self.rate:g} a second.",
                 f"Retry after {retry_after} s (Retry-After), and spread the requests out; an "
-                f"operator can raise the limit with {RATE_ENV} / {BURST_ENV}.",
+                f"operator can raise the limit with {OPTIONS['rate_limit'].env} / "
+                f"{OPTIONS['rate_burst'].env}.",
                 retry_after)
 
 
@@ -173,9 +164,9 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def install(app: FastAPI, max_body_bytes: int, limiter: RateLimiter | None = None) -> None:
+def install(app: FastAPI, max_body_bytes: int, limiter: RateLimiter) -> None:
     """Wire both limits into the app; routes then call :func:`check` with their principal."""
-    app.state.rate_limiter = limiter or RateLimiter.from_env()
+    app.state.rate_limiter = limiter
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     async def rate_limited(_request: Request, exc: Exception) -> JSONResponse:

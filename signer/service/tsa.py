@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-# Our own arc (see DESIGN.md), .2 = timestamping, .2.1 = this TSA's first policy.
+# Our own arc (docs/design.md), .2 = timestamping, .2.1 = this TSA's first policy.
 DEFAULT_POLICY_OID = "2.25.179321160043125797355901517366827743804.2.1"
 
 # Digest lengths of the imprint algorithms we accept; anything weaker is refused (badAlg).

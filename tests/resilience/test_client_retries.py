@@ -160,7 +160,7 @@ def test_retries_end_with_service_unavailable(flaky) -> None:
 RETRY_AFTER_BUG = (
     "client.RETRY has respect_retry_after_header=True, and urllib3 then also retries 413 "
     "and 429 answers that carry Retry-After (Retry.RETRY_AFTER_STATUS_CODES), up to 4 times, "
-    "sleeping as told: against DESIGN.md ('retries on 5xx/timeouts only'), and the "
+    "sleeping as told: against docs/design.md ('retries on 5xx and timeouts only'), and the "
     "service's rate limiter sends Retry-After on every 429. Fix: a Retry subclass with "
     "RETRY_AFTER_STATUS_CODES = frozenset({503}) (or decide that 429 is retried, and say so).")
 

@@ -218,7 +218,11 @@ def router() -> APIRouter:
             **SECURITY_HEADERS,
             "Content-Disposition": f'attachment; filename="{filename}"'})
 
-    return r
+    # The service's bare URL is what a newcomer types into a browser: show them the page.
+    site = APIRouter(include_in_schema=False)
+    site.add_api_route("/", home, methods=["GET"])
+    site.include_router(r)
+    return site
 
 
 def _artifact_list(request: Request, session: WebSession, *, q: str, status: str,

@@ -82,8 +82,8 @@ class ProvenanceGroup:
 def _source_of(field: Field, provenance: Provenance) -> str:
     if field.group == "service":
         return "service"
-    # With an API key the issuer is the service's own (DESIGN.md, "Identity"): the holder
-    # declares the build and source fields, not the issuer.
+    # With an API key the issuer is the service's own (docs/design.md, "Identity and
+    # authorization"): the holder declares the build and source fields, not the issuer.
     if field.key == "issuer" and provenance.provenance_source == "declared":
         return "service"
     return provenance.provenance_source or "declared"
