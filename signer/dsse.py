@@ -98,7 +98,7 @@ def verify_signature(envelope: DsseEnvelope, key: VerifyingKey) -> DsseSignature
             if isinstance(key, ed25519.Ed25519PublicKey):
                 key.verify(signature.sig, message)
             else:
-                key.verify(signature.sig, message, ec.ECDSA(_curve_hash(key.curve)))
+                key.verify(signature.sig, message, ec.ECDSA(ecdsa_hash(key.curve)))
         except InvalidSignature:
             continue
         return signature
@@ -108,7 +108,8 @@ def verify_signature(envelope: DsseEnvelope, key: VerifyingKey) -> DsseSignature
         f"PAE({envelope.payload_type!r}, payload) with the signing key")
 
 
-def _curve_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
+def ecdsa_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
+    """The hash Sigstore pairs with an ECDSA curve (its ``PKIX_ECDSA_P*_SHA_*`` key details)."""
     match curve.key_size:
         case 256:
             return hashes.SHA256()
@@ -116,7 +117,7 @@ def _curve_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
             return hashes.SHA384()
         case 521:
             return hashes.SHA512()
-    raise DsseError(f"unsupported ECDSA curve {curve.name}")
+    raise ValueError(f"unsupported ECDSA curve {curve.name}")
 
 
 # -- in-toto statements ------------------------------------------------------------------------
