@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from signer.sigstore_json import Bundle
 from signer.transparency import checkpoint as v1_checkpoint
-from signer.transparency import note
+from signer.transparency import note, sct
 from signer.transparency.checkpoint import CheckpointError
 from tests.adversarial.builders import asset_text
 
@@ -153,6 +153,11 @@ def test_a_rekor_v1_checkpoint_verifies_with_its_ecdsa_key() -> None:
     assert checkpoint == v1_checkpoint.verify_checkpoint(envelope, "rekor.sigstage.dev",
                                                          REKOR_V1_KEY)
     assert checkpoint.origin == "rekor.sigstage.dev - 8202293616175992157"
+
+
+def test_an_ecdsa_log_id_is_the_keys_spki_hash_whatever_its_name() -> None:
+    key = _EcdsaSigner().public_key
+    assert note.log_id("any.name", key) == note.log_id("other", key) == sct.log_id(key)
 
 
 def test_a_log_checkpoint_with_a_witness_cosignature() -> None:

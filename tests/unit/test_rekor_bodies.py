@@ -22,6 +22,7 @@ from sigstore_models.rekor.v2.entry import Entry as ReferenceEntry
 
 from signer import dsse
 from signer.sigstore_json import Bundle, DsseEnvelope
+from signer.transparency import merkle
 from signer.transparency import rekor_bodies as rb
 from signer.transparency.rekor import hashedrekord_body
 from tests.adversarial.builders import asset_text
@@ -198,3 +199,11 @@ def test_a_v2_verifier_holds_exactly_one_key() -> None:
         rb.parse_create_entry_request(json.dumps(request))
     with pytest.raises(rb.RekorBodyError, match="exactly one of hashedRekordRequestV002"):
         rb.parse_create_entry_request("{}")
+
+
+@pytest.mark.parametrize("bundle", [V2_HASHEDREKORD, V2_DSSE], ids=["hashedrekord", "dsse"])
+def test_a_rekor_v2_leaf_is_the_rfc6962_leaf_hash_of_the_body(bundle: Bundle) -> None:
+    entry = bundle.verification_material.tlog_entries[0]
+    proof = entry.inclusion_proof
+    merkle.verify_inclusion(merkle.leaf_hash(entry.canonicalized_body), proof.log_index,
+                            proof.tree_size, proof.hashes, proof.root_hash)
