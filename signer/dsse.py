@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from signer.key_details import ecdsa_hash
 from signer.sigstore_json import DsseEnvelope, DsseSignature, WireError
 
 IN_TOTO_PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
@@ -89,8 +89,7 @@ def parse_envelope(text: str | bytes) -> DsseEnvelope:
 def verify_signature(envelope: DsseEnvelope, key: VerifyingKey) -> DsseSignature:
     """The envelope's signature that ``key`` made over the PAE; raises `DsseError` if none.
 
-    ECDSA keys sign with the hash their curve is paired with in Sigstore (P-256 with SHA-256,
-    P-384 with SHA-384, P-521 with SHA-512).
+    ECDSA keys sign with the hash `signer.key_details` pairs with their curve.
     """
     message = pae(envelope.payload_type, envelope.payload)
     for signature in envelope.signatures:
@@ -106,18 +105,6 @@ def verify_signature(envelope: DsseEnvelope, key: VerifyingKey) -> DsseSignature
     raise DsseError(
         f"no signature of the DSSE envelope ({count} present) verifies over "
         f"PAE({envelope.payload_type!r}, payload) with the signing key")
-
-
-def ecdsa_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
-    """The hash Sigstore pairs with an ECDSA curve (its ``PKIX_ECDSA_P*_SHA_*`` key details)."""
-    match curve.key_size:
-        case 256:
-            return hashes.SHA256()
-        case 384:
-            return hashes.SHA384()
-        case 521:
-            return hashes.SHA512()
-    raise ValueError(f"unsupported ECDSA curve {curve.name}")
 
 
 # -- in-toto statements ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from signer.dsse import ecdsa_hash
+from signer.key_details import ecdsa_hash
 from signer.transparency.checkpoint import Checkpoint, CheckpointError
 
 KEY_ID_BYTES: Final = 4

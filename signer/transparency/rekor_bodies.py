@@ -37,9 +37,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signer.dsse import pae
+from signer.key_details import PublicKeyTypes, key_details
 from signer.sigstore_json import (
     SHA2_256,
     DsseEnvelope,
@@ -129,30 +131,19 @@ class CreateEntryRequest(Message):
     dsse_request_v002: DSSERequestV002 | None = None
 
 
-PublicKeyTypes = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+def certificate_verifier(certificate: x509.Certificate) -> V2Verifier:
+    """The v2 verifier of a signature made with a certificate's key (Fulcio's leaf)."""
+    key = certificate.public_key()
+    if not isinstance(key, PublicKeyTypes):
+        raise TypeError(f"Sigstore has no key details for {type(key).__name__}")
+    return V2Verifier(key_details(key), x509_certificate=X509Certificate(
+        certificate.public_bytes(Encoding.DER)))
 
 
-def key_details(key: PublicKeyTypes) -> str:
-    """protobuf-specs ``PublicKeyDetails`` of a key, as v2 verifiers and trust roots name it."""
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "PKIX_ED25519"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        named = {"secp256r1": "PKIX_ECDSA_P256_SHA_256", "secp384r1": "PKIX_ECDSA_P384_SHA_384",
-                 "secp521r1": "PKIX_ECDSA_P521_SHA_512"}.get(key.curve.name)
-        if named is None:
-            raise ValueError(f"Sigstore has no key details for ECDSA curve {key.curve.name}")
-        return named
-    if key.key_size not in (2048, 3072, 4096):
-        raise ValueError(f"Sigstore has no key details for {key.key_size}-bit RSA")
-    return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
-
-
-def certificate_verifier(certificate_der: bytes, details: str) -> V2Verifier:
-    return V2Verifier(key_details=details, x509_certificate=X509Certificate(certificate_der))
-
-
-def public_key_verifier(spki_der: bytes, details: str) -> V2Verifier:
-    return V2Verifier(key_details=details, public_key=V2PublicKey(spki_der))
+def public_key_verifier(key: PublicKeyTypes) -> V2Verifier:
+    """The v2 verifier of a signature made with a managed key."""
+    return V2Verifier(key_details(key), public_key=V2PublicKey(
+        key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)))
 
 
 def _canonical(message: Message) -> bytes:

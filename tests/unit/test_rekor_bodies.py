@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sigstore_models.rekor.v2.entry import CreateEntryRequest as ReferenceRequest
 from sigstore_models.rekor.v2.entry import Entry as ReferenceEntry
 
 from signer import dsse
+from signer.key_details import key_details
 from signer.sigstore_json import Bundle, DsseEnvelope
 from signer.transparency import merkle
 from signer.transparency import rekor_bodies as rb
@@ -44,11 +45,7 @@ def _leaf(bundle: Bundle) -> x509.Certificate:
 
 
 def _cert_verifier(bundle: Bundle) -> rb.V2Verifier:
-    leaf = _leaf(bundle)
-    key = leaf.public_key()
-    assert isinstance(key, ec.EllipticCurvePublicKey)
-    return rb.certificate_verifier(leaf.public_bytes(serialization.Encoding.DER),
-                                   rb.key_details(key))
+    return rb.certificate_verifier(_leaf(bundle))
 
 
 def test_v2_hashedrekord_body_is_rebuilt_from_the_bundle() -> None:
@@ -155,10 +152,16 @@ def test_v2_requests_are_read_by_the_reference() -> None:
 
 
 def test_key_details_names_sigstores_key_kinds() -> None:
-    assert rb.key_details(ec.generate_private_key(ec.SECP384R1()).public_key()) == \
-        "PKIX_ECDSA_P384_SHA_384"
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    assert key_details(p384) == "PKIX_ECDSA_P384_SHA_384"
+    assert rb.public_key_verifier(p384) == rb.V2Verifier(
+        "PKIX_ECDSA_P384_SHA_384", public_key=rb.V2PublicKey(p384.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)))
+    assert key_details(ed25519.Ed25519PrivateKey.generate().public_key()) == "PKIX_ED25519"
+    assert key_details(rsa.generate_private_key(65537, 3072).public_key()) == \
+        "PKIX_RSA_PKCS1V15_3072_SHA256"
     with pytest.raises(ValueError, match="secp256k1"):
-        rb.key_details(ec.generate_private_key(ec.SECP256K1()).public_key())
+        key_details(ec.generate_private_key(ec.SECP256K1()).public_key())
 
 
 def _v2_body_with(change: dict[str, Any]) -> bytes:
