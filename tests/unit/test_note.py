@@ -40,6 +40,10 @@ REKOR_V2_KEY = serialization.load_der_public_key(
 REKOR_V1_KEY = serialization.load_der_public_key(base64.b64decode(
     "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDODRU688UYGuy54mNUlaEBiQdTE9nYLr0lg6RXowI/QV/RE1azBn4E"
     "g5/2uTOMbhB1/gfcHzijzFi9Tk+g1Prg=="))
+# sigstore/sigstore-go pkg/root/trusted-root-public-good.json: Rekor v1 production's key.
+REKOR_PUBLIC_KEY = serialization.load_der_public_key(base64.b64decode(
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2G2Y+2tabdTV5BcGiBIx0a9fAFwrkBbmLSGtks4L3qX6yYY0zufBnh"
+    "C8Ur/iy55GhWP/9A/bY2LhC30M9+RYtw=="))
 V2_BUNDLES = ["sigstore-python/staging-rekor-v2.txt.sigstore.json",
               "sigstore-python/a.dsse.staging-rekor-v2.txt.sigstore.json"]
 
@@ -153,6 +157,17 @@ def test_a_rekor_v1_checkpoint_verifies_with_its_ecdsa_key() -> None:
     assert checkpoint == v1_checkpoint.verify_checkpoint(envelope, "rekor.sigstage.dev",
                                                          REKOR_V1_KEY)
     assert checkpoint.origin == "rekor.sigstage.dev - 8202293616175992157"
+
+
+def test_a_production_rekor_checkpoint_with_an_extension_line() -> None:
+    assert isinstance(REKOR_PUBLIC_KEY, ec.EllipticCurvePublicKey)
+    entry = Bundle.from_json(asset_text("sigstore-go/bundle-v02.json")) \
+        .verification_material.tlog_entries[0]
+    assert entry.inclusion_proof.checkpoint is not None
+    checkpoint = note.verify_checkpoint(entry.inclusion_proof.checkpoint.envelope,
+                                        note.NoteVerifier("rekor.sigstore.dev", REKOR_PUBLIC_KEY))
+    assert checkpoint.other_lines == ("Timestamp: 1689177396617352539",)
+    assert note.log_id("rekor.sigstore.dev", REKOR_PUBLIC_KEY) == entry.log_id.key_id
 
 
 def test_an_ecdsa_log_id_is_the_keys_spki_hash_whatever_its_name() -> None:
