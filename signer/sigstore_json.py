@@ -20,7 +20,7 @@ import json
 import types
 import typing
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Self
+from typing import Any, Final, Self
 
 BUNDLE_MEDIA_TYPES: Final = (
     "application/vnd.dev.sigstore.bundle+json;version=0.1",
@@ -48,10 +48,6 @@ class U64(int):
 @dataclasses.dataclass(frozen=True)
 class Message:
     """Base of the messages: JSON in and out, by the protobuf JSON mapping."""
-
-    # Keys a message accepts and keeps as raw JSON without modelling them (e.g. a DSSE
-    # envelope: signer never reads one, and refuses such a bundle by name).
-    OPAQUE: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:
@@ -122,6 +118,13 @@ class PublicKey(Message):
 
 
 @dataclasses.dataclass(frozen=True)
+class PublicKeyIdentifier(Message):
+    """Names the key of a managed-key bundle; verifiers pick the key by it, out of band."""
+
+    hint: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DistinguishedName(Message):
     organization: str = ""
     common_name: str = ""
@@ -164,6 +167,22 @@ class TransparencyLogEntry(Message):
     inclusion_promise: InclusionPromise | None = None
 
 
+# -- DSSE (protobuf-specs envelope.proto) --------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class DsseSignature(Message):
+    """One DSSE signature: over PAE(payloadType, payload), not over the payload."""
+
+    sig: bytes
+    keyid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DsseEnvelope(Message):
+    payload: bytes
+    payload_type: str
+    signatures: tuple[DsseSignature, ...] = ()
+
+
 # -- bundle ------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class TimestampVerificationData(Message):
@@ -172,21 +191,24 @@ class TimestampVerificationData(Message):
 
 @dataclasses.dataclass(frozen=True)
 class VerificationMaterial(Message):
-    OPAQUE = frozenset({"publicKey", "x509CertificateChain"})
+    """One of ``certificate`` (v0.3), ``x509_certificate_chain`` (v0.1, v0.2: leaf first) or
+    ``public_key`` (a managed key, named by its hint)."""
+
     certificate: X509Certificate | None = None
     tlog_entries: tuple[TransparencyLogEntry, ...] = ()
     timestamp_verification_data: TimestampVerificationData | None = None
-    public_key: object = None
-    x509_certificate_chain: object = None
+    public_key: PublicKeyIdentifier | None = None
+    x509_certificate_chain: X509CertificateChain | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Bundle(Message):
-    OPAQUE = frozenset({"dsseEnvelope"})
+    """Content is one of ``message_signature`` (a signed digest) or ``dsse_envelope``."""
+
     media_type: str
     verification_material: VerificationMaterial
     message_signature: MessageSignature | None = None
-    dsse_envelope: object = None
+    dsse_envelope: DsseEnvelope | None = None
 
 
 # -- trust root and client configuration -------------------------------------------------------
@@ -284,8 +306,7 @@ def _decode(kind: Any, value: object, where: str) -> Any:
         given = {}
         for name, key, hint, required in fields:
             if key in value and value[key] is not None:
-                given[name] = (value[key] if key in kind.OPAQUE
-                               else _decode(hint, value[key], _at(where, key)))
+                given[name] = _decode(hint, value[key], _at(where, key))
             elif required:
                 raise WireError(f"{_at(where, key)}: required")
         return kind(**given)
@@ -338,7 +359,7 @@ def _encode(value: object, kind: Any = None) -> object:
         for name, key, hint, _ in _fields(type(value)):
             field = getattr(value, name)
             if field is not None:
-                out[key] = field if key in value.OPAQUE else _encode(field, hint)
+                out[key] = _encode(field, hint)
         return out
     if typing.get_origin(kind) is types.UnionType:
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
