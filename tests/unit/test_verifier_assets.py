@@ -192,3 +192,20 @@ def test_a_window_that_starts_a_second_after_fails(kind: str) -> None:
                     with_window(kind, first + SECOND, last + timedelta(days=1)))
     assert failed_step(report) == step
     assert (first + SECOND).isoformat() in (report.results[0].reason or "")
+
+
+@pytest.mark.parametrize(("name", "step"), [("bundle-good.sigstore.json", None),
+                                            ("bundle-leaf-without-key-usage.sigstore.json", 4)])
+def test_the_cli_reports_the_failed_step_as_json(name: str, step: int | None) -> None:
+    from click.testing import CliRunner
+
+    from signer.cli import cli
+
+    done = CliRunner().invoke(cli, [
+        "artifact", "verify", "--name", f"ghcr.io/acme/app@sha256:{META['digest']}",
+        "--bundle", str(ASSETS / name), "--trust-root", str(ASSETS / "trusted_root-good.json"),
+        "--certificate-oidc-issuer", META["issuer"], "--certificate-identity",
+        META["identity"], "--output", "json"], env={"SIGNER_API": "http://127.0.0.1:9"})
+    assert done.exit_code == (0 if step is None else 1), done.output
+    (entry,) = json.loads(done.stdout)["entries"]
+    assert entry["failed_step"] == step
