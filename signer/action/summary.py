@@ -9,12 +9,11 @@ from signer.errors import SignerError
 from signer.operations import Signed
 from signer.provenance import FIELDS
 from signer.verification import EntryResult, Report
-from signer.verification.verifier import STEPS
+from signer.verification.verifier import REVOCATION_STEP, STEPS
 
 # A summary that lists hundreds of entries helps nobody; the rest are counted.
 MAX_ENTRIES_SHOWN = 20
 PASS, FAIL, SKIPPED = "✅ pass", "❌ fail", "— not reached"
-REVOCATION_STEP = "revocation"
 
 
 def cell(value: object) -> str:
@@ -81,7 +80,7 @@ def step_rows(result: EntryResult, revocation_checked: bool) -> list[tuple[str, 
     rows = []
     for number, name in STEPS.items():
         label = f"{number}. {name}"
-        if name == REVOCATION_STEP and not revocation_checked:
+        if number == REVOCATION_STEP and not revocation_checked:
             rows.append((label, "— not checked (offline)"))
         elif failed is None or number < failed:
             rows.append((label, PASS))
@@ -134,7 +133,7 @@ def revoked(name: str, ref: str, reason: str, response: Mapping[str, object]) ->
     icon = "✅" if count else "⚠️"
     return "\n\n".join([f"## {icon} Revoked {count} signature(s)", table(("", ""), rows),
                         "Nothing was deleted: verification of these signatures now fails at "
-                        f"step {max(STEPS)} ({STEPS[max(STEPS)]})."])
+                        f"step {REVOCATION_STEP} ({STEPS[REVOCATION_STEP]})."])
 
 
 def failure(command: str, error: SignerError, yaml_hint: str = "") -> str:

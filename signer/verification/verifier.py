@@ -56,6 +56,7 @@ STEPS = {
     8: "identity and provenance",
     9: "revocation",
 }
+REVOCATION_STEP = 9
 
 
 class StepFailed(VerificationFailed):
@@ -475,7 +476,7 @@ def verify_entries(
             when = revocation.revoked_at.isoformat()
             logged = (f" (transparency log entry {revocation.log_index})"
                       if revocation.log_index is not None else "")
-            failure = StepFailed(9, f"revoked by {revocation.revoked_by} at {when}: "
+            failure = StepFailed(REVOCATION_STEP, f"revoked by {revocation.revoked_by} at {when}: "
                                     f"{revocation.reason}{logged}")
             results.append(EntryResult.failed(entry_id, failure, verified, revocation))
             continue
