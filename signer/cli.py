@@ -149,7 +149,7 @@ def verify(name: str | None, file: Path | None, certificate_identity: str | None
     data = {
         "verified": report.ok, "name": str(ref), "revocation_checked": report.revocation_checked,
         "entries": [{
-            "id": r.entry_id, "verified": r.ok, "error": r.error,
+            "id": r.entry_id, "verified": r.ok, "error": r.error, "failed_step": r.failed_step,
             "identity": r.verified.identity if r.verified else None,
             "signed_at": r.verified.signed_at.isoformat() if r.verified else None,
             "provenance": r.verified.provenance.as_dict() if r.verified else None,

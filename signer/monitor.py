@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from signer.client import Client
-from signer.sigstore_json import TransparencyLogInstance
 from signer.transparency import merkle
-from signer.transparency.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
+from signer.transparency.checkpoint import Checkpoint, CheckpointError
 from signer.trust import TrustMaterial
-from signer.verification.transparency import log_keys, outside_window
+from signer.verification.checkpoints import RetiredLogKey, verify_log_checkpoint
 
 
 @dataclass(frozen=True)
@@ -37,38 +35,23 @@ class MonitorResult:
                 "previous_size": self.previous_size}
 
 
-def _verify(envelope: str, trust: TrustMaterial) -> tuple[Checkpoint, TransparencyLogInstance]:
-    """The checkpoint, and the log key that signed it: any key the trust root lists for the
-    log, old or new, picked by the signature's key hint (rotation changes the key, not the
-    tree)."""
-    errors = []
-    for key, log in log_keys(trust.tlogs).values():
-        try:
-            return verify_checkpoint(envelope, urlsplit(log.base_url).netloc, key), log
-        except CheckpointError as exc:
-            errors.append(str(exc))
-    raise CheckpointError("; ".join(errors) or "the trust root lists no transparency log")
-
-
 def check(client: Client, trust: TrustMaterial, state: Path) -> MonitorResult:
     info = client.log_info()
     try:
-        latest, signed_by = _verify(info["signedTreeHead"], trust)
+        # The latest checkpoint must come from a key the log may sign with now.
+        latest, _ = verify_log_checkpoint(info["signedTreeHead"], trust, datetime.now(UTC))
+    except RetiredLogKey as exc:
+        return MonitorResult(False, f"the log's latest checkpoint is {exc}; restart the "
+                                    "service's replicas after 'signer server rotate-key'")
     except CheckpointError as exc:
         return MonitorResult(False, f"the log's checkpoint is not signed by the pinned log key: "
                                     f"{exc}")
-    # The latest checkpoint must come from a key the log may sign with now, not a retired one.
-    retired = outside_window(signed_by, datetime.now(UTC))
-    if retired:
-        return MonitorResult(False, f"the log's latest checkpoint is signed by log key "
-                                    f"{signed_by.log_id.key_id.hex()}, {retired}; restart the "
-                                    "service's replicas after 'signer server rotate-key'")
     if (latest.size, latest.root_hash.hex()) != (info["treeSize"], info["rootHash"]):
         return MonitorResult(False, "the log's signed checkpoint disagrees with its tree head")
     previous = None
     if state.exists():
         try:
-            previous, _ = _verify(state.read_text(), trust)
+            previous, _ = verify_log_checkpoint(state.read_text(), trust)
         except CheckpointError as exc:
             return MonitorResult(False, f"the saved checkpoint {state} does not verify: {exc}")
         fork = _fork(client, previous, latest)

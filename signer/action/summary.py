@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -10,13 +9,11 @@ from signer.errors import SignerError
 from signer.operations import Signed
 from signer.provenance import FIELDS
 from signer.verification import EntryResult, Report
-from signer.verification.verifier import STEPS
+from signer.verification.verifier import REVOCATION_STEP, STEPS
 
 # A summary that lists hundreds of entries helps nobody; the rest are counted.
 MAX_ENTRIES_SHOWN = 20
-_STEP_FAILED = re.compile(r"step (\d+) \(")
 PASS, FAIL, SKIPPED = "✅ pass", "❌ fail", "— not reached"
-REVOCATION_STEP = "revocation"
 
 
 def cell(value: object) -> str:
@@ -71,32 +68,24 @@ class Expectation:
     offline: bool
 
 
-def failed_step(result: EntryResult) -> int | None:
-    """The number of the step an entry failed at (the verifier's message starts with it)."""
-    match = _STEP_FAILED.match(result.error or "")
-    return int(match.group(1)) if match and int(match.group(1)) in STEPS else None
-
-
 def failed_step_name(result: EntryResult) -> str:
-    number = failed_step(result)
-    return STEPS[number] if number is not None else ""
+    return STEPS[result.failed_step] if result.failed_step is not None else ""
 
 
 def step_rows(result: EntryResult, revocation_checked: bool) -> list[tuple[str, str]]:
     """Pass / fail / not reached for each numbered step of the verifier, for one entry."""
-    failed = None if result.ok else failed_step(result)
+    failed = None if result.ok else result.failed_step
     if not result.ok and failed is None:
         return [("error", f"{FAIL}: {cell(result.error)}")]
     rows = []
     for number, name in STEPS.items():
         label = f"{number}. {name}"
-        if name == REVOCATION_STEP and not revocation_checked:
+        if number == REVOCATION_STEP and not revocation_checked:
             rows.append((label, "— not checked (offline)"))
         elif failed is None or number < failed:
             rows.append((label, PASS))
         elif number == failed:
-            reason = (result.error or "").split("failed: ", 1)[-1]
-            rows.append((label, f"{FAIL}: {cell(reason)}"))
+            rows.append((label, f"{FAIL}: {cell(result.reason or result.error)}"))
         else:
             rows.append((label, SKIPPED))
     return rows
@@ -144,7 +133,7 @@ def revoked(name: str, ref: str, reason: str, response: Mapping[str, object]) ->
     icon = "✅" if count else "⚠️"
     return "\n\n".join([f"## {icon} Revoked {count} signature(s)", table(("", ""), rows),
                         "Nothing was deleted: verification of these signatures now fails at "
-                        "step 7 (revocation)."])
+                        f"step {REVOCATION_STEP} ({STEPS[REVOCATION_STEP]})."])
 
 
 def failure(command: str, error: SignerError, yaml_hint: str = "") -> str:

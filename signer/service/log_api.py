@@ -24,9 +24,9 @@ from signer.service.dependencies import PrincipalDep, RuntimeDep
 from signer.service.log import TransparencyLog
 from signer.service.runtime import Runtime
 from signer.service.schema import signatures
-from signer.transparency.checkpoint import hinted_log_id
 from signer.transparency.rekor import entry_uuid
 from signer.transparency.sct import precert_chain_entry, sign_tree_head
+from signer.verification.checkpoints import SignedTree, inclusion_checkpoint
 
 MAX_ENTRIES_PER_REQUEST = 100
 MAX_INDEX = 2**63 - 1  # a BIGINT: every index and tree size a route takes is bounded by it
@@ -54,18 +54,17 @@ def router() -> APIRouter:
     def rekor_entry(rt: Runtime, row: Any) -> dict[str, Any]:
         log = tlog(rt)
         head = log.head()
-        signed_by, size, root, checkpoint = \
-            log.log_id, int(head.size), bytes(head.root_hash), head.checkpoint
-        if len(rt.trust.tlogs) > 1:
-            # After a rotation the entry may be a retired key's. The checkpoint its batch
-            # signed names that key (its key hint); prove inclusion in that checkpoint, so
-            # that logID, promise and checkpoint all name one key.
-            batch = log.batch_checkpoint(int(row.idx))
-            signed_by = hinted_log_id(batch.envelope, (t.log_id.key_id for t in rt.trust.tlogs)
-                                      ) or log.log_id
-            if signed_by != log.log_id:
-                size, root, checkpoint = \
-                    int(batch.size), bytes(batch.root_hash), batch.envelope
+
+        def batch() -> SignedTree:
+            found = log.batch_checkpoint(int(row.idx))
+            return SignedTree(int(found.size), bytes(found.root_hash), found.envelope)
+
+        # After a rotation the entry may be a retired key's: verification says which
+        # checkpoint (and so which key) its inclusion is proved in.
+        signed_by, tree = inclusion_checkpoint(
+            rt.trust.tlogs, log.log_id,
+            SignedTree(int(head.size), bytes(head.root_hash), head.checkpoint), batch)
+        size, root, checkpoint = tree.size, tree.root_hash, tree.envelope
         hashes = log.inclusion_proof(int(row.idx), size)
         return {entry_uuid(bytes(row.body)): {
             "body": base64.b64encode(bytes(row.body)).decode(),

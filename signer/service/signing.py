@@ -36,7 +36,7 @@ from signer.service.store import NewSignature, Store
 from signer.service.tsa import TimestampAuthority
 from signer.transparency import rekor, sct
 from signer.trust import TrustMaterial
-from signer.verification.policy import PolicyError, certificate_identity
+from signer.verification import uploads
 
 NAMESPACE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_SIGNATURE_BYTES = 256  # a DER ECDSA P-256 signature is at most 72 bytes
@@ -212,26 +212,23 @@ class SigningService:
             raise UsageError("The certificate is not a PEM X.509 certificate.",
                              "Send the leaf certificate POST /v1/certificates returned.") from exc
         try:
-            cert.verify_directly_issued_by(self.ca.certificate)
-        except (ValueError, TypeError, InvalidSignature) as exc:
+            uploads.check_own_leaf(cert, self.ca.certificate, principal.identity, namespace,
+                                   datetime.now(UTC))
+        except uploads.NotIssuedByUs as exc:
             raise UsageError("The certificate was not issued by this service's CA.",
                              "Request a certificate from POST /v1/certificates.") from exc
-        now = datetime.now(UTC)
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        except uploads.LeafExpired as exc:
             raise UsageError(
-                f"The certificate expired at {cert.not_valid_after_utc.isoformat()} "
+                f"The certificate expired at {exc.not_after.isoformat()} "
                 f"(it lives {self.ca.validity}).",
-                "Request a fresh certificate and sign again right away.")
-        provenance = Provenance.from_certificate(cert)
-        try:
-            identity = certificate_identity(cert)
-        except PolicyError as exc:
+                "Request a fresh certificate and sign again right away.") from exc
+        except uploads.LeafMalformed as exc:
             raise UsageError(f"The certificate is malformed: {exc}.") from exc
-        if provenance.namespace != namespace or identity != principal.identity:
+        except uploads.NotTheCallers as exc:
             raise PermissionDenied(
                 "The certificate was issued to another identity or namespace than this "
                 "request's.", "Upload with the same credentials and namespace you used to "
-                "get the certificate.")
+                "get the certificate.") from exc
         return cert
 
     # -- reading ------------------------------------------------------------------------------

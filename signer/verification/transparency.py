@@ -17,6 +17,7 @@ from signer.sigstore_json import TransparencyLogEntry, TransparencyLogInstance
 from signer.transparency import merkle, rekor
 from signer.transparency.checkpoint import CheckpointError, verify_checkpoint
 from signer.transparency.sct import SCTError, verify_embedded_sct
+from signer.verification.windows import Window
 
 
 class LogCheckError(ValueError):
@@ -55,16 +56,9 @@ def check_sct(cert: x509.Certificate, issuer: x509.Certificate,
 
 
 def outside_window(log: TransparencyLogInstance, at: datetime) -> str | None:
-    """Why ``at`` is outside the log key's validFor (its end included), or None."""
-    valid = log.public_key.valid_for
-    if valid is None:
-        return None
-    if at < valid.start:
-        return f"which is valid only from {valid.start.isoformat()}"
-    if valid.end is not None and at > valid.end:
-        return (f"which was retired at {valid.end.isoformat()} (valid from "
-                f"{valid.start.isoformat()} to {valid.end.isoformat()})")
-    return None
+    """Why ``at`` is outside the log key's validFor (both ends included), or None."""
+    window = Window.of(log.public_key.valid_for)
+    return None if window is None else window.why_outside(at)
 
 
 def check_entry(

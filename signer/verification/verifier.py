@@ -43,6 +43,7 @@ from signer.verification.transparency import (
     check_sct,
     log_keys,
 )
+from signer.verification.windows import Window, within
 
 STEPS = {
     1: "artifact digest",
@@ -55,6 +56,7 @@ STEPS = {
     8: "identity and provenance",
     9: "revocation",
 }
+REVOCATION_STEP = 9
 
 
 class StepFailed(VerificationFailed):
@@ -62,6 +64,22 @@ class StepFailed(VerificationFailed):
         super().__init__(f"step {step} ({STEPS[step]}) failed: {reason}")
         self.step = step
         self.reason = reason
+
+
+@dataclass
+class _Progress:
+    """The step a verification is in, so that an unexpected error is that step's failure."""
+
+    step: int = 1
+
+
+# An unexpected error's message is the library's: kept short in a report line.
+_MAX_UNEXPECTED_CHARS = 200
+
+
+def _unexpected(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:_MAX_UNEXPECTED_CHARS]
+    return f"the bundle could not be checked ({type(exc).__name__}: {text or 'no detail'})"
 
 
 @dataclass(frozen=True)
@@ -133,17 +151,37 @@ class Verifier:
 
     def verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy
                ) -> VerifiedSignature:
+        """The verified signature, or `StepFailed` naming the step: whatever goes wrong
+        inside a step (a malformed extension, a library's error) is that step's failure."""
+        progress = _Progress()
+        try:
+            return self._verify(artifact, digest, policy, progress)
+        except StepFailed:
+            raise
+        except Exception as exc:
+            raise StepFailed(progress.step, _unexpected(exc)) from exc
+
+    def _verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy,
+                progress: _Progress) -> VerifiedSignature:
         cert = artifact.certificate
         # (1) The bundle signs the artifact we were asked about.
+        progress.step = 1
         if artifact.digest != digest:
             raise StepFailed(1, f"the bundle signs sha256:{artifact.digest.hex()}, not "
                                 f"sha256:{digest.hex()}")
         # (2) A trusted TSA timestamped this very signature: that is the signing time.
+        progress.step = 2
         signed_at = self._verify_timestamp(artifact)
         # (3) The leaf chains to a pinned root, and was valid at the signing time.
+        progress.step = 3
         issuer = self._verify_chain(cert, signed_at)
         # (4) The leaf is a signing certificate of our profile.
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        progress.step = 4
+        try:
+            ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound as exc:
+            raise StepFailed(4, "the certificate has no KeyUsage extension (needs "
+                                "digitalSignature)") from exc
         try:
             eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
@@ -152,17 +190,20 @@ class Verifier:
             raise StepFailed(4, "the certificate is not for code signing "
                                 "(needs digitalSignature and EKU codeSigning)")
         # (5) A trusted CT log promised to publish this certificate (its embedded SCT).
+        progress.step = 5
         try:
             check_sct(cert, issuer, self._ctlogs, self._key_hashes.get(issuer))
         except LogCheckError as exc:
             raise StepFailed(5, str(exc)) from exc
         # (6) The signature is in the transparency log: body, proof, checkpoint, promise.
+        progress.step = 6
         try:
             log_index = check_entry(artifact.tlog_entries, self._tlogs, cert, digest,
                                     artifact.signature)
         except LogCheckError as exc:
             raise StepFailed(6, str(exc)) from exc
         # (7) The signature over the digest verifies with the leaf's key.
+        progress.step = 7
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise StepFailed(7, "the certificate's key is not an ECDSA key")
@@ -172,6 +213,7 @@ class Verifier:
             raise StepFailed(7, "the signature does not verify with the certificate's key "
                                 "over this digest") from exc
         # (8) Who signed, from which build: issuer, identity, every provenance flag.
+        progress.step = 8
         try:
             identity = certificate_identity(cert)
             provenance = Provenance.from_certificate(cert)
@@ -193,12 +235,12 @@ class Verifier:
                 if check.verify_message(response, artifact.signature):
                     tsa = check.tsa
                     gen_time = response.tst_info.gen_time
-                    # A rotated TSA key counts only for times inside its validFor (as in
-                    # sigstore-python: start included, end excluded).
-                    if tsa.start <= gen_time and (tsa.end is None or gen_time < tsa.end):
+                    # A rotated TSA key counts only for times inside its validFor.
+                    window = Window(tsa.start, tsa.end)
+                    if window.contains(gen_time):
                         return gen_time
                     outside.append(f"the timestamp says {gen_time.isoformat()}, outside its "
-                                   f"TSA key's validity {_window(tsa)}")
+                                   f"TSA key's validity {window.describe()}")
         if outside:
             raise StepFailed(2, "; ".join(outside))
         raise StepFailed(2, "no trusted timestamp authority signed a timestamp over this "
@@ -222,31 +264,25 @@ class Verifier:
             # depends on the time is the root's validity, checked here as the full path would.
             if ca.above is not None and chain[-1] == ca.above.issued:
                 root = ca.above.root
-                if not root.not_valid_before_utc <= at <= root.not_valid_after_utc:
+                if not within(root.not_valid_before_utc, root.not_valid_after_utc, at):
                     failures.append(f"the root {root.subject.rfc4514_string()} is not valid "
                                     f"at {at.isoformat()}")
                     continue
             # A rotated CA counts only for leaves it issued, and signatures made, while it was
-            # the issuing CA (its validFor, end included as sigstore-js does).
-            authority = ca.authority
+            # the issuing CA (its validFor).
+            window = Window(ca.authority.start, ca.authority.end)
             issued = cert.not_valid_before_utc
-            if issued < authority.start or (authority.end is not None and issued > authority.end):
+            if not window.contains(issued):
                 failures.append(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
-                                f"only {_window(authority)}")
+                                f"only {window.describe()}")
                 continue
-            if authority.end is not None and at > authority.end:
+            if not window.contains(at):
                 failures.append(f"the signature was made at {at.isoformat()} with a leaf of a "
-                                f"CA trusted only {_window(authority)}")
+                                f"CA trusted only {window.describe()}")
                 continue
             return chain[1]
         raise StepFailed(3, "the certificate does not chain to a trusted root at the signing "
                             f"time {at.isoformat()}: {'; '.join(failures)}")
-
-
-def _window(authority: Authority) -> str:
-    if authority.end is None:
-        return f"from {authority.start.isoformat()}"
-    return f"from {authority.start.isoformat()} to {authority.end.isoformat()} (retired)"
 
 
 _VERIFIERS: OrderedDict[int, Verifier] = OrderedDict()
@@ -379,10 +415,19 @@ _IMPRINT_HASHES = {
 
 @dataclass(frozen=True)
 class EntryResult:
+    """One entry's verdict; on failure, the step it failed at and why, as data."""
+
     entry_id: str
     verified: VerifiedSignature | None = None
     error: str | None = None
     revocation: Revocation | None = None
+    failed_step: int | None = None
+    reason: str | None = None
+
+    @classmethod
+    def failed(cls, entry_id: str, failure: StepFailed, verified: VerifiedSignature | None = None,
+               revocation: Revocation | None = None) -> EntryResult:
+        return cls(entry_id, verified, failure.detail, revocation, failure.step, failure.reason)
 
     @property
     def ok(self) -> bool:
@@ -413,23 +458,27 @@ def verify_entries(
     policy: Policy,
     revocation_checked: bool,
 ) -> Report:
-    """Pass when one entry passes; otherwise say, per entry, which step failed and why."""
+    """Pass when one entry passes; otherwise say, per entry, which step failed and why.
+
+    One bad entry never aborts the report: any error while checking it is its failure."""
     results = []
     for entry_id, artifact, revocation in entries:
         try:
             verified = verifier.verify(artifact, digest, policy)
         except StepFailed as exc:
-            results.append(EntryResult(entry_id, error=exc.detail))
+            results.append(EntryResult.failed(entry_id, exc))
+            continue
+        except Exception as exc:  # verify() names the step; this is the last safety net
+            results.append(EntryResult(entry_id, error=_unexpected(exc)))
             continue
         if revocation is not None:
             # (9) A verified signature that a maintainer revoked does not count.
             when = revocation.revoked_at.isoformat()
-            results.append(EntryResult(
-                entry_id, verified, revocation=revocation,
-                error=f"step 9 (revocation) failed: revoked by {revocation.revoked_by} at "
-                      f"{when}: {revocation.reason}" + (
-                          f" (transparency log entry {revocation.log_index})"
-                          if revocation.log_index is not None else "")))
+            logged = (f" (transparency log entry {revocation.log_index})"
+                      if revocation.log_index is not None else "")
+            failure = StepFailed(REVOCATION_STEP, f"revoked by {revocation.revoked_by} at {when}: "
+                                    f"{revocation.reason}{logged}")
+            results.append(EntryResult.failed(entry_id, failure, verified, revocation))
             continue
         results.append(EntryResult(entry_id, verified))
     return Report(tuple(results), revocation_checked)

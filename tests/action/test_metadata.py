@@ -20,10 +20,10 @@ from signer.action.runner import (
     parse_boolean,
     read_inputs,
 )
-from signer.action.summary import failed_step, step_rows
+from signer.action.summary import failed_step_name, step_rows
 from signer.errors import UsageError
 from signer.provenance import FLAG_FIELDS
-from signer.verification import EntryResult
+from signer.verification import EntryResult, StepFailed
 from signer.verification.verifier import STEPS
 from tests.action.conftest import ACTIONS, ROOT, load_action, parse_outputs
 
@@ -150,12 +150,12 @@ def test_cli_flags_become_input_names() -> None:
 
 def test_step_rows() -> None:
     last = max(STEPS)
-    failed = EntryResult("e", error=f"step {last} ({STEPS[last]}) failed: because")
-    assert failed_step(failed) == last
+    failed = EntryResult.failed("e", StepFailed(last, "because"))
+    assert (failed.failed_step, failed_step_name(failed)) == (last, STEPS[last])
     rows = step_rows(failed, revocation_checked=True)
     assert [r[1] for r in rows[:-1]] == ["✅ pass"] * (last - 1)
     assert rows[-1][1] == "❌ fail: `because`"
-    first = step_rows(EntryResult("e", error=f"step 1 ({STEPS[1]}) failed: x"), True)
+    first = step_rows(EntryResult.failed("e", StepFailed(1, "x")), True)
     assert first[0][1].startswith("❌") and all(r[1] == "— not reached" for r in first[1:])
     assert step_rows(EntryResult("e", error="something else"), True) == [
         ("error", "❌ fail: `something else`")]

@@ -76,7 +76,7 @@ def test_review_journey(page: Page, service: Service, issuer: FakeGitHubIssuer,
     expect(rows).to_have_count(2)
     app = rows.filter(has_text=APP)
     expect(app.locator("td[data-label=Signatures]")).to_have_text("2")
-    expect(app.locator(".status")).to_have_text("valid")
+    expect(app.locator(".status")).to_have_text("not revoked")
     short = app.locator("code.digest")
     expect(short).to_have_text(f"sha256:{APP_DIGEST[:12]}…")
     expect(short).to_have_attribute("title", f"sha256:{APP_DIGEST}")

@@ -34,7 +34,7 @@ def test_names_statuses_links() -> None:
     assert ArtifactName.parse("localhost:5000/app").registry == "localhost:5000"
     assert ArtifactName.parse("acme/app").registry is None
     assert ArtifactName.parse("dist.tar.gz") == ArtifactName("dist.tar.gz", None, "dist.tar.gz")
-    assert [status(1, 0), status(2, 2), status(3, 1)] == ["valid", "revoked", "mixed"]
+    assert [status(1, 0), status(2, 2), status(3, 1)] == ["not revoked", "revoked", "mixed"]
     assert link("https://github.com/acme") == "https://github.com/acme"
     assert link("javascript:alert(1)") is None and link("acme/app") is None
 

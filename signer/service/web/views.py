@@ -28,9 +28,14 @@ GROUP_TITLES = {"identity": "Identity", "build": "Build configuration",
                 "source": "Source configuration", "service": "Recorded by the service"}
 
 
+# The page reads the database, it does not verify: a signature nobody revoked is shown as
+# "not revoked", never as "valid" (only `signer artifact verify` can say that).
+NOT_REVOKED = "not revoked"
+
+
 def status(signature_count: int, revoked_count: int) -> str:
     if revoked_count <= 0:
-        return "valid"
+        return NOT_REVOKED
     return "revoked" if revoked_count >= signature_count else "mixed"
 
 
@@ -233,7 +238,7 @@ def signature_details(row: Any) -> SignatureDetails:
     return SignatureDetails(
         id=row.id, ref=ref, artifact_id=row.artifact_id, identity=row.identity,
         issuer=row.issuer, signed_at=row.signed_at,
-        status="revoked" if row.revocation_id else "valid",
+        status="revoked" if row.revocation_id else NOT_REVOKED,
         provenance_source=provenance.provenance_source or "declared",
         groups=provenance_groups(provenance), certificate=certificate, timestamps=timestamps,
         log_entries=entries, revocation=revocation, bundle_filename=ref.safe_filename,
@@ -266,7 +271,7 @@ def signature_summary(row: Any) -> SignatureSummary:
         id=row.id, identity=row.identity, signed_at=row.signed_at,
         source_repository_ref=row.source_repository_ref,
         provenance_source=str(stored.get("provenance_source") or "declared"),
-        status="revoked" if row.revocation_id else "valid",
+        status="revoked" if row.revocation_id else NOT_REVOKED,
         revocation_reason=row.reason if row.revocation_id else None)
 
 
