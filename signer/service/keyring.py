@@ -195,7 +195,7 @@ def rotate(settings: Settings, kind: str) -> tuple[KeyVersion, KeyVersion]:
             raise UsageError(f"{key_path} exists: two rotations of {kind} within a second.",
                              "Run the command again.")
         store = keys.key_store(layout.keys, secret)
-        # The root signs first: a wrong passphrase for it fails before the new key exists.
+        # The root key loads before the new key is written: if it cannot, nothing changes.
         root_signer = store.load("root") if kind in CERTIFIED else None
         new_key = store.generate(stem)
         new_public = new_key.public_key

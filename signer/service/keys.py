@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -58,7 +58,7 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 class FileKey:
-    """A P-256 key read from its file (or just written to it), held in memory: each signature
+    """An ECDSA key read from its file (or just written to it), held in memory: each signature
     is one call into the loaded key."""
 
     __slots__ = ("_key", "_public")
@@ -81,7 +81,7 @@ class KeyFiles:
     ``passphrase`` if there is one."""
 
     directory: Path
-    passphrase: bytes | None
+    passphrase: bytes | None = field(repr=False)  # never in a log line or a traceback
 
     def path(self, name: str) -> Path:
         return self.directory / f"{name}.key"

@@ -230,3 +230,7 @@ def test_a_file_key_and_another_key_make_the_same_certificate() -> None:
     assert direct.signature_algorithm_oid == assembled.signature_algorithm_oid
     assert len(assembled.public_bytes(serialization.Encoding.DER)) - len(assembled.signature) \
         == len(direct.public_bytes(serialization.Encoding.DER)) - len(direct.signature)
+
+
+def test_the_key_store_does_not_show_its_passphrase(tmp_path: Path) -> None:
+    assert "correct horse" not in repr(KeyFiles(tmp_path, b"correct horse"))
