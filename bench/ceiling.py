@@ -17,9 +17,11 @@ import base64
 import hashlib
 import importlib.util
 import inspect
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import jwt
 from cryptography import x509
@@ -32,7 +34,7 @@ from bench.timing import per_call_seconds
 from signer.provenance import Provenance
 from signer.service import ca as authority
 from signer.service.auth import CLOCK_SKEW_SECONDS, REQUIRED_CLAIMS
-from signer.service.keys import generate_key
+from signer.service.keys import KeyFiles, KeySigner
 from signer.service.tsa import TimestampAuthority
 
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -84,12 +86,12 @@ def measure(budget: float = 0.5) -> Ceiling:
     token = jwt.encode(claims, rsa_key, algorithm="RS256", headers={"kid": "bench"})
     rsa_public = rsa_key.public_key()
 
-    root_key, intermediate_key, tsa_key = generate_key(), generate_key(), generate_key()
+    root_key, intermediate_key, tsa_key = (generate_key() for _ in range(3))
     root = authority.create_root(root_key)
-    intermediate = authority.create_intermediate(intermediate_key.public_key(), root_key, root)
+    intermediate = authority.create_intermediate(intermediate_key.public_key, root_key, root)
     ca = authority.CertificateAuthority(intermediate_key, intermediate, root)
     tsa = TimestampAuthority(tsa_key, [authority.create_tsa_certificate(
-        tsa_key.public_key(), root_key, root), root])
+        tsa_key.public_key, root_key, root), root])
 
     client_key = ec.generate_private_key(ec.SECP256R1())
     csr_pem = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
@@ -136,6 +138,12 @@ def measure(budget: float = 0.5) -> Ceiling:
                          for name, count, fn in operations))
 
 
+def generate_key() -> KeySigner:
+    """A key as the service has it: written to its file, then signing from memory."""
+    with tempfile.TemporaryDirectory() as directory:
+        return KeyFiles(Path(directory), None).generate("bench")
+
+
 def _ct_issue(ca: authority.CertificateAuthority, csr: x509.CertificateSigningRequest,
               identity: str, extensions: list[x509.UnrecognizedExtension]
               ) -> Callable[[], object] | None:
@@ -162,7 +170,7 @@ def _log_entry(leaf: x509.Certificate, digest: bytes, signature: bytes, promise:
     from signer.transparency import checkpoint, merkle, rekor, sct
 
     log_key = generate_key()
-    log_id = sct.log_id(log_key.public_key())
+    log_id = sct.log_id(log_key.public_key)
     leaf_pem = leaf.public_bytes(Encoding.PEM)
     tree = merkle.MemoryNodes()
     # A log that already holds entries, so the append folds a realistic number of nodes.

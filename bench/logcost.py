@@ -40,7 +40,7 @@ class NoLog:
     """The log's interface with nothing logged: each item's rows in their own transaction."""
 
     def __init__(self, log: TransparencyLog) -> None:
-        self.key, self.log_id, self.base_url = log.key, log.log_id, log.base_url
+        self.signer, self.log_id, self.base_url = log.signer, log.log_id, log.base_url
         self._writer = log.engine.execution_options(write=True)
         self._count = 0
         self._lock = threading.Lock()

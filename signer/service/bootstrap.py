@@ -30,14 +30,13 @@ def initialize(settings: Settings) -> str:
     layout.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret = passphrase()
 
-    root_key, intermediate_key, tsa_key = keys.generate_key(), keys.generate_key(), \
-        keys.generate_key()
+    store = keys.key_store(layout.keys, secret)
+    root_key, intermediate_key, tsa_key = (store.generate(name)
+                                           for name in ("root", "intermediate", "tsa"))
     root = ca.create_root(root_key)
-    intermediate = ca.create_intermediate(intermediate_key.public_key(), root_key, root)
-    tsa = ca.create_tsa_certificate(tsa_key.public_key(), root_key, root)
-    for name, key, cert in (("root", root_key, root), ("intermediate", intermediate_key,
-                                                       intermediate), ("tsa", tsa_key, tsa)):
-        keys.write_key(layout.key(name), key, secret)
+    intermediate = ca.create_intermediate(intermediate_key.public_key, root_key, root)
+    tsa = ca.create_tsa_certificate(tsa_key.public_key, root_key, root)
+    for name, cert in (("root", root), ("intermediate", intermediate), ("tsa", tsa)):
         keys.write_certificate(layout.certificate(name), cert)
 
     engine = database.create_engine(database.database_url(settings.database_url,
@@ -51,10 +50,11 @@ def initialize(settings: Settings) -> str:
 def migrate(settings: Settings, engine: sa.Engine) -> str:
     """Upgrade the schema, and create what a newer release adds (the log keys and trees)."""
     head = database.migrate(engine)
-    layout, secret = settings.layout, passphrase()
+    layout = settings.layout
+    store = keys.key_store(layout.keys, passphrase())
     for name in LOG_NAMES:
         if not layout.key(name).exists():
-            keys.write_key(layout.key(name), keys.generate_key(), secret)
+            store.generate(name)
     for log in transparency_logs(settings, engine):
         log.create()
     return head
@@ -79,8 +79,8 @@ def transparency_log(settings: Settings, engine: sa.Engine, name: str, ring: key
     """``tlog``: the signature log (Rekor API at the service's URL, entries promised);
     ``ctlog``: the CT log (under /ct)."""
     if name == "tlog":
-        return TransparencyLog("tlog", engine, ring.private, settings.url, signs_entries=True)
-    return TransparencyLog("ctlog", engine, ring.private, settings.url + "/ct",
+        return TransparencyLog("tlog", engine, ring.signer, settings.url, signs_entries=True)
+    return TransparencyLog("ctlog", engine, ring.signer, settings.url + "/ct",
                            signs_entries=False)
 
 
@@ -104,7 +104,7 @@ def resign_head(log: TransparencyLog) -> bool:
 
     Runs under the tree's row lock, like appends; the head's size and root do not change.
     """
-    hint = key_hint(log.key.public_key())
+    hint = key_hint(log.signer.public_key)
     with log.engine.connect() as conn:  # the usual case, at every start: no write lock
         current = conn.execute(sa.select(log_trees.c.checkpoint)
                                .where(log_trees.c.name == log.name)).scalar()
@@ -117,7 +117,7 @@ def resign_head(log: TransparencyLog) -> bool:
             return False
         envelope = sign_checkpoint(
             Checkpoint(log.origin(int(head.tree_id)), int(head.size), bytes(head.root_hash)),
-            log.signer_name, log.key)
+            log.signer_name, log.signer)
         tx.execute(log_trees.update().where(log_trees.c.name == log.name).values(
             checkpoint=envelope, updated_at=datetime.now(UTC)))
     return True

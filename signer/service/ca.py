@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.errors import UsageError
+from signer.service.keys import KeySigner, PublicKey, sign_certificate
 from signer.transparency.sct import SCT_LIST_OID, sct_list_extension_value
 
 CERT_VALIDITY = timedelta(minutes=5)
@@ -51,7 +51,7 @@ def _key_usage(ca: bool) -> x509.KeyUsage:
 
 
 def _ca_builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey, now: datetime,
+    subject: x509.Name, issuer: x509.Name, key: PublicKey, now: datetime,
     validity: timedelta, path_length: int | None,
 ) -> x509.CertificateBuilder:
     return (
@@ -77,23 +77,23 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def create_root(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+def create_root(signer: KeySigner) -> x509.Certificate:
     name = _name("signer root CA")
-    builder = _ca_builder(name, name, key.public_key(), _now(), ROOT_VALIDITY, None)
-    return builder.sign(key, hashes.SHA256())
+    builder = _ca_builder(name, name, signer.public_key, _now(), ROOT_VALIDITY, None)
+    return sign_certificate(builder, signer)
 
 
 def create_intermediate(
-    key: ec.EllipticCurvePublicKey, root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate
+    key: PublicKey, root_signer: KeySigner, root: x509.Certificate
 ) -> x509.Certificate:
     builder = _ca_builder(
         _name("signer intermediate CA"), root.subject, key, _now(), INTERMEDIATE_VALIDITY, 0
     ).add_extension(_aki(root), critical=False)
-    return builder.sign(root_key, hashes.SHA256())
+    return sign_certificate(builder, root_signer)
 
 
 def _end_entity(
-    builder: x509.CertificateBuilder, key: ec.EllipticCurvePublicKey, issuer: x509.Certificate,
+    builder: x509.CertificateBuilder, key: PublicKey, issuer: x509.Certificate,
     eku: x509.ObjectIdentifier, eku_critical: bool,
 ) -> x509.CertificateBuilder:
     return (
@@ -109,7 +109,7 @@ def _end_entity(
 
 
 def create_tsa_certificate(
-    key: ec.EllipticCurvePublicKey, root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate
+    key: PublicKey, root_signer: KeySigner, root: x509.Certificate
 ) -> x509.Certificate:
     """The TSA's certificate, issued by the root: EKU timeStamping only, critical (RFC 3161)."""
     now = _now()
@@ -120,7 +120,7 @@ def create_tsa_certificate(
         .not_valid_after(now + TSA_VALIDITY),
         key, root, ExtendedKeyUsageOID.TIME_STAMPING, eku_critical=True,
     )
-    return builder.sign(root_key, hashes.SHA256())
+    return sign_certificate(builder, root_signer)
 
 
 def parse_csr(pem: str) -> x509.CertificateSigningRequest:
@@ -171,14 +171,14 @@ def _describe_key(key: object) -> str:
 class CertificateAuthority:
     """Issues leaf certificates with the intermediate CA key."""
 
-    key: ec.EllipticCurvePrivateKey
+    signer: KeySigner
     certificate: x509.Certificate
     root: x509.Certificate
     validity: timedelta = CERT_VALIDITY
 
     def __post_init__(self) -> None:
         # Fail at start-up, not at the first signing: the key must match, the chain verify.
-        if self.key.public_key() != self.certificate.public_key():
+        if self.signer.public_key != self.certificate.public_key():
             raise UsageError("The intermediate CA key does not match its certificate.")
         try:
             self.certificate.verify_directly_issued_by(self.root)
@@ -223,9 +223,9 @@ class CertificateAuthority:
         for ext in extensions:
             builder = builder.add_extension(ext, critical=False)
         if sct_source is None:
-            return builder.sign(self.key, hashes.SHA256())
-        precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(
-            self.key, hashes.SHA256())
+            return sign_certificate(builder, self.signer)
+        precert = sign_certificate(builder.add_extension(x509.PrecertPoison(), critical=True),
+                                   self.signer)
         sct_list = x509.UnrecognizedExtension(SCT_LIST_OID,
                                               sct_list_extension_value([sct_source(precert)]))
-        return builder.add_extension(sct_list, critical=False).sign(self.key, hashes.SHA256())
+        return sign_certificate(builder.add_extension(sct_list, critical=False), self.signer)

@@ -100,7 +100,7 @@ def _manifest(layout: Layout) -> dict[str, Any]:
     return data
 
 
-def _initial(layout: Layout, kind: str, private: ec.EllipticCurvePrivateKey) -> KeyVersion:
+def _initial(layout: Layout, kind: str, signer: keys.KeySigner) -> KeyVersion:
     """The key ``server init`` made, never rotated: valid since its certificate, or the root."""
     name = INITIAL_FILE[kind]
     if kind in CERTIFIED:
@@ -109,7 +109,7 @@ def _initial(layout: Layout, kind: str, private: ec.EllipticCurvePrivateKey) -> 
         start = cert.not_valid_before_utc
     else:
         cert = None
-        public = private.public_key()
+        public = signer.public_key
         start = keys.read_certificate(layout.certificate("root")).not_valid_before_utc
     assert isinstance(public, ec.EllipticCurvePublicKey)
     return KeyVersion(kind, f"{name}.key", cert, public, start)
@@ -128,9 +128,9 @@ def _from_json(layout: Layout, kind: str, item: dict[str, Any]) -> KeyVersion:
 
 @dataclass(frozen=True)
 class Ring:
-    """A kind's keys: the private key that signs now, and every version (the active last)."""
+    """A kind's keys: the key that signs now, and every version (the active last)."""
 
-    private: ec.EllipticCurvePrivateKey
+    signer: keys.KeySigner
     versions: tuple[KeyVersion, ...]
 
     @property
@@ -139,20 +139,26 @@ class Ring:
 
 
 def load(layout: Layout, kind: str, secret: bytes | None) -> Ring:
-    """Every key of ``kind``, and the active private key (read once, checked against its
-    listed public key)."""
+    """Every key of ``kind``, and the active one (loaded once, checked against its listed
+    public key)."""
     if kind not in KINDS:
         raise UsageError(f"'{kind}' is not a key kind.", f"Use one of {', '.join(KINDS)}.")
+    store = keys.key_store(layout.keys, secret)
     listed = _manifest(layout)["keys"].get(kind)
     if not listed:
-        private = keys.read_key(layout.key(INITIAL_FILE[kind]), secret)
-        return Ring(private, (_initial(layout, kind, private),))
+        signer = store.load(INITIAL_FILE[kind])
+        return Ring(signer, (_initial(layout, kind, signer),))
     versions = tuple(_from_json(layout, kind, item) for item in listed)
-    private = keys.read_key(layout.keys / versions[-1].key_file, secret)
-    if private.public_key() != versions[-1].public_key:
+    signer = store.load(_key_name(versions[-1]))
+    if signer.public_key != versions[-1].public_key:
         raise UsageError(f"The {kind} key file {versions[-1].key_file} does not match the key "
                          "ring.", f"Restore {layout.keys} from a backup.")
-    return Ring(private, versions)
+    return Ring(signer, versions)
+
+
+def _key_name(version: KeyVersion) -> str:
+    """The key store's name of a version's key: its file without ``.key``."""
+    return version.key_file.removesuffix(".key")
 
 
 @contextmanager
@@ -188,18 +194,20 @@ def rotate(settings: Settings, kind: str) -> tuple[KeyVersion, KeyVersion]:
         if key_path.exists():
             raise UsageError(f"{key_path} exists: two rotations of {kind} within a second.",
                              "Run the command again.")
-        new_key = keys.generate_key()
+        store = keys.key_store(layout.keys, secret)
+        # The root key loads before the new key is written: if it cannot, nothing changes.
+        root_signer = store.load("root") if kind in CERTIFIED else None
+        new_key = store.generate(stem)
+        new_public = new_key.public_key
+        assert isinstance(new_public, ec.EllipticCurvePublicKey)
         cert = None
-        if kind in CERTIFIED:
+        if root_signer is not None:
             root = keys.read_certificate(layout.certificate("root"))
-            root_key = keys.read_key(layout.key("root"), secret)
             create = ca.create_intermediate if kind == "ca" else ca.create_tsa_certificate
-            cert = create(new_key.public_key(), root_key, root)
-        keys.write_key(key_path, new_key, secret)
-        if cert is not None:
+            cert = create(new_public, root_signer, root)
             keys.write_certificate(layout.keys / f"{stem}.pem", cert)
         retired = KeyVersion(kind, old.key_file, old.certificate, old.public_key, old.start, at)
-        new = KeyVersion(kind, key_path.name, cert, new_key.public_key(), at)
+        new = KeyVersion(kind, key_path.name, cert, new_public, at)
         data = _manifest(layout)
         data["keys"][kind] = [v.to_json() for v in (*listed[:-1], retired, new)]
         tmp = layout.keys / f"{MANIFEST}.tmp"

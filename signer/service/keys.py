@@ -1,28 +1,107 @@
-"""CA, TSA and log keys on disk: mode 0600, encrypted when a passphrase is configured.
+"""The keys that sign for the service — CA, TSA and both logs — behind one small protocol.
 
-The key files sit behind :class:`FileKey`; a KMS or PKCS#11 key can replace it later by
-offering the same two things: the private key object that signs, and its certificate.
+Issuance, timestamping, checkpoints, SCTs and inclusion promises hold a :class:`KeySigner`:
+a public key and ``sign(data)``. Keys are made and found by a :class:`KeyStore`
+(``generate(name)``, ``load(name)``); :func:`key_store` picks the one this service uses.
+Today that is :class:`KeyFiles`: PEM files of mode 0600 under the keys directory, encrypted
+when a passphrase is configured, each read once into a :class:`FileKey` that signs
+in-process. A PKCS#11 or KMS key is another ``KeySigner`` from another ``KeyStore``; nothing
+that signs changes. No private key object leaves this module.
+
+Certificates: cryptography's ``CertificateBuilder.sign`` wants a private key object, so
+:func:`sign_certificate` signs a builder with any ``KeySigner``: a ``FileKey`` directly, any
+other by signing the builder's TBSCertificate and assembling the certificate around it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from signer.errors import UsageError
+from signer.transparency.sct import der_element
 
 KEY_FILE_MODE = 0o600
 
+# The public keys a KeySigner may have: ECDSA (P-256 today), and Ed25519 for what comes next.
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
-def generate_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+
+class KeySigner(Protocol):
+    """A signing key, wherever it lives: its public key, and signatures in its scheme."""
+
+    @property
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes:
+        """The key's signature over ``data``: ECDSA → DER ECDSA-SHA256; Ed25519 → 64 bytes."""
+        ...
 
 
-def write_key(path: Path, key: ec.EllipticCurvePrivateKey, passphrase: bytes | None) -> None:
+class KeyStore(Protocol):
+    """Where keys are made and found, by name (``root``, ``tsa``, ``tlog-20260101T…``)."""
+
+    def generate(self, name: str) -> KeySigner: ...
+
+    def load(self, name: str) -> KeySigner: ...
+
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+class FileKey:
+    """An ECDSA key read from its file (or just written to it), held in memory: each signature
+    is one call into the loaded key."""
+
+    __slots__ = ("_key", "_public")
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self._key = key
+        self._public = key.public_key()
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._public
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data, _ECDSA_SHA256)
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """The file key store: ``<directory>/<name>.key``, mode 0600, PKCS#8 PEM, encrypted with
+    ``passphrase`` if there is one."""
+
+    directory: Path
+    passphrase: bytes | None = field(repr=False)  # never in a log line or a traceback
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+    def generate(self, name: str) -> FileKey:
+        """A new P-256 key, written to its file before it is used."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_key(self.path(name), key, self.passphrase)
+        return FileKey(key)
+
+    def load(self, name: str) -> FileKey:
+        return FileKey(_read_key(self.path(name), self.passphrase))
+
+
+def key_store(directory: Path, passphrase: bytes | None) -> KeyStore:
+    """The service's key store (the one place a PKCS#11 or KMS backend will be chosen)."""
+    return KeyFiles(directory, passphrase)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey, passphrase: bytes | None) -> None:
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
@@ -33,12 +112,16 @@ def write_key(path: Path, key: ec.EllipticCurvePrivateKey, passphrase: bytes | N
     )
     # O_EXCL: never overwrite an existing key by accident; the mode is set at creation, so
     # the key is never readable by others, not even for an instant.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError as exc:
+        raise UsageError(f"The key file {path} exists already; it is never overwritten.",
+                         "Move it away if it is left over from an interrupted run.") from exc
     with os.fdopen(fd, "wb") as stream:
         stream.write(data)
 
 
-def read_key(path: Path, passphrase: bytes | None) -> ec.EllipticCurvePrivateKey:
+def _read_key(path: Path, passphrase: bytes | None) -> ec.EllipticCurvePrivateKey:
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise UsageError(
@@ -61,6 +144,55 @@ def read_key(path: Path, passphrase: bytes | None) -> ec.EllipticCurvePrivateKey
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise UsageError(f"The key file {path} does not hold an ECDSA key.")
     return key
+
+
+# --- certificates -------------------------------------------------------------------------
+
+# AlgorithmIdentifier DER of each scheme a KeySigner signs in (RFC 5758 §3.2: no parameters;
+# RFC 8410 §3).
+_ECDSA_WITH_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
+_ED25519 = bytes.fromhex("300506032b6570")
+
+
+def sign_certificate(builder: x509.CertificateBuilder, signer: KeySigner) -> x509.Certificate:
+    """The certificate ``builder`` describes, signed by ``signer`` (ECDSA-SHA256 or Ed25519).
+
+    A key that is not in this process (a token, a KMS) signs the TBSCertificate itself: the
+    builder is first signed with a throwaway key of the same scheme, which yields the exact
+    TBS bytes (they name the signature algorithm but hold nothing of the key), then
+    Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
+    is assembled around the signer's signature, which is checked before it is returned.
+    """
+    if isinstance(signer, FileKey):
+        return builder.sign(signer._key, hashes.SHA256())  # in-process: the fast path
+    public = signer.public_key
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        tbs = builder.sign(_throwaway_ecdsa(), hashes.SHA256()).tbs_certificate_bytes
+        algorithm = _ECDSA_WITH_SHA256
+    else:
+        tbs = builder.sign(_throwaway_ed25519(), None).tbs_certificate_bytes
+        algorithm = _ED25519
+    signature = signer.sign(tbs)
+    try:
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, tbs, _ECDSA_SHA256)
+        else:
+            public.verify(signature, tbs)
+    except InvalidSignature:
+        raise ValueError("The signing key's signature over the certificate does not verify "
+                         "with its public key; check the key backend.") from None
+    return x509.load_der_x509_certificate(der_element(
+        0x30, tbs + algorithm + der_element(0x03, b"\x00" + signature)))
+
+
+@functools.cache
+def _throwaway_ecdsa() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@functools.cache
+def _throwaway_ed25519() -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.generate()
 
 
 def write_certificate(path: Path, cert: x509.Certificate) -> None:

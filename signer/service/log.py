@@ -23,10 +23,10 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import NotFound, Unavailable, UsageError
+from signer.service.keys import KeySigner
 from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
 from signer.transparency import merkle
 from signer.transparency.checkpoint import Checkpoint, sign_checkpoint
@@ -114,13 +114,13 @@ class _Nodes:
 
 
 class TransparencyLog:
-    def __init__(self, name: str, engine: sa.Engine, key: ec.EllipticCurvePrivateKey,
+    def __init__(self, name: str, engine: sa.Engine, signer: KeySigner,
                  base_url: str, signs_entries: bool) -> None:
         self.name = name
         self.engine = engine
         self._writer = engine.execution_options(write=True)
-        self.key = key
-        self.log_id = log_id(key.public_key())
+        self.signer = signer
+        self.log_id = log_id(signer.public_key)
         self.base_url = base_url.rstrip("/")
         # Sigstore clients find the log by its host; Rekor signs checkpoints as the host.
         self.signer_name = urlsplit(self.base_url).netloc
@@ -152,7 +152,7 @@ class TransparencyLog:
 
     def _sign(self, tree_id: int, size: int, root: bytes) -> str:
         return sign_checkpoint(Checkpoint(self.origin(tree_id), size, root), self.signer_name,
-                               self.key)
+                               self.signer)
 
     # -- appending ----------------------------------------------------------------------------
     def append(self, item: LogItem[T]) -> T:
@@ -233,7 +233,7 @@ class TransparencyLog:
             entries, rows = [], []
             for offset, item in enumerate(items):
                 index = size + offset
-                promise = signed_entry_timestamp(self.key, item.body, integrated, self.log_id,
+                promise = signed_entry_timestamp(self.signer, item.body, integrated, self.log_id,
                                                  index) if self.signs_entries else None
                 rows.append({"tree": self.name, "idx": index, "kind": item.kind,
                              "version": item.version, "namespace": item.namespace,

@@ -147,7 +147,7 @@ def router() -> APIRouter:
         log = ctlog(rt)
         head = log.head()
         now_ms = int(time.time() * 1000)
-        signature = sign_tree_head(log.key, now_ms, int(head.size), bytes(head.root_hash))
+        signature = sign_tree_head(log.signer, now_ms, int(head.size), bytes(head.root_hash))
         return {"tree_size": int(head.size), "timestamp": now_ms,
                 "sha256_root_hash": base64.b64encode(bytes(head.root_hash)).decode(),
                 "tree_head_signature": base64.b64encode(signature).decode()}

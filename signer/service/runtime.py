@@ -42,9 +42,9 @@ def load(settings: Settings) -> Runtime:
     ca_cert, tsa_cert = rings["ca"].active.certificate, rings["tsa"].active.certificate
     assert ca_cert is not None
     assert tsa_cert is not None
-    ca = CertificateAuthority(rings["ca"].private, ca_cert, root,
+    ca = CertificateAuthority(rings["ca"].signer, ca_cert, root,
                               validity=settings.cert_validity)
-    tsa = TimestampAuthority(rings["tsa"].private, [tsa_cert, root])
+    tsa = TimestampAuthority(rings["tsa"].signer, [tsa_cert, root])
     url = database.database_url(settings.database_url, settings.data_dir)
     engine = database.create_engine(url)
     current, head = database.current_revision(engine), database.head_revision()

@@ -124,7 +124,7 @@ class SigningService:
             timestamp_ms = int(time.time() * 1000)
             tbs = sct.precertificate_tbs(precert)
             precerts.append((timestamp_ms, tbs, precert.public_bytes(Encoding.DER)))
-            return sct.sign_precert_sct(self.ctlog.key, timestamp_ms, self._issuer_key_hash, tbs)
+            return sct.sign_precert_sct(self.ctlog.signer, timestamp_ms, self._issuer_key_hash, tbs)
 
         cert = self.ca.issue(csr, principal.identity, provenance.extensions(claims),
                              sct_source=sct_source)

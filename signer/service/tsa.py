@@ -3,7 +3,8 @@
 ASN.1 is built with asn1crypto and signed with ``cryptography``. Everything that is the same
 for every token (certificate, signer identifier, ESS signing-certificate attribute, algorithm
 identifiers) is built once in the constructor, so a token costs one TSTInfo, one ECDSA
-signature and the encoding around them.
+signature and the encoding around them. The key is a :class:`~signer.service.keys.KeySigner`
+(ECDSA: the SignerInfo says ecdsa-with-SHA256).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from signer.service.keys import KeySigner
 
 # Our own arc (docs/design.md), .2 = timestamping, .2.1 = this TSA's first policy.
 DEFAULT_POLICY_OID = "2.25.179321160043125797355901517366827743804.2.1"
@@ -71,12 +74,12 @@ class _TimeStampResp(tsp.TimeStampResp):  # type: ignore[misc]
 class TimestampAuthority:
     def __init__(
         self,
-        key: ec.EllipticCurvePrivateKey,
+        signer: KeySigner,
         chain: list[x509.Certificate],
         policy_oid: str = DEFAULT_POLICY_OID,
     ) -> None:
-        _check_key_and_chain(key, chain)
-        self._key = key
+        _check_key_and_chain(signer, chain)
+        self._signer = signer
         self._policy = core.ObjectIdentifier(policy_oid)
         leaf_der = chain[0].public_bytes(serialization.Encoding.DER)
         leaf = asn1_x509.Certificate.load(leaf_der)
@@ -183,7 +186,7 @@ class TimestampAuthority:
         )
         # The signature covers the attributes' DER as a universal SET (tag 0x31), which is
         # how CMSAttributes dumps untagged, not the [0] IMPLICIT form they take in SignerInfo.
-        signature = self._key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
+        signature = self._signer.sign(signed_attrs.dump())
         signer_info = cms.SignerInfo(
             {
                 "version": "v1",
@@ -261,12 +264,16 @@ def _dump(response: Any) -> bytes:
     return der
 
 
-def _check_key_and_chain(key: ec.EllipticCurvePrivateKey, chain: list[x509.Certificate]) -> None:
+def _check_key_and_chain(signer: KeySigner, chain: list[x509.Certificate]) -> None:
     """Refuse to start with a key, chain or leaf that would produce unverifiable tokens."""
     if not chain:
         raise ValueError("The TSA chain is empty; pass the TSA certificate first, then its CAs.")
+    if not isinstance(signer.public_key, ec.EllipticCurvePublicKey):
+        # ValueError, as for every other start-up refusal of the TSA's configuration.
+        raise ValueError(  # noqa: TRY004
+            "The TSA key must be an ECDSA key: its tokens say ecdsa-with-SHA256.")
     leaf = chain[0]
-    if key.public_key() != leaf.public_key():
+    if signer.public_key != leaf.public_key():
         raise ValueError(
             f"The TSA key does not match the public key of the TSA certificate "
             f"{leaf.subject.rfc4514_string()!r}; configure the key it was issued for."

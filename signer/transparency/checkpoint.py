@@ -30,12 +30,16 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from signer.transparency.sct import log_id
+from signer.transparency.sct import check_log_key, log_id
+
+if TYPE_CHECKING:  # the protocol's home is the service's keys module; no import at run time
+    from signer.service.keys import KeySigner, PublicKey
 
 _ROOT_SIZE = 32
 _SIGNATURE_LINE = re.compile(r"\u2014 (\S+) ([A-Za-z0-9+/=]+)")
@@ -105,22 +109,19 @@ class Checkpoint:
 KEY_HINT_BYTES = 4
 
 
-def key_hint(public_key: ec.EllipticCurvePublicKey) -> bytes:
+def key_hint(public_key: PublicKey) -> bytes:
     """The 4 bytes that prefix the log's signature: the start of its log id."""
     return log_id(public_key)[:KEY_HINT_BYTES]
 
 
-def sign_checkpoint(
-    checkpoint: Checkpoint, name: str, private_key: ec.EllipticCurvePrivateKey
-) -> str:
+def sign_checkpoint(checkpoint: Checkpoint, name: str, signer: KeySigner) -> str:
     """The signed-note envelope of ``checkpoint``, signed by the log key as ``name``."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"signer name must be one token without '+', got {name!r}")
-    if not isinstance(private_key.curve, ec.SECP256R1):
-        raise TypeError(f"log keys must be ECDSA P-256, got {private_key.curve.name}")
+    public_key = check_log_key(signer.public_key)
     body = checkpoint.body()
-    signature = private_key.sign(body.encode(), ec.ECDSA(hashes.SHA256()))
-    blob = base64.b64encode(key_hint(private_key.public_key()) + signature).decode()
+    signature = signer.sign(body.encode())
+    blob = base64.b64encode(key_hint(public_key) + signature).decode()
     return f"{body}\n\u2014 {name} {blob}\n"
 
 

@@ -13,6 +13,7 @@ RFC 8785 JSON of ``{"body": base64(body), "integratedTime": <unix s>, "logID": <
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -20,7 +21,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from signer.transparency.merkle import leaf_hash
+from signer.transparency.sct import check_log_key
 from signer.transparency.sct import log_id as key_log_id
+
+if TYPE_CHECKING:  # the protocol's home is the service's keys module; no import at run time
+    from signer.service.keys import KeySigner
 
 HASHEDREKORD_KIND = "hashedrekord"
 HASHEDREKORD_VERSION = "0.0.1"
@@ -76,19 +81,17 @@ def signed_entry_timestamp_payload(
 
 
 def signed_entry_timestamp(
-    log_key: ec.EllipticCurvePrivateKey,
+    signer: KeySigner,
     body: bytes,
     integrated_time: int,
     log_id: bytes,
     log_index: int,
 ) -> bytes:
     """The inclusion promise (DER ECDSA-SHA256 signature) for an entry."""
-    if not isinstance(log_key.curve, ec.SECP256R1):
-        raise TypeError(f"log keys must be ECDSA P-256, got {log_key.curve.name}")
-    if log_id != key_log_id(log_key.public_key()):
+    public_key = check_log_key(signer.public_key)
+    if log_id != key_log_id(public_key):
         raise ValueError("log id does not belong to the signing log key")
-    payload = signed_entry_timestamp_payload(body, integrated_time, log_id, log_index)
-    return log_key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    return signer.sign(signed_entry_timestamp_payload(body, integrated_time, log_id, log_index))
 
 
 def verify_signed_entry_timestamp(

@@ -8,7 +8,7 @@ How the CA and the CT log use this module (RFC 6962 §3.1, §3.2, §3.4):
 2. ``tbs = precertificate_tbs(precert)`` (its TBSCertificate without the poison) and
    ``key_hash = issuer_key_hash(issuing_ca_cert)``.
 3. The CT log appends ``leaf_hash(precert_merkle_tree_leaf(timestamp_ms, key_hash, tbs))`` to
-   its tree and returns ``sign_precert_sct(log_key, timestamp_ms, key_hash, tbs)``.
+   its tree and returns ``sign_precert_sct(log_signer, timestamp_ms, key_hash, tbs)``.
 4. The CA builds the same leaf again from the same builder (same serial, validity, extensions
    in the same order) with ``x509.UnrecognizedExtension(SCT_LIST_OID,
    sct_list_extension_value([sct]))`` (non-critical) last, where the poison was, and signs it:
@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -39,6 +40,9 @@ from cryptography.x509.certificate_transparency import (
     Version,
 )
 from cryptography.x509.oid import ExtensionOID
+
+if TYPE_CHECKING:  # the protocol's home is the service's keys module; no import at run time
+    from signer.service.keys import KeySigner, PublicKey
 
 SCT_LIST_OID = ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS  # 1.3.6.1.4.1.11129.2.4.2
 POISON_OID = ExtensionOID.PRECERT_POISON  # 1.3.6.1.4.1.11129.2.4.3
@@ -61,7 +65,7 @@ class SCTError(ValueError):
     """An embedded SCT is missing, malformed, from an unknown log, or does not verify."""
 
 
-def log_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
+def log_id(public_key: PublicKey) -> bytes:
     """RFC 6962 §3.2 LogID: SHA-256 of the log key's DER SubjectPublicKeyInfo.
 
     Rekor v1 and Sigstore trust roots use the same value as ``logId.keyId``.
@@ -80,10 +84,13 @@ def issuer_key_hash(issuer: x509.Certificate) -> bytes:
     return hashlib.sha256(spki).digest()
 
 
-def _check_p256(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> None:
-    # Trust roots publish the log key as PKIX_ECDSA_P256_SHA_256; SHA-256 only fits P-256.
-    if not isinstance(key.curve, ec.SECP256R1):
-        raise TypeError(f"CT log keys must be ECDSA P-256, got {key.curve.name}")
+def check_log_key(key: PublicKey) -> ec.EllipticCurvePublicKey:
+    """``key``, if it can sign for a log: trust roots publish log keys as
+    PKIX_ECDSA_P256_SHA_256, and SHA-256 only fits P-256."""
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        name = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else "Ed25519"
+        raise TypeError(f"log keys must be ECDSA P-256, got {name}")
+    return key
 
 
 # --- TLS encoding -----------------------------------------------------------------------------
@@ -128,20 +135,18 @@ def precert_merkle_tree_leaf(timestamp_ms: int, key_hash: bytes, tbs_precert_der
 
 
 def sign_precert_sct(
-    log_key: ec.EllipticCurvePrivateKey,
+    signer: KeySigner,
     timestamp_ms: int,
     issuer_key_hash: bytes,
     tbs_precert_der: bytes,
 ) -> bytes:
     """A TLS-encoded v1 SignedCertificateTimestamp for a precertificate, no extensions."""
-    _check_p256(log_key)
-    signature = log_key.sign(
-        _signature_input(timestamp_ms, issuer_key_hash, tbs_precert_der, b""),
-        ec.ECDSA(hashes.SHA256()),
-    )
+    public_key = check_log_key(signer.public_key)
+    signature = signer.sign(
+        _signature_input(timestamp_ms, issuer_key_hash, tbs_precert_der, b""))
     return (
         bytes([_V1])
-        + log_id(log_key.public_key())
+        + log_id(public_key)
         + timestamp_ms.to_bytes(8, "big")
         + _opaque(b"", 2)  # CtExtensions
         + bytes([_HASH_SHA256, _SIGNATURE_ECDSA])
@@ -153,13 +158,13 @@ _TREE_HASH = 1  # SignatureType tree_hash
 
 
 def sign_tree_head(
-    log_key: ec.EllipticCurvePrivateKey, timestamp_ms: int, tree_size: int, root_hash: bytes
+    signer: KeySigner, timestamp_ms: int, tree_size: int, root_hash: bytes
 ) -> bytes:
     """RFC 6962 §3.5: the TLS ``digitally-signed`` TreeHeadSignature of a get-sth answer."""
-    _check_p256(log_key)
+    check_log_key(signer.public_key)
     signed = (bytes([_V1, _TREE_HASH]) + timestamp_ms.to_bytes(8, "big")
               + tree_size.to_bytes(8, "big") + root_hash)
-    signature = log_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    signature = signer.sign(signed)
     return bytes([_HASH_SHA256, _SIGNATURE_ECDSA]) + _opaque(signature, 2)
 
 
@@ -169,7 +174,7 @@ def precert_chain_entry(precert_der: bytes, chain_der: Sequence[bytes]) -> bytes
     return _opaque(precert_der, 3) + _opaque(chain, 3)
 
 
-def _der(tag: int, contents: bytes) -> bytes:
+def der_element(tag: int, contents: bytes) -> bytes:
     """A definite-length DER element (single-byte tag)."""
     if len(contents) < 0x80:
         return bytes([tag, len(contents)]) + contents
@@ -186,7 +191,7 @@ def sct_list_extension_value(scts: Sequence[bytes]) -> bytes:
     if not scts:
         raise ValueError("an SCT list holds at least one SCT")
     tls_list = _opaque(b"".join(_opaque(sct, 2) for sct in scts), 2)
-    return _der(0x04, tls_list)  # OCTET STRING
+    return der_element(0x04, tls_list)  # OCTET STRING
 
 
 # --- the precertificate's TBSCertificate ------------------------------------------------------
@@ -239,8 +244,8 @@ def precertificate_tbs(precert: x509.Certificate) -> bytes:
             if not ext[_element(ext, 0)[0] :].startswith(_POISON_OID_DER)
         ]
         if extensions:  # DER forbids an empty Extensions SEQUENCE
-            fields.append(_der(0xA3, _der(0x30, b"".join(extensions))))
-    return _der(0x30, b"".join(fields))
+            fields.append(der_element(0xA3, der_element(0x30, b"".join(extensions))))
+    return der_element(0x30, b"".join(fields))
 
 
 # --- verification -----------------------------------------------------------------------------

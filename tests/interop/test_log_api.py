@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from signer import bundle as bundles
+from signer.service.keys import FileKey, KeyFiles
 from signer.transparency import merkle
 from signer.transparency.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from tests.fakes.github_oidc import FakeGitHubIssuer
@@ -107,7 +107,7 @@ def test_monitor_detects_a_fork(service: Service, signed: Signed, tmp_path: Path
     # The log equivocates: a checkpoint for the same size with another root, signed by the
     # log's own key (as a compromised or forking log would), is caught as a fork.
     saved = verify_checkpoint(state.read_text(), urlsplit(service.url).netloc,
-                              _tlog_key(service).public_key())
+                              _tlog_key(service).public_key)
     forged = sign_checkpoint(Checkpoint(saved.origin, saved.size,
                                         hashlib.sha256(b"fork").digest()),
                              urlsplit(service.url).netloc, _tlog_key(service))
@@ -117,15 +117,13 @@ def test_monitor_detects_a_fork(service: Service, signed: Signed, tmp_path: Path
     assert "forked" in forked.stdout or "does not extend" in forked.stdout, forked.stdout
     # A checkpoint signed by another key is refused as such.
     state.write_text(sign_checkpoint(saved, urlsplit(service.url).netloc,
-                                     ec.generate_private_key(ec.SECP256R1())))
+                                     FileKey(ec.generate_private_key(ec.SECP256R1()))))
     refused = service.cli(*args)
     assert refused.returncode == 1 and "does not verify" in refused.stdout
 
 
-def _tlog_key(service: Service) -> ec.EllipticCurvePrivateKey:
-    key = load_pem_private_key((service.data_dir / "keys" / "tlog.key").read_bytes(), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return key
+def _tlog_key(service: Service) -> FileKey:
+    return KeyFiles(service.data_dir / "keys", None).load("tlog")
 
 
 def test_two_replicas_one_log(issuer: FakeGitHubIssuer, tmp_path: Path) -> None:

@@ -35,8 +35,8 @@ def test_rotation_retires_the_old_key_and_activates_a_new_one(settings: Settings
     assert listed[0].end == listed[1].start == new.start and listed[1].end is None
     assert new.start.microsecond == 0 and retired.public_key == before.public_key
     ring = keyring.load(settings.layout, "tsa", b"ring")
-    key, active = ring.private, ring.active
-    assert key.public_key() == new.public_key == active.public_key
+    signer, active = ring.signer, ring.active
+    assert signer.public_key == new.public_key == active.public_key
     assert new.certificate is not None and new.certificate.public_key() == new.public_key
 
 

@@ -14,6 +14,7 @@ from sigstore._internal.trust import Keyring, RekorKeyring
 from sigstore.errors import VerificationError
 from sigstore_models.common import v1 as common_v1
 
+from signer.service.keys import FileKey
 from signer.transparency.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -100,12 +101,12 @@ def sigstore_accepts(
 
 
 def test_round_trip(log_key: ec.EllipticCurvePrivateKey, checkpoint: Checkpoint) -> None:
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
     assert verify_checkpoint(envelope, NAME, log_key.public_key()) == checkpoint
 
 
 def test_envelope_layout(log_key: ec.EllipticCurvePrivateKey, checkpoint: Checkpoint) -> None:
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
     body, signature_line = envelope.split("\n\n")
     assert body.split("\n") == [
         ORIGIN,
@@ -141,7 +142,7 @@ def test_sigstore_python_accepts_our_envelope(
     log_key: ec.EllipticCurvePrivateKey, checkpoint: Checkpoint
 ) -> None:
     public = log_key.public_key()
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
     sigstore_accepts(envelope, ROOT, public, log_id(public))
     parsed = SignedCheckpoint.from_text(envelope)
     assert parsed.checkpoint.origin == ORIGIN
@@ -156,8 +157,8 @@ def test_sigstore_python_refuses_other_key_and_edits(
     checkpoint: Checkpoint,
 ) -> None:
     public = log_key.public_key()
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
-    forged = sign_checkpoint(checkpoint, NAME, other_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
+    forged = sign_checkpoint(checkpoint, NAME, FileKey(other_key))
     with pytest.raises(VerificationError):
         sigstore_accepts(forged, ROOT, public, log_id(public))
     with pytest.raises(VerificationError):
@@ -174,7 +175,7 @@ def test_wrong_key_fails(
     other_key: ec.EllipticCurvePrivateKey,
     checkpoint: Checkpoint,
 ) -> None:
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
     with pytest.raises(CheckpointError, match="no signature by"):
         verify_checkpoint(envelope, NAME, other_key.public_key())
 
@@ -193,7 +194,7 @@ def test_signature_with_our_key_hint_but_another_key_fails(
 
 
 def test_wrong_name_fails(log_key: ec.EllipticCurvePrivateKey, checkpoint: Checkpoint) -> None:
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
     with pytest.raises(CheckpointError, match=r"no signature by rekor\.example"):
         verify_checkpoint(envelope, "rekor.example", log_key.public_key())
 
@@ -210,7 +211,7 @@ def test_wrong_name_fails(log_key: ec.EllipticCurvePrivateKey, checkpoint: Check
 def test_edited_body_fails(
     log_key: ec.EllipticCurvePrivateKey, checkpoint: Checkpoint, old: str, new: str
 ) -> None:
-    envelope = sign_checkpoint(checkpoint, NAME, log_key)
+    envelope = sign_checkpoint(checkpoint, NAME, FileKey(log_key))
     assert old in envelope
     with pytest.raises(CheckpointError, match="does not verify"):
         verify_checkpoint(envelope.replace(old, new, 1), NAME, log_key.public_key())
@@ -258,12 +259,13 @@ def test_refuses_to_sign_what_clients_cannot_read(
     log_key: ec.EllipticCurvePrivateKey,
 ) -> None:
     with pytest.raises(ValueError, match="extra lines"):
-        sign_checkpoint(Checkpoint(ORIGIN, 1, ROOT, ("",)), NAME, log_key)
+        sign_checkpoint(Checkpoint(ORIGIN, 1, ROOT, ("",)), NAME, FileKey(log_key))
     with pytest.raises(ValueError, match="origin"):
-        sign_checkpoint(Checkpoint("two\nlines", 1, ROOT), NAME, log_key)
+        sign_checkpoint(Checkpoint("two\nlines", 1, ROOT), NAME, FileKey(log_key))
     with pytest.raises(ValueError, match="root hash"):
-        sign_checkpoint(Checkpoint(ORIGIN, 1, b"short"), NAME, log_key)
+        sign_checkpoint(Checkpoint(ORIGIN, 1, b"short"), NAME, FileKey(log_key))
     with pytest.raises(ValueError, match="one token"):
-        sign_checkpoint(Checkpoint(ORIGIN, 1, ROOT), "two words", log_key)
+        sign_checkpoint(Checkpoint(ORIGIN, 1, ROOT), "two words", FileKey(log_key))
     with pytest.raises(TypeError, match="P-256"):
-        sign_checkpoint(Checkpoint(ORIGIN, 1, ROOT), NAME, ec.generate_private_key(ec.SECP384R1()))
+        sign_checkpoint(Checkpoint(ORIGIN, 1, ROOT), NAME,
+                        FileKey(ec.generate_private_key(ec.SECP384R1())))

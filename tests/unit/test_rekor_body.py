@@ -25,6 +25,7 @@ from sigstore_models.common import v1 as common_v1
 from sigstore_models.common.v1 import HashAlgorithm
 from sigstore_models.rekor.v1 import TransparencyLogEntry as InnerEntry
 
+from signer.service.keys import FileKey
 from signer.transparency.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from signer.transparency.merkle import (
     MemoryNodes,
@@ -247,7 +248,7 @@ def test_signed_entry_timestamp_round_trip_and_tampering(
     body = hashedrekord_body(digest, signature, pem(cert))
     public = log_key.public_key()
     ours = log_id(public)
-    promise = signed_entry_timestamp(log_key, body, INTEGRATED_TIME, ours, 7)
+    promise = signed_entry_timestamp(FileKey(log_key), body, INTEGRATED_TIME, ours, 7)
     fields: dict[str, Any] = {
         "body": body,
         "integrated_time": INTEGRATED_TIME,
@@ -269,7 +270,7 @@ def test_signed_entry_timestamp_round_trip_and_tampering(
     with pytest.raises(SignedEntryTimestampError, match="but the key given"):
         verify_signed_entry_timestamp(other_key.public_key(), promise, **fields)
     with pytest.raises(ValueError, match="does not belong"):
-        signed_entry_timestamp(other_key, body, INTEGRATED_TIME, ours, 7)
+        signed_entry_timestamp(FileKey(other_key), body, INTEGRATED_TIME, ours, 7)
 
 
 # --- sigstore-python verifies a whole entry we produced ----------------------------------------
@@ -299,8 +300,8 @@ def our_entry(
     index, size = 5, tree.size
     root = tree.root()
     ours = log_id(log_key.public_key())
-    envelope = sign_checkpoint(Checkpoint(f"{NAME} - 1", size, root), NAME, checkpoint_key)
-    promise = signed_entry_timestamp(log_key, body, INTEGRATED_TIME, ours, index)
+    envelope = sign_checkpoint(Checkpoint(f"{NAME} - 1", size, root), NAME, FileKey(checkpoint_key))
+    promise = signed_entry_timestamp(FileKey(log_key), body, INTEGRATED_TIME, ours, index)
 
     def enc(data: bytes) -> str:
         return base64.b64encode(data).decode()

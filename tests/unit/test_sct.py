@@ -23,6 +23,7 @@ from sigstore._internal.trust import CTKeyring, Keyring
 from sigstore.errors import VerificationError
 from sigstore_models.common import v1 as common_v1
 
+from signer.service.keys import FileKey
 from signer.transparency.sct import (
     SCT_LIST_OID,
     SCTError,
@@ -130,7 +131,7 @@ def issue(
         pki.intermediate_key, hashes.SHA256()
     )
     tbs = precertificate_tbs(precert)
-    sct = sign_precert_sct(sign_sct, timestamp_ms, issuer_key_hash(pki.intermediate), tbs)
+    sct = sign_precert_sct(FileKey(sign_sct), timestamp_ms, issuer_key_hash(pki.intermediate), tbs)
     final = pki.leaf_builder.add_extension(
         x509.UnrecognizedExtension(SCT_LIST_OID, sct_list_extension_value([sct])),
         critical=False,
@@ -207,7 +208,7 @@ def test_sct_by_another_key_claiming_our_log_id_is_refused_by_both(
         pki.intermediate_key, hashes.SHA256()
     )
     forged = sign_precert_sct(
-        other_key, TIMESTAMP_MS, issuer_key_hash(pki.intermediate), precertificate_tbs(precert)
+        FileKey(other_key), TIMESTAMP_MS, issuer_key_hash(pki.intermediate), precertificate_tbs(precert)
     )
     forged = forged[:1] + log_id(ct_key.public_key()) + forged[33:]
     final = pki.leaf_builder.add_extension(
@@ -306,6 +307,6 @@ def test_precertificate_tbs_needs_a_precertificate(pki: Pki) -> None:
     with pytest.raises(ValueError, match="at least one"):
         sct_list_extension_value([])
     with pytest.raises(TypeError, match="P-256"):
-        sign_precert_sct(ec.generate_private_key(ec.SECP384R1()), 0, bytes(32), b"tbs")
+        sign_precert_sct(FileKey(ec.generate_private_key(ec.SECP384R1())), 0, bytes(32), b"tbs")
     with pytest.raises(ValueError, match="32 bytes"):
-        sign_precert_sct(ec.generate_private_key(ec.SECP256R1()), 0, b"short", b"tbs")
+        sign_precert_sct(FileKey(ec.generate_private_key(ec.SECP256R1())), 0, b"short", b"tbs")

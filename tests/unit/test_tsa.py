@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from rfc3161_client import VerificationError, VerifierBuilder, decode_timestamp_response
 
+from signer.service.keys import FileKey
 from signer.service.tsa import DEFAULT_POLICY_OID, TimestampAuthority, TimestampRequestError
 
 OPENSSL = "/usr/bin/openssl"
@@ -110,7 +111,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def tsa(pki: Pki) -> TimestampAuthority:
-    return TimestampAuthority(pki.leaf_key, [pki.leaf, pki.root])
+    return TimestampAuthority(FileKey(pki.leaf_key), [pki.leaf, pki.root])
 
 
 def _openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -325,7 +326,7 @@ def test_rejection_reads_as_a_reply_to_openssl(tsa: TimestampAuthority, tmp_path
 
 def test_refuses_a_key_that_is_not_the_leafs(pki: Pki) -> None:
     with pytest.raises(ValueError, match="does not match the public key"):
-        TimestampAuthority(ec.generate_private_key(ec.SECP256R1()), [pki.leaf, pki.root])
+        TimestampAuthority(FileKey(ec.generate_private_key(ec.SECP256R1())), [pki.leaf, pki.root])
 
 
 def test_refuses_a_leaf_without_time_stamping_eku(pki: Pki) -> None:
@@ -333,9 +334,9 @@ def test_refuses_a_leaf_without_time_stamping_eku(pki: Pki) -> None:
         pki.root, pki.root_key, pki.leaf_key, [ExtendedKeyUsageOID.CODE_SIGNING]
     )
     with pytest.raises(ValueError, match="timeStamping as its only purpose"):
-        TimestampAuthority(pki.leaf_key, [code_signing, pki.root])
+        TimestampAuthority(FileKey(pki.leaf_key), [code_signing, pki.root])
 
 
 def test_refuses_a_chain_out_of_order(pki: Pki) -> None:
     with pytest.raises(ValueError, match="out of order"):
-        TimestampAuthority(pki.leaf_key, [pki.leaf, pki.leaf])
+        TimestampAuthority(FileKey(pki.leaf_key), [pki.leaf, pki.leaf])
