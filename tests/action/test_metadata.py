@@ -27,14 +27,32 @@ from signer.verification import EntryResult
 from signer.verification.verifier import STEPS
 from tests.action.conftest import ACTIONS, ROOT, load_action, parse_outputs
 
-IMAGES = {"sign": "Dockerfile", "verify": "../Dockerfile", "revoke": "../Dockerfile"}
+GENERATED = ".github/.tmp/.generated-actions/signer-{}"
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_action_yml_runs_the_container_with_the_runners_inputs(name: str) -> None:
+    """Composite: docker-action.sh writes the container action, the next step runs it with
+    every input as the runner would export it, outputs come from that step, and the written
+    action is removed whatever happened."""
+    action = load_action(name)
+    runs = action["runs"]
+    assert runs["using"] == "composite"
+    choose, run, remove = runs["steps"]
+    script = ACTIONS[name].parent / choose["run"].split('"')[1].replace("$GITHUB_ACTION_PATH/", "")
+    assert script.resolve() == ROOT / "docker-action.sh"
+    assert choose["run"].split()[-1] == name and choose["shell"] == "bash"
+    assert run["id"] == "run" and run["uses"] == "./" + GENERATED.format(name)
+    assert "with" not in run, "a generated action declares no inputs: they arrive as INPUT_*"
+    assert run["env"] == {env_name(i): f"${{{{ inputs.{i} }}}}" for i in action["inputs"]}
+    assert remove["if"] == "always()" and GENERATED.format(name) in remove["run"]
+    assert {k: v["value"] for k, v in action["outputs"].items()} == {
+        k: f"${{{{ steps.run.outputs.{k} }}}}" for k in OUTPUTS[name]}
 
 
 @pytest.mark.parametrize("name", sorted(ACTIONS))
 def test_action_yml_matches_the_code(name: str) -> None:
     action = load_action(name)
-    assert action["runs"] == {"using": "docker", "image": IMAGES[name], "args": [name]}
-    assert (ACTIONS[name].parent / IMAGES[name]).resolve() == ROOT / "Dockerfile"
     assert action["name"] and action["description"] and action["branding"]
     declared = action["inputs"]
     specs = {spec.name: spec for spec in INPUTS[name]}
@@ -52,9 +70,13 @@ def test_action_yml_matches_the_code(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ACTIONS))
-def test_no_expressions_in_metadata(name: str) -> None:
+def test_no_expressions_in_descriptions(name: str) -> None:
     """Descriptions are plain text: act refuses '${{' there, and GitHub never evaluates it."""
-    assert "${{" not in ACTIONS[name].read_text()
+    action = load_action(name)
+    texts = [action["name"], action["description"],
+             *(meta["description"] for meta in action["inputs"].values()),
+             *(meta["description"] for meta in action["outputs"].values())]
+    assert not [text for text in texts if "${{" in text]
 
 
 def test_every_provenance_flag_is_an_input() -> None:
