@@ -58,7 +58,7 @@ from tests.service_process import Service, init
 SECTION = "## Action job wall time"
 WORKFLOW = "example-sign-on-release.yml"
 NAME = f"ghcr.io/acme/app@sha256:{hashlib.sha256(b'action job bench').hexdigest()}"
-_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|µs|us|ns)")
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|µs|us|ns|h|m|s)")  # longest unit first
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
 
 
