@@ -1,7 +1,8 @@
-# One image for the three actions: action.yml (args [sign]), verify/action.yml ([verify]) and
-# revoke/action.yml ([revoke]). The runner builds it with the repository root as context and
-# runs it with --workdir /github/workspace, so there is no WORKDIR and no USER here (the
-# runner's mounted files belong to root).
+# One image for the three actions: action.yml, verify/action.yml and revoke/action.yml run it
+# (docker-action.sh) with args [sign], [verify] or [revoke]: on a release tag the image the
+# release pushed, by digest; elsewhere the runner builds this file with the repository root as
+# context. The runner runs it with --workdir /github/workspace, so there is no WORKDIR and no
+# USER here (the runner's mounted files belong to root).
 #
 # BASE_IMAGE: an official slim Python, pinned by digest. The tests pass a locally built
 # Debian base instead (scripts/prereqs/30-docker.sh); any base with python3 and venv works.

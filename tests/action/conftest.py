@@ -1,8 +1,9 @@
 """A faked GitHub runner for the three actions: the files, the event and the INPUT_* variables
 a real runner prepares, built from each action.yml by the runner's own rules.
 
-``FakeRunner.run`` starts ``entrypoint.py`` as a subprocess (the job's process); the docker
-tests reuse the same layout and mount it as the runner does (``/github/file_commands`` …).
+``FakeRunner.run`` starts ``entrypoint.py <command>`` as a subprocess, as the container the
+composite action's step runs (docker-action.sh) starts it; the docker tests reuse the same
+layout and mount it as the runner does (``/github/file_commands`` …).
 """
 
 from __future__ import annotations
@@ -169,8 +170,7 @@ class FakeRunner:
     def run(self, command: str, timeout: float = 60, token: bool = True, **given: str
             ) -> Result:
         env = self.step_env(command, given, token)
-        args = [str(a) for a in load_action(command)["runs"]["args"]]
-        done = subprocess.run([sys.executable, str(ENTRYPOINT), *args], cwd=self.workspace,
+        done = subprocess.run([sys.executable, str(ENTRYPOINT), command], cwd=self.workspace,
                               env=clean_env(**env), capture_output=True, text=True,
                               timeout=timeout)
         return self.result(env, done.returncode, done.stdout, done.stderr)

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.action.conftest import FakeRunner, Result, load_action
+from tests.action.conftest import FakeRunner, Result
 from tests.action.docker_env import docker, inspect
 from tests.action.test_token_disabled import API_SHA, provenance_of, run_payload
 from tests.service_process import clean_env
@@ -52,7 +52,7 @@ def run_container(runner: FakeRunner, image: str, command: str, token: bool = Tr
              "-v", f"{runner.root / 'workflow'}:/github/workflow",
              "-v", f"{runner.root / 'file_commands'}:/github/file_commands",
              "-v", f"{runner.workspace}:/github/workspace",
-             image, *[str(a) for a in load_action(command)["runs"]["args"]]]
+             image, command]
     started = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, timeout=120,
                           env=clean_env(**env))

@@ -59,7 +59,8 @@ def test_hadolint() -> None:
 
 
 def test_zizmor_offline() -> None:
-    done = run(tool("zizmor"), "--offline", "--no-progress", ".github/")
+    done = run(tool("zizmor"), "--offline", "--no-progress", ".github/",
+               *(str(path.relative_to(ROOT)) for path in ACTIONS.values()))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No findings" in done.stdout + done.stderr
 
@@ -68,6 +69,24 @@ def test_the_release_signs_its_own_image_by_digest() -> None:
     release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
     assert "id: push" in release and "steps.push.outputs.digest" in release
     assert "uses: ./\n" in release
+
+
+def test_the_release_records_the_image_the_actions_run() -> None:
+    """action-image.txt gets the pushed digest before the sign step, which so runs it, and
+    the tags are pushed only after it signed."""
+    release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    recorded = release.index('echo "${IMAGE}" > action-image.txt')
+    assert "IMAGE: ${{ steps.image.outputs.artifact_name }}" in release
+    assert "@${DIGEST}" in release and "DIGEST: ${{ steps.push.outputs.digest }}" in release
+    assert recorded < release.index("uses: ./\n") < release.index("git -c http.extraheader")
+    assert "action-image.txt" not in (ROOT / ".dockerignore").read_text(), \
+        "excluded by '*': the release commit's tree builds the same image"
+
+
+def test_a_branch_records_no_image() -> None:
+    """Only a release commit (under its tags) has action-image.txt: a branch that had one
+    would run an older image than its code."""
+    assert not (ROOT / "action-image.txt").exists()
 
 
 def pins(text: str) -> dict[str, str]:

@@ -4,10 +4,14 @@ runner's formats (INPUT_ names, workflow commands, environment files)."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from signer.action import in_action_terms, runner_provenance
 from signer.action.inputs import INPUTS, OUTPUTS, PROVENANCE
@@ -27,14 +31,74 @@ from signer.verification import EntryResult, StepFailed
 from signer.verification.verifier import STEPS
 from tests.action.conftest import ACTIONS, ROOT, load_action, parse_outputs
 
-IMAGES = {"sign": "Dockerfile", "verify": "../Dockerfile", "revoke": "../Dockerfile"}
+GENERATED = ".github/.tmp/.generated-actions/signer-{}"
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_action_yml_runs_the_container_with_the_runners_inputs(name: str) -> None:
+    """Composite: docker-action.sh writes the container action, the next step runs it with
+    every input as the runner would export it, outputs come from that step, and the written
+    action is removed whatever happened."""
+    action = load_action(name)
+    runs = action["runs"]
+    assert runs["using"] == "composite"
+    choose, run, remove = runs["steps"]
+    script = ACTIONS[name].parent / choose["run"].split('"')[1].replace("$GITHUB_ACTION_PATH/", "")
+    assert script.resolve() == ROOT / "docker-action.sh"
+    assert choose["run"].split()[-1] == name and choose["shell"] == "bash"
+    assert run["id"] == "run" and run["uses"] == "./" + GENERATED.format(name)
+    assert "with" not in run, "a generated action declares no inputs: they arrive as INPUT_*"
+    assert run["env"] == {env_name(i): f"${{{{ inputs.{i} }}}}" for i in action["inputs"]}
+    assert remove["if"] == "always()" and GENERATED.format(name) in remove["run"]
+    assert {k: v["value"] for k, v in action["outputs"].items()} == {
+        k: f"${{{{ steps.run.outputs.{k} }}}}" for k in OUTPUTS[name]}
+
+
+def generate(tmp_path: Path, command: str, record: str | None
+             ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """docker-action.sh of an action checkout in tmp_path, with or without action-image.txt."""
+    checkout, workspace = tmp_path / "action", tmp_path / "workspace"
+    (checkout / command).mkdir(parents=True)
+    workspace.mkdir()
+    shutil.copy2(ROOT / "docker-action.sh", checkout)
+    (checkout / "Dockerfile").write_text("FROM scratch\n")
+    if record is not None:
+        (checkout / "action-image.txt").write_text(record)
+    done = subprocess.run([str(checkout / command / ".." / "docker-action.sh"), command],
+                          env={"PATH": os.environ["PATH"], "GITHUB_WORKSPACE": str(workspace)},
+                          capture_output=True, text=True, timeout=30)
+    return done, workspace / GENERATED.format(command) / "action.yml"
+
+
+def test_a_released_ref_runs_its_image_by_digest(tmp_path: Path) -> None:
+    image = f"ghcr.io/acme/signer@sha256:{'a' * 64}"
+    done, generated = generate(tmp_path, "verify", image + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"running the released image {image}" in done.stdout
+    assert yaml.safe_load(generated.read_text())["runs"] == {
+        "using": "docker", "image": f"docker://{image}", "args": ["verify"]}
+
+
+def test_a_ref_without_a_released_image_builds_the_dockerfile(tmp_path: Path) -> None:
+    done, generated = generate(tmp_path, "sign", None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "has no released image" in done.stdout
+    runs = yaml.safe_load(generated.read_text())["runs"]
+    assert runs["using"] == "docker" and runs["args"] == ["sign"]
+    assert (generated.parent / runs["image"]).resolve() == tmp_path / "action" / "Dockerfile"
+
+
+def test_a_tag_is_not_an_image_to_run(tmp_path: Path) -> None:
+    done, generated = generate(tmp_path, "revoke", "ghcr.io/acme/signer:v1\n")
+    assert done.returncode == 2
+    assert done.stdout.startswith("::error title=signer action::")
+    assert "not an image pinned by digest" in done.stdout
+    assert not generated.exists()
 
 
 @pytest.mark.parametrize("name", sorted(ACTIONS))
 def test_action_yml_matches_the_code(name: str) -> None:
     action = load_action(name)
-    assert action["runs"] == {"using": "docker", "image": IMAGES[name], "args": [name]}
-    assert (ACTIONS[name].parent / IMAGES[name]).resolve() == ROOT / "Dockerfile"
     assert action["name"] and action["description"] and action["branding"]
     declared = action["inputs"]
     specs = {spec.name: spec for spec in INPUTS[name]}
@@ -52,9 +116,13 @@ def test_action_yml_matches_the_code(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ACTIONS))
-def test_no_expressions_in_metadata(name: str) -> None:
+def test_no_expressions_in_descriptions(name: str) -> None:
     """Descriptions are plain text: act refuses '${{' there, and GitHub never evaluates it."""
-    assert "${{" not in ACTIONS[name].read_text()
+    action = load_action(name)
+    texts = [action["name"], action["description"],
+             *(meta["description"] for meta in action["inputs"].values()),
+             *(meta["description"] for meta in action["outputs"].values())]
+    assert not [text for text in texts if "${{" in text]
 
 
 def test_every_provenance_flag_is_an_input() -> None:
