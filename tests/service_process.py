@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from signer.client import Client
-from signer.errors import RateLimited
+from signer.errors import Conflict, RateLimited
 
 BIN = Path(sys.executable).parent
 SIGNER = str(BIN / "signer")
@@ -90,6 +90,10 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # The fake issuer mints GitHub-shaped tokens: declared so (signer issuer add) at the first
+    # start, as an operator would; None leaves it undeclared (a generic issuer).
+    issuer_kind: str | None = "github"
+    _declared: bool = False
 
     @property
     def url(self) -> str:
@@ -114,11 +118,22 @@ class Service:
                 raise RuntimeError(f"signer server exited:\n{self.log_path.read_text()}")
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    self._declare_issuer()
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"signer server did not become ready:\n{self.log_path.read_text()}")
+
+    def _declare_issuer(self) -> None:
+        if self.issuer_kind is None or self._declared:
+            return
+        try:
+            self.provision("POST", "/v1/issuers", {"url": self.issuer_url,
+                                                   "type": self.issuer_kind, "allow_http": True})
+        except Conflict:
+            pass  # declared by another replica on the same database
+        self._declared = True
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:
