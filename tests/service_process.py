@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -128,11 +129,9 @@ class Service:
     def _declare_issuer(self) -> None:
         if self.issuer_kind is None or self._declared:
             return
-        try:
+        with contextlib.suppress(Conflict):  # declared by another replica on this database
             self.provision("POST", "/v1/issuers", {"url": self.issuer_url,
                                                    "type": self.issuer_kind, "allow_http": True})
-        except Conflict:
-            pass  # declared by another replica on the same database
         self._declared = True
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
