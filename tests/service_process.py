@@ -94,6 +94,7 @@ class Service:
     # The fake issuer mints GitHub-shaped tokens: declared so (signer issuer add) at the first
     # start, as an operator would; None leaves it undeclared (a generic issuer).
     issuer_kind: str | None = "github"
+    insecure_option: bool = True  # also allow the fake issuer with --insecure-issuer
     _declared: bool = False
 
     @property
@@ -105,9 +106,9 @@ class Service:
         return self.data_dir.parent / f"server-{self.port}.log"
 
     def start(self) -> None:
+        insecure = ["--insecure-issuer", self.issuer_url] if self.insecure_option else []
         args = [SIGNER, "server", "start", "--data-dir", str(self.data_dir), "--port",
-                str(self.port), "--insecure-issuer", self.issuer_url, "--workers",
-                str(self.workers), *self.extra_args]
+                str(self.port), *insecure, "--workers", str(self.workers), *self.extra_args]
         if self.database_url:
             args += ["--database-url", self.database_url]
         log = self.log_path.open("ab")

@@ -15,7 +15,7 @@ from cryptography import x509
 
 from signer.provenance import FULCIO_ARC, Provenance
 from tests.fakes.github_oidc import FakeGitHubIssuer
-from tests.service_process import Service
+from tests.service_process import Service, init
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +155,24 @@ def test_issuer_declarations_are_refused_with_a_reason(service: Service) -> None
     assert delete.status_code == 204
     missing = service.cli("issuer", "remove", "--url", url, env=admin)
     assert missing.returncode != 0 and "No declared issuer" in missing.stderr
+
+
+@pytest.mark.parametrize("variable", ["SIGNER_INSECURE_ISSUER", "SIGNER_INSECURE_ISSUERS"])
+def test_the_start_time_insecure_issuer_option_reads_both_spellings(
+        variable: str, tmp_path: Path, issuer: FakeGitHubIssuer) -> None:
+    """SIGNER_INSECURE_ISSUER is click's name for --insecure-issuer; the README used to say
+    SIGNER_INSECURE_ISSUERS, which is still read."""
+    data = tmp_path / "data"
+    other = "http://127.0.0.1:1/other"
+    svc = Service(data, init(data), issuer.url, issuer_kind=None, insecure_option=False,
+                  env={variable: f"{issuer.url},{other}"})
+    svc.start()
+    try:
+        namespace = svc.tenant().namespace
+        for url in (issuer.url, other):
+            added = svc.cli("policy", "add", "--namespace", namespace, "--issuer", url,
+                            "--claim", "repository_owner=acme", "--permissions", "sign",
+                            env={"SIGNER_API_KEY": svc.admin_key})
+            assert added.returncode == 0, added.stderr
+    finally:
+        svc.stop()
