@@ -357,6 +357,7 @@ def issuer() -> None:
 @admin_options
 def issuer_add(url: str, kind: str, server_url: str | None, allow_http: bool, api: str,
                api_key: str | None, output: str) -> None:
+    """Declare an issuer's kind (a self-managed GitLab, a GHES, a local test issuer)."""
     result = _admin(api, api_key).request("POST", "/v1/issuers", json={
         "url": url, "type": kind, "server_url": server_url, "allow_http": allow_http})
     _print(output, f"declared {result['url']} as {result['type']}", result)
@@ -365,6 +366,7 @@ def issuer_add(url: str, kind: str, server_url: str | None, allow_http: bool, ap
 @issuer.command("list")
 @admin_options
 def issuer_list(api: str, api_key: str | None, output: str) -> None:
+    """List the declared issuers: URL, type, server URL (well-known ones are not listed)."""
     result = _admin(api, api_key).request("GET", "/v1/issuers")
     text = "\n".join(f"{i['url']}  {i['type']}  {i['server_url'] or '-'}"
                      f"{'  allow-http' if i['allow_http'] else ''}" for i in result["issuers"])
@@ -375,6 +377,7 @@ def issuer_list(api: str, api_key: str | None, output: str) -> None:
 @option("url", required=True, help="The declared issuer URL.")
 @admin_options
 def issuer_remove(url: str, api: str, api_key: str | None, output: str) -> None:
+    """Forget a declaration: the issuer is well-known or generic again."""
     _admin(api, api_key).request("DELETE", "/v1/issuers", params={"url": url})
     _print(output, f"removed {url}", {"removed": url})
 
