@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from bench.timing import per_call_seconds
-from signer.provenance import Provenance
+from signer import issuers
 from signer.service import ca as authority
 from signer.service.auth import CLOCK_SKEW_SECONDS, REQUIRED_CLAIMS
 from signer.service.keys import KeyFiles, KeySigner
@@ -97,7 +97,8 @@ def measure(budget: float = 0.5) -> Ceiling:
     csr_pem = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
         client_key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
     csr = authority.parse_csr(csr_pem)
-    extensions = Provenance.from_claims(claims, NAMESPACE).extensions(claims)
+    issuer = issuers.resolve(ISSUER, {})
+    extensions = issuer.provenance(claims, NAMESPACE).extensions(issuer.legacy_claims(claims))
     leaf = ca.issue(csr, str(claims["sub"]), extensions)
     digest = hashlib.sha256(b"bench artifact").digest()
     signature = client_key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))

@@ -15,6 +15,7 @@ from signer import monitor, operations
 from signer.artifact import ArtifactRef, parse_ref, ref_for_file
 from signer.client import DEFAULT_API, Client
 from signer.errors import SignerError, UsageError
+from signer.issuers import KINDS as ISSUER_KINDS
 from signer.oidc import DEFAULT_AUDIENCE, github_actions_token
 from signer.provenance import FLAG_FIELDS
 from signer.service.config import DEFAULTS, OPTIONS, Settings, issuer_set
@@ -338,6 +339,48 @@ def policy_remove(namespace: str, policy_id: str, api: str, api_key: str | None,
                   ) -> None:
     _admin(api, api_key).request("DELETE", f"/v1/namespaces/{namespace}/policies/{policy_id}")
     _print(output, f"removed {policy_id}", {"removed": policy_id})
+
+
+@cli.group()
+def issuer() -> None:
+    """OIDC issuers and their kinds: the kind decides what a token's claims mean (server
+    admin key). Well-known issuers need no declaration; any other is 'generic'."""
+
+
+@issuer.command("add")
+@option("url", required=True, help="The issuer URL, as the tokens' 'iss' claim says.")
+@option("type", "kind", required=True, type=click.Choice(ISSUER_KINDS),
+        help="How its tokens' claims become provenance.")
+@option("server-url", help="github/gitlab: the web origin provenance URLs point at "
+                           "[default: from the issuer URL].")
+@option("allow-http", is_flag=True, default=False,
+        help="Accept this plain-http issuer (local tests only).")
+@admin_options
+def issuer_add(url: str, kind: str, server_url: str | None, allow_http: bool, api: str,
+               api_key: str | None, output: str) -> None:
+    """Declare an issuer's kind (a self-managed GitLab, a GHES, a local test issuer)."""
+    result = _admin(api, api_key).request("POST", "/v1/issuers", json={
+        "url": url, "type": kind, "server_url": server_url, "allow_http": allow_http})
+    _print(output, f"declared {result['url']} as {result['type']}", result)
+
+
+@issuer.command("list")
+@admin_options
+def issuer_list(api: str, api_key: str | None, output: str) -> None:
+    """List the declared issuers: URL, type, server URL (well-known ones are not listed)."""
+    result = _admin(api, api_key).request("GET", "/v1/issuers")
+    text = "\n".join(f"{i['url']}  {i['type']}  {i['server_url'] or '-'}"
+                     f"{'  allow-http' if i['allow_http'] else ''}" for i in result["issuers"])
+    _print(output, text or "no declared issuers", result)
+
+
+@issuer.command("remove")
+@option("url", required=True, help="The declared issuer URL.")
+@admin_options
+def issuer_remove(url: str, api: str, api_key: str | None, output: str) -> None:
+    """Forget a declaration: the issuer is well-known or generic again."""
+    _admin(api, api_key).request("DELETE", "/v1/issuers", params={"url": url})
+    _print(output, f"removed {url}", {"removed": url})
 
 
 @cli.group("api-key")

@@ -1,13 +1,14 @@
 """Build provenance: one typed record, one table of fields, the only place that knows OIDs.
 
 The table below is read by the certificate encoder, the decoder, the verifier's policies,
-the CLI flags and the web page alike (docs/design.md, "Certificate profile").
+the CLI flags and the web page alike (docs/design.md, "Certificate profile"). How each issuer
+kind's claims fill the record is ``signer.issuers``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,37 +25,8 @@ FULCIO_ARC = "1.3.6.1.4.1.57264.1"
 OUR_ARC = "2.25.179321160043125797355901517366827743804.1"
 
 
-def github_server_url(issuer: str) -> str:
-    """The GitHub web origin behind a GitHub Actions token issuer.
-
-    ``token.actions.githubusercontent.com[/<enterprise slug>]`` → github.com;
-    ``token.actions.<sub>.ghe.com`` → ``<sub>.ghe.com``; GHES ``HOST/_services/token`` → HOST;
-    any other issuer → its own origin (an operator-configured issuer speaks for itself).
-    """
-    parts = urlsplit(issuer)
-    host = parts.hostname or ""
-    if host == "token.actions.githubusercontent.com":
-        return "https://github.com"
-    if host.startswith("token.actions.") and host.endswith(".ghe.com"):
-        return f"https://{host.removeprefix('token.actions.')}"
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _claim(name: str) -> Callable[[Claims, str], str | None]:
-    return lambda claims, _server: _text(claims.get(name))
-
-
-def _url(template: str, *names: str) -> Callable[[Claims, str], str | None]:
-    def build(claims: Claims, server: str) -> str | None:
-        values = [_text(claims.get(n)) for n in names]
-        if any(v is None for v in values):
-            return None
-        return server + "/" + template.format(*values)
-
-    return build
-
-
-def _text(value: Any) -> str | None:
+def claim_text(value: Any) -> str | None:
+    """A claim's value as certificate text; absent and empty are both None."""
     if value is None or value == "":
         return None
     return str(value)
@@ -68,7 +40,6 @@ class Field:
     oid: str
     label: str
     flag: str | None
-    from_claims: Callable[[Claims, str], str | None] | None
     # "uri" fields hold a URL; users may compare them in their short form (org/repo).
     form: Literal["text", "uri"] = "text"
     group: Literal["identity", "build", "source", "service"] = "build"
@@ -76,32 +47,30 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("issuer", f"{FULCIO_ARC}.8", "OIDC issuer", "certificate-oidc-issuer",
-          _claim("iss"), group="identity"),
-    Field("build_signer_uri", f"{FULCIO_ARC}.9", "Build signer URI", None,
-          _url("{}", "job_workflow_ref")),
-    Field("build_signer_digest", f"{FULCIO_ARC}.10", "Build signer digest", None,
-          _claim("job_workflow_sha")),
-    Field("runner_environment", f"{FULCIO_ARC}.11", "Runner environment", "runner-environment",
-          _claim("runner_environment")),
+          group="identity"),
+    Field("build_signer_uri", f"{FULCIO_ARC}.9", "Build signer URI", None),
+    Field("build_signer_digest", f"{FULCIO_ARC}.10", "Build signer digest", None),
+    Field("runner_environment", f"{FULCIO_ARC}.11", "Runner environment", "runner-environment"),
     Field("source_repository", f"{FULCIO_ARC}.12", "Source repository", "source-repository",
-          _url("{}", "repository"), form="uri", group="source"),
+          form="uri", group="source"),
     Field("source_repository_digest", f"{FULCIO_ARC}.13", "Source repository digest",
-          "source-repository-digest", _claim("sha"), group="source"),
+          "source-repository-digest", group="source"),
     Field("source_repository_ref", f"{FULCIO_ARC}.14", "Source repository ref",
-          "source-repository-ref", _claim("ref"), group="source"),
+          "source-repository-ref", group="source"),
+    # Identifiers (.15, .17) survive a rename of the repository or its owner.
+    Field("source_repository_identifier", f"{FULCIO_ARC}.15", "Source repository identifier",
+          None, group="source"),
     Field("source_repository_owner", f"{FULCIO_ARC}.16", "Source repository owner",
-          "source-repository-owner", _url("{}", "repository_owner"), form="uri", group="source"),
-    Field("build_config_uri", f"{FULCIO_ARC}.18", "Build config URI", None,
-          _url("{}", "workflow_ref")),
-    Field("build_config_digest", f"{FULCIO_ARC}.19", "Build config digest", "build-config-digest",
-          _claim("workflow_sha")),
-    Field("build_trigger", f"{FULCIO_ARC}.20", "Build trigger", None, _claim("event_name")),
-    Field("run_invocation_uri", f"{FULCIO_ARC}.21", "Run invocation URI", None,
-          _url("{}/actions/runs/{}/attempts/{}", "repository", "run_id", "run_attempt")),
-    Field("namespace", f"{OUR_ARC}.1", "Namespace", None, None, group="service"),
-    Field("build_config_name", f"{OUR_ARC}.2", "Build config name", "build-config-name",
-          _claim("workflow")),
-    Field("provenance_source", f"{OUR_ARC}.3", "Provenance source", None, None, group="service"),
+          "source-repository-owner", form="uri", group="source"),
+    Field("source_repository_owner_identifier", f"{FULCIO_ARC}.17",
+          "Source repository owner identifier", None, group="source"),
+    Field("build_config_uri", f"{FULCIO_ARC}.18", "Build config URI", None),
+    Field("build_config_digest", f"{FULCIO_ARC}.19", "Build config digest", "build-config-digest"),
+    Field("build_trigger", f"{FULCIO_ARC}.20", "Build trigger", None),
+    Field("run_invocation_uri", f"{FULCIO_ARC}.21", "Run invocation URI", None),
+    Field("namespace", f"{OUR_ARC}.1", "Namespace", None, group="service"),
+    Field("build_config_name", f"{OUR_ARC}.2", "Build config name", "build-config-name"),
+    Field("provenance_source", f"{OUR_ARC}.3", "Provenance source", None, group="service"),
 )
 BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
 BY_OID: dict[str, Field] = {f.oid: f for f in FIELDS}
@@ -130,7 +99,9 @@ class Provenance:
     source_repository: str | None = None
     source_repository_digest: str | None = None
     source_repository_ref: str | None = None
+    source_repository_identifier: str | None = None
     source_repository_owner: str | None = None
+    source_repository_owner_identifier: str | None = None
     build_config_uri: str | None = None
     build_config_digest: str | None = None
     build_trigger: str | None = None
@@ -139,16 +110,7 @@ class Provenance:
     build_config_name: str | None = None
     provenance_source: str | None = None
 
-    # -- building -------------------------------------------------------------------------
-    @classmethod
-    def from_claims(cls, claims: Claims, namespace: str) -> Provenance:
-        """Provenance a verified OIDC token proves."""
-        server = github_server_url(str(claims.get("iss", "")))
-        values = {
-            f.key: f.from_claims(claims, server) for f in FIELDS if f.from_claims is not None
-        }
-        return cls(**values, namespace=namespace, provenance_source="token")
-
+    # -- building (from a token: signer.issuers) -----------------------------------------
     @classmethod
     def declared(cls, flags: Mapping[str, str | None], issuer: str, namespace: str) -> Provenance:
         """Provenance an API-key holder states about itself; recorded as ``declared``."""
@@ -208,7 +170,7 @@ class Provenance:
         if self.issuer is not None:
             legacy["iss"] = self.issuer
         for oid, claim in LEGACY_OIDS.items():
-            if (value := _text(legacy.get(claim))) is not None:
+            if (value := claim_text(legacy.get(claim))) is not None:
                 exts.append(x509.UnrecognizedExtension(ObjectIdentifier(oid), value.encode()))
         return exts
 

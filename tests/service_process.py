@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from typing import Any
 import requests
 
 from signer.client import Client
-from signer.errors import RateLimited
+from signer.errors import Conflict, RateLimited
 
 BIN = Path(sys.executable).parent
 SIGNER = str(BIN / "signer")
@@ -90,6 +91,11 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # The fake issuer mints GitHub-shaped tokens: declared so (signer issuer add) at the first
+    # start, as an operator would; None leaves it undeclared (a generic issuer).
+    issuer_kind: str | None = "github"
+    insecure_option: bool = True  # also allow the fake issuer with --insecure-issuer
+    _declared: bool = False
 
     @property
     def url(self) -> str:
@@ -100,9 +106,9 @@ class Service:
         return self.data_dir.parent / f"server-{self.port}.log"
 
     def start(self) -> None:
+        insecure = ["--insecure-issuer", self.issuer_url] if self.insecure_option else []
         args = [SIGNER, "server", "start", "--data-dir", str(self.data_dir), "--port",
-                str(self.port), "--insecure-issuer", self.issuer_url, "--workers",
-                str(self.workers), *self.extra_args]
+                str(self.port), *insecure, "--workers", str(self.workers), *self.extra_args]
         if self.database_url:
             args += ["--database-url", self.database_url]
         log = self.log_path.open("ab")
@@ -114,11 +120,20 @@ class Service:
                 raise RuntimeError(f"signer server exited:\n{self.log_path.read_text()}")
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    self._declare_issuer()
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"signer server did not become ready:\n{self.log_path.read_text()}")
+
+    def _declare_issuer(self) -> None:
+        if self.issuer_kind is None or self._declared:
+            return
+        with contextlib.suppress(Conflict):  # declared by another replica on this database
+            self.provision("POST", "/v1/issuers", {"url": self.issuer_url,
+                                                   "type": self.issuer_kind, "allow_http": True})
+        self._declared = True
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from signer import trust
+from signer import issuers, trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, UsageError
 from signer.service import limits, log_api, models, problems, web
@@ -18,7 +18,7 @@ from signer.service.auth import Principal, check_policy, parse_permissions
 from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
 from signer.service.runtime import Runtime
 from signer.service.signing import check_namespace, signature_view
-from signer.service.store import ApiKey, Policy
+from signer.service.store import ApiKey, DeclaredIssuer, Policy
 from signer.service.tsa import TimestampRequestError
 
 # Every request body the API takes is a few KB; a megabyte is far past any honest one.
@@ -46,6 +46,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(_signing_routes())
     app.include_router(_admin_routes())
+    app.include_router(_issuer_routes())
     app.include_router(_operations_routes())
     app.include_router(log_api.router())
     app.include_router(web.router())
@@ -162,13 +163,14 @@ def _signing_routes() -> APIRouter:
     return router
 
 
+def _server_admin(principal: Principal, what: str) -> None:
+    if not principal.is_server_admin:
+        raise PermissionDenied(f"Only the server admin key may manage {what}.",
+                               "Use the admin API key 'signer server init' printed.")
+
+
 def _admin_routes() -> APIRouter:
     router = APIRouter(prefix="/v1/namespaces", tags=["admin"])
-
-    def server_admin(principal: Principal) -> None:
-        if not principal.is_server_admin:
-            raise PermissionDenied("Only the server admin key may manage namespaces.",
-                                   "Use the admin API key 'signer server init' printed.")
 
     def namespace_admin(rt: Runtime, principal: Principal, namespace: str) -> None:
         check_namespace(namespace)
@@ -180,13 +182,13 @@ def _admin_routes() -> APIRouter:
     @router.post("", response_model=models.NamespaceView, status_code=201)
     def create_namespace(body: models.NamespaceRequest, rt: RuntimeDep,
                          principal: PrincipalDep) -> models.NamespaceView:
-        server_admin(principal)
+        _server_admin(principal, "namespaces")
         created = rt.store.create_namespace(check_namespace(body.name))
         return models.NamespaceView(name=body.name, created_at=created)
 
     @router.get("", response_model=models.NamespaceList)
     def list_namespaces(rt: RuntimeDep, principal: PrincipalDep) -> models.NamespaceList:
-        server_admin(principal)
+        _server_admin(principal, "namespaces")
         return models.NamespaceList(namespaces=[
             models.NamespaceView(name=n, created_at=c) for n, c in rt.store.list_namespaces()])
 
@@ -194,7 +196,7 @@ def _admin_routes() -> APIRouter:
     def add_policy(namespace: str, body: models.PolicyRequest, rt: RuntimeDep,
                    principal: PrincipalDep) -> models.PolicyView:
         namespace_admin(rt, principal, namespace)
-        check_policy(body.issuer, body.claims, rt.auth.insecure_issuers)
+        check_policy(rt.auth.issuer(body.issuer), body.claims)
         policy = rt.store.add_policy(namespace, body.issuer, body.claims,
                                      parse_permissions(body.permissions))
         rt.auth.invalidate_policies()
@@ -239,6 +241,45 @@ def _admin_routes() -> APIRouter:
         return _key_view(rt.store.revoke_api_key(namespace, key_id))
 
     return router
+
+
+def _issuer_routes() -> APIRouter:
+    router = APIRouter(prefix="/v1/issuers", tags=["admin"])
+
+    @router.post("", response_model=models.IssuerView, status_code=201)
+    def add_issuer(body: models.IssuerRequest, rt: RuntimeDep, principal: PrincipalDep
+                   ) -> models.IssuerView:
+        _server_admin(principal, "issuers")
+        issuer = issuers.declare(body.url, body.type, body.server_url, body.allow_http)
+        # Stored as given: no server URL means the kind's default, decided when read.
+        server_url = issuer.server_url if body.server_url is not None else None
+        row = rt.store.add_issuer(issuer.url, issuer.kind, server_url, issuer.allow_http,
+                                  principal.identity)
+        rt.auth.invalidate_issuers()
+        return _issuer_view(row, issuer)
+
+    @router.get("", response_model=models.IssuerList)
+    def list_issuers(rt: RuntimeDep, principal: PrincipalDep) -> models.IssuerList:
+        _server_admin(principal, "issuers")
+        return models.IssuerList(issuers=[
+            _issuer_view(r, issuers.declare(r.url, r.kind, r.server_url, r.allow_http))
+            for r in rt.store.list_issuers()])
+
+    @router.delete("", status_code=204)
+    def remove_issuer(rt: RuntimeDep, principal: PrincipalDep,
+                      url: Annotated[str, Query(max_length=512)]) -> Response:
+        _server_admin(principal, "issuers")
+        rt.store.remove_issuer(issuers.normalized(url))
+        rt.auth.invalidate_issuers()
+        return Response(status_code=204)
+
+    return router
+
+
+def _issuer_view(row: DeclaredIssuer, issuer: issuers.Issuer) -> models.IssuerView:
+    return models.IssuerView(url=row.url, type=row.kind, server_url=issuer.server_url,
+                             allow_http=row.allow_http, created_at=row.created_at,
+                             created_by=row.created_by)
 
 
 def _policy_view(policy: Policy) -> models.PolicyView:

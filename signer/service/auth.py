@@ -13,12 +13,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 import requests
 
+from signer import issuers
 from signer.errors import AuthenticationError, PermissionDenied, TooLarge, Unavailable, UsageError
+from signer.issuers import Issuer
 from signer.service.store import API_KEY_PREFIX, ApiKey, Policy, Store
 
 PERMISSIONS = frozenset({"sign", "verify", "revoke", "admin"})
@@ -31,6 +32,7 @@ JWKS_LIFETIME_SECONDS = 300
 ISSUER_TIMEOUT_SECONDS = 5
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat"]
 POLICY_CACHE_SECONDS = 2.0
+ISSUER_CACHE_SECONDS = 2.0  # declared issuers: like policies, a change applies within this
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Principal:
     issuer: str
     claims: Mapping[str, Any] = field(default_factory=dict)
     api_key: ApiKey | None = None
+    # A token's issuer, resolved once (its kind decides the provenance); None for API keys.
+    oidc_issuer: Issuer | None = None
 
     @property
     def is_server_admin(self) -> bool:
@@ -61,29 +65,15 @@ def parse_permissions(values: str | list[str]) -> frozenset[str]:
     return perms
 
 
-def check_policy(issuer: str, claims: Mapping[str, str],
-                 insecure_issuers: frozenset[str]) -> None:
+def check_policy(issuer: Issuer, claims: Mapping[str, str]) -> None:
     """A policy names an issuer URL and claims a token can carry: as in a token's text
     claims, neither may hold control characters (no token could match, and both are stored)."""
-    texts = {"issuer": issuer} | {f"claim {k[:64]!r}": k + v for k, v in claims.items()}
+    texts = {"issuer": issuer.url} | {f"claim {k[:64]!r}": k + v for k, v in claims.items()}
     for name, text in texts.items():
         if not text.isprintable():
             raise UsageError(f"The policy's {name} holds control characters.",
                              "Give the issuer and the claims as the tokens spell them.")
-    check_issuer_url(issuer, insecure_issuers)
-
-
-def check_issuer_url(issuer: str, insecure_issuers: frozenset[str]) -> None:
-    parts = urlsplit(issuer)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and issuer.rstrip("/") in insecure_issuers:
-        return
-    raise UsageError(
-        f"The issuer '{issuer}' is not an https URL.",
-        "OIDC issuers must be served over https; for a local test issuer the operator can "
-        "allow it with --insecure-issuer (SIGNER_INSECURE_ISSUERS).",
-    )
+    issuers.check_url(issuer.url, issuer.allow_http)
 
 
 class IssuerKeys:
@@ -146,6 +136,8 @@ class Authenticator:
         self.keys = IssuerKeys()
         self._policies: list[Policy] = []
         self._policies_at = float("-inf")
+        self._issuers: dict[str, Issuer] = {}
+        self._issuers_at = float("-inf")
 
     # -- policies: cached; a change here applies at once, on other replicas within the TTL ----
     def policies(self) -> list[Policy]:
@@ -156,6 +148,19 @@ class Authenticator:
 
     def invalidate_policies(self) -> None:
         self._policies_at = float("-inf")
+
+    # -- issuers: declared ones cached like policies; the rest from signer.issuers' table ------
+    def issuer(self, url: str) -> Issuer:
+        """What an issuer URL is: declared, well-known or generic; http only where allowed."""
+        if time.monotonic() - self._issuers_at > ISSUER_CACHE_SECONDS:
+            self._issuers = {row.url: issuers.declare(row.url, row.kind, row.server_url,
+                                                      row.allow_http)
+                             for row in self.store.list_issuers()}
+            self._issuers_at = time.monotonic()
+        return issuers.resolve(url, self._issuers, self.insecure_issuers)
+
+    def invalidate_issuers(self) -> None:
+        self._issuers_at = float("-inf")
 
     # -- authentication -----------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Principal:
@@ -207,7 +212,8 @@ class Authenticator:
                 f"The token's issuer {issuer!r} is not trusted by any namespace policy.",
                 "A namespace admin must add a policy for this issuer ('signer policy add').",
             )
-        check_issuer_url(issuer, self.insecure_issuers)
+        resolved = self.issuer(issuer)
+        issuers.check_url(resolved.url, resolved.allow_http)
         key = self.keys.signing_key(issuer, header.get("kid"))
         try:
             claims = jwt.decode(
@@ -235,7 +241,8 @@ class Authenticator:
                 f"The OIDC token failed verification: {exc}.",
                 "Use the token your CI's OIDC issuer minted, unmodified and unexpired.",
             ) from exc
-        return Principal("oidc", _checked_subject(claims), issuer, claims=_checked(claims))
+        return Principal("oidc", _checked_subject(claims), issuer, claims=_checked(claims),
+                         oidc_issuer=resolved)
 
     # -- authorization ------------------------------------------------------------------------
     def permissions(self, principal: Principal, namespace: str) -> frozenset[str]:

@@ -157,3 +157,26 @@ class ApiKeyCreated(ApiKeyView):
 
 class ApiKeyList(Model):
     api_keys: list[ApiKeyView]
+
+
+class IssuerRequest(Model):
+    url: str = Field(max_length=512, description="The issuer URL, as its tokens' 'iss' says")
+    type: str = Field(max_length=16, description="github, gitlab, buildkite or generic")
+    server_url: str | None = Field(default=None, max_length=512,
+                                   description="github/gitlab: the web origin provenance URLs "
+                                               "point at [default: from the issuer URL]")
+    allow_http: bool = Field(default=False, description="Accept a plain-http issuer (tests)")
+
+
+class IssuerView(Model):
+    url: str
+    type: str
+    server_url: str | None = Field(description="What certificates build URLs on (None: "
+                                               "generic, no URLs)")
+    allow_http: bool
+    created_at: datetime
+    created_by: str
+
+
+class IssuerList(Model):
+    issuers: list[IssuerView]

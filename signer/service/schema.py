@@ -60,6 +60,18 @@ policies = sa.Table(
     sa.Index("ix_policies_issuer", "issuer"),
 )
 
+# Issuers an operator declared (`signer issuer add`): the kind decides how a token's claims
+# become provenance (signer.issuers). server_url NULL: the kind's default for the URL.
+issuers = sa.Table(
+    "issuers", metadata,
+    sa.Column("url", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("server_url", sa.String(512), nullable=True),
+    sa.Column("allow_http", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
 certificates = sa.Table(
     "certificates", metadata,
     sa.Column("serial", sa.String(48), primary_key=True),

@@ -104,10 +104,12 @@ class SigningService:
             raise UsageError(f"Unknown provenance fields: {', '.join(unknown)}.",
                              "Use the fields the CLI flags name (source_repository_ref, …).")
         csr = parse_csr(csr_pem)
-        if principal.kind == "oidc":
-            provenance = Provenance.from_claims(principal.claims, namespace)
+        if principal.oidc_issuer is not None:
+            # The issuer's kind decides what its claims mean (signer.issuers).
+            provenance = principal.oidc_issuer.provenance(principal.claims, namespace)
             provenance.with_flags_checked(declared)
-            claims: Mapping[str, Any] | None = principal.claims
+            claims: Mapping[str, Any] | None = principal.oidc_issuer.legacy_claims(
+                principal.claims)
         else:
             wanted_issuer = declared.get("issuer")
             if wanted_issuer and wanted_issuer != principal.issuer:

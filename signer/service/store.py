@@ -19,6 +19,7 @@ from signer.service.schema import (
     api_keys,
     artifacts,
     certificates,
+    issuers,
     namespaces,
     policies,
     revocations,
@@ -348,3 +349,43 @@ class Store:
                 updated_at=at,
                 revoked_count=artifacts.c.revoked_count + affected.count(artifact_id)))
         return rev_id, len(affected)
+
+    # -- issuers ------------------------------------------------------------------------------
+    def add_issuer(self, url: str, kind: str, server_url: str | None, allow_http: bool,
+                   created_by: str) -> DeclaredIssuer:
+        row = DeclaredIssuer(url, kind, server_url, allow_http, now(), created_by)
+        try:
+            with self._write() as tx:
+                tx.execute(issuers.insert().values(
+                    url=url, kind=kind, server_url=server_url, allow_http=allow_http,
+                    created_at=row.created_at, created_by=created_by))
+        except IntegrityError as exc:
+            raise Conflict(f"The issuer '{url}' is already declared.",
+                           "Remove it first ('signer issuer remove --url …') to change it."
+                           ) from exc
+        return row
+
+    def list_issuers(self) -> list[DeclaredIssuer]:
+        with self._begin() as tx:
+            rows = tx.execute(sa.select(issuers).order_by(issuers.c.url)).all()
+        return [DeclaredIssuer(r.url, r.kind, r.server_url, bool(r.allow_http), r.created_at,
+                               r.created_by) for r in rows]
+
+    def remove_issuer(self, url: str) -> None:
+        with self._write() as tx:
+            result = tx.execute(issuers.delete().where(issuers.c.url == url))
+        if result.rowcount != 1:
+            raise NotFound(f"No declared issuer '{url}'.",
+                           "List them with 'signer issuer list'.")
+
+
+@dataclass(frozen=True)
+class DeclaredIssuer:
+    """An operator's declaration of an issuer, as stored; ``server_url`` None: the default."""
+
+    url: str
+    kind: str
+    server_url: str | None
+    allow_http: bool
+    created_at: datetime
+    created_by: str

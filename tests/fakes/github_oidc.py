@@ -48,8 +48,9 @@ class FakeGitHubIssuer:
     def claims(self, **overrides: Any) -> dict[str, Any]:
         """A GitHub Actions token's claims for acme/app at refs/tags/v1.2.3, overridable."""
         now = int(time.time())
-        repo = overrides.get("repository", "acme/app")
-        owner = overrides.get("repository_owner", repo.split("/")[0])
+        # An override of None drops the claim (a GitLab-shaped token has no 'repository').
+        repo = overrides.get("repository") or "acme/app"
+        owner = overrides.get("repository_owner") or repo.split("/")[0]
         ref = overrides.get("ref", "refs/tags/v1.2.3")
         sha = overrides.get("sha", "2f0c9b6a3d1e4f5a6b7c8d9e0f1a2b3c4d5e6f70")
         claims: dict[str, Any] = {

@@ -55,6 +55,20 @@ def test_0004_goes_down_and_up_again(engine: sa.Engine) -> None:
     assert differences(engine) == []
 
 
+def test_0005_issuers_goes_down_and_up_again(engine: sa.Engine) -> None:
+    database.migrate(engine)
+    with engine.begin() as connection:
+        command.downgrade(database._config(connection), "0004")
+    assert "issuers" not in sa.inspect(engine).get_table_names()
+    database.migrate(engine)
+    assert differences(engine) == []
+    store = Store(engine)
+    store.add_issuer("https://gitlab.example.com", "gitlab", None, False, "apikey:*/admin")
+    [row] = store.list_issuers()
+    assert (row.url, row.kind, row.server_url, row.allow_http) == (
+        "https://gitlab.example.com", "gitlab", None, False)
+
+
 def test_sqlite_lookup_by_ref_uses_the_ref_index(tmp_path: Path) -> None:
     """Store.signatures_for is one range of ix_signatures_ref, in order: no scan of the
     namespace, no sort (what made lookups linear in the namespace's size). SQLite only: its

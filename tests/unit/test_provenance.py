@@ -5,8 +5,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from signer import issuers
 from signer.errors import UsageError
-from signer.provenance import BY_KEY, FIELDS, Provenance, github_server_url, matches
+from signer.provenance import BY_KEY, FIELDS, Provenance, matches
 
 CLAIMS = {
     "iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app:ref:refs/tags/v1",
@@ -16,6 +17,7 @@ CLAIMS = {
     "job_workflow_sha": "abc", "runner_environment": "github-hosted", "event_name": "push",
     "run_id": "7", "run_attempt": "2", "brand_new_claim": {"nested": True},
 }
+GITHUB = issuers.resolve(CLAIMS["iss"], {})
 
 
 @pytest.mark.parametrize(("issuer", "server"), [
@@ -26,11 +28,11 @@ CLAIMS = {
     ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
 ])
 def test_server_url_of_every_issuer_form(issuer: str, server: str) -> None:
-    assert github_server_url(issuer) == server
+    assert issuers.default_server_url("github", issuer) == server
 
 
 def test_claims_map_to_the_design_table() -> None:
-    p = Provenance.from_claims(CLAIMS, "acme")
+    p = GITHUB.provenance(CLAIMS, "acme")
     assert p.source_repository == "https://github.com/acme/app"
     assert p.source_repository_owner == "https://github.com/acme"
     assert p.build_signer_uri == "https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v1"
@@ -40,7 +42,7 @@ def test_claims_map_to_the_design_table() -> None:
 
 
 def test_extensions_round_trip_through_a_certificate() -> None:
-    p = Provenance.from_claims(CLAIMS, "acme").replace(build_config_name="ré" * 100)
+    p = GITHUB.provenance(CLAIMS, "acme").replace(build_config_name="ré" * 100)
     key = ec.generate_private_key(ec.SECP256R1())
     builder = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
         x509.Name([])).public_key(key.public_key()).serial_number(1).not_valid_before(
@@ -66,11 +68,11 @@ def test_flags_compare_by_normalising_never_by_substring() -> None:
 
 
 def test_token_provenance_cannot_be_overridden() -> None:
-    p = Provenance.from_claims(CLAIMS, "acme")
+    p = GITHUB.provenance(CLAIMS, "acme")
     assert p.with_flags_checked({"source_repository": "acme/app", "source_repository_ref": None})
     with pytest.raises(UsageError, match="contradicts"):
         p.with_flags_checked({"source_repository_ref": "refs/heads/evil"})
-    bare = Provenance.from_claims({"iss": "https://x", "sub": "s"}, "acme")
+    bare = issuers.resolve("https://x", {}).provenance({"iss": "https://x", "sub": "s"}, "acme")
     with pytest.raises(UsageError, match="carries no"):
         bare.with_flags_checked({"build_config_name": "release"})
 
