@@ -39,9 +39,10 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
 from signer import bundle as bundles  # noqa: E402
-from signer.provenance import Provenance  # noqa: E402
+from signer.issuers import resolve  # noqa: E402
 from signer.service import ca as cas  # noqa: E402
 from signer.service.database import create_engine, migrate  # noqa: E402
+from signer.service.keys import FileKey, KeySigner, sign_certificate  # noqa: E402
 from signer.service.log import LogItem, Sequenced, TransparencyLog  # noqa: E402
 from signer.service.tsa import TimestampAuthority  # noqa: E402
 from signer.transparency import rekor, sct  # noqa: E402
@@ -50,6 +51,7 @@ from signer.trust import Authority, TrustMaterial, log_instance  # noqa: E402
 
 ISSUER = "https://token.actions.githubusercontent.com"
 NAMESPACE = "acme"
+ISSUER_KIND = resolve(ISSUER, {})
 CLAIMS = {
     "iss": ISSUER, "aud": "signer", "sub": "repo:acme/app:ref:refs/tags/v1.2.3",
     "repository": "acme/app", "repository_owner": "acme", "repository_id": "101",
@@ -92,11 +94,12 @@ class Hierarchy:
     @classmethod
     def make(cls, name: str) -> Hierarchy:
         root_key, inter_key, tsa_key = key(f"{name} root"), key(f"{name} ca"), key(f"{name} tsa")
-        root = cas.create_root(root_key)
-        inter = cas.create_intermediate(inter_key.public_key(), root_key, root)
-        tsa_cert = cas.create_tsa_certificate(tsa_key.public_key(), root_key, root)
-        return cls(root_key, root, cas.CertificateAuthority(inter_key, inter, root), tsa_cert,
-                   TimestampAuthority(tsa_key, [tsa_cert, root]))
+        root_signer = FileKey(root_key)
+        root = cas.create_root(root_signer)
+        inter = cas.create_intermediate(inter_key.public_key(), root_signer, root)
+        tsa_cert = cas.create_tsa_certificate(tsa_key.public_key(), root_signer, root)
+        return cls(root_key, root, cas.CertificateAuthority(FileKey(inter_key), inter, root),
+                   tsa_cert, TimestampAuthority(FileKey(tsa_key), [tsa_cert, root]))
 
 
 class Logs:
@@ -105,8 +108,8 @@ class Logs:
     def __init__(self, directory: Path) -> None:
         engine = create_engine(f"sqlite:///{directory / 'signer.db'}")
         migrate(engine)
-        self.tlog = TransparencyLog("tlog", engine, key("tlog"), TLOG_URL, signs_entries=True)
-        self.ctlog = TransparencyLog("ctlog", engine, key("ctlog"), CTLOG_URL,
+        self.tlog = TransparencyLog("tlog", engine, FileKey(key("tlog")), TLOG_URL, signs_entries=True)
+        self.ctlog = TransparencyLog("ctlog", engine, FileKey(key("ctlog")), CTLOG_URL,
                                      signs_entries=False)
         self.tlog.create()
         self.ctlog.create()
@@ -125,7 +128,7 @@ class Logs:
                                         namespace=NAMESPACE, write=write))
 
 
-def sct_source(ct_key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate
+def sct_source(ct_key: KeySigner, issuer: x509.Certificate
                ) -> Callable[[x509.Certificate], bytes]:
     def source(precert: x509.Certificate) -> bytes:
         return sct.sign_precert_sct(ct_key, int(time.time() * 1000), sct.issuer_key_hash(issuer),
@@ -139,15 +142,15 @@ def csr(leaf_key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
 
 
 def issue(h: Hierarchy, leaf_key: ec.EllipticCurvePrivateKey,
-          ct_key: ec.EllipticCurvePrivateKey | None) -> x509.Certificate:
+          ct_key: KeySigner | None) -> x509.Certificate:
     """A leaf as the service issues it (with an SCT from ``ct_key``, or none)."""
-    provenance = Provenance.from_claims(CLAIMS, NAMESPACE)
+    provenance = ISSUER_KIND.provenance(CLAIMS, NAMESPACE)
     return h.ca.issue(csr(leaf_key), str(CLAIMS["sub"]), provenance.extensions(CLAIMS),
                       sct_source=sct_source(ct_key, h.ca.certificate) if ct_key else None)
 
 
 def issue_off_profile(h: Hierarchy, leaf_key: ec.EllipticCurvePrivateKey,
-                      ct_key: ec.EllipticCurvePrivateKey, key_usage: bool,
+                      ct_key: KeySigner, key_usage: bool,
                       eku: x509.ObjectIdentifier) -> x509.Certificate:
     """A leaf the CA would never issue (no KeyUsage, or another EKU), signed by its key,
     with an SCT: everything else as the CA's profile has it, so only step 4 can refuse it."""
@@ -172,14 +175,14 @@ def issue_off_profile(h: Hierarchy, leaf_key: ec.EllipticCurvePrivateKey,
                        critical=False)
         .add_extension(x509.SubjectAlternativeName(
             [x509.UniformResourceIdentifier(str(CLAIMS["sub"]))]), critical=True))
-    for ext in Provenance.from_claims(CLAIMS, NAMESPACE).extensions(CLAIMS):
+    for ext in ISSUER_KIND.provenance(CLAIMS, NAMESPACE).extensions(CLAIMS):
         builder = builder.add_extension(ext, critical=False)
-    precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(
-        h.ca.key, hashes.SHA256())
+    precert = sign_certificate(builder.add_extension(x509.PrecertPoison(), critical=True),
+                               h.ca.signer)
     sct_list = x509.UnrecognizedExtension(
         sct.SCT_LIST_OID,
         sct.sct_list_extension_value([sct_source(ct_key, h.ca.certificate)(precert)]))
-    return builder.add_extension(sct_list, critical=False).sign(h.ca.key, hashes.SHA256())
+    return sign_certificate(builder.add_extension(sct_list, critical=False), h.ca.signer)
 
 
 def sign(leaf_key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
@@ -218,13 +221,13 @@ def main() -> None:
     digest, other_digest = hashlib.sha256(ARTIFACT).digest(), hashlib.sha256(OTHER_ARTIFACT).digest()
     with tempfile.TemporaryDirectory() as tmp:
         logs = Logs(Path(tmp))
-        ct_key = logs.ctlog.key
+        ct_key = logs.ctlog.signer
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
         trust = TrustMaterial(
             cas=(Authority((ours.ca.certificate, ours.root), start),),
             tsas=(Authority((ours.tsa_cert, ours.root), start),),
-            tlogs=(log_instance(TLOG_URL, logs.tlog.key.public_key(), start),),
-            ctlogs=(log_instance(CTLOG_URL, ct_key.public_key(), start),))
+            tlogs=(log_instance(TLOG_URL, logs.tlog.signer.public_key, start),),
+            ctlogs=(log_instance(CTLOG_URL, ct_key.public_key, start),))
         write("trusted_root-good.json", trust_json(trust))
 
         leaf_key = key("leaf")
@@ -261,7 +264,7 @@ def main() -> None:
         # extensions, an error the verifier does not expect, reported as the step's failure.
         garbled_key = key("leaf with a garbled sct list")
         garbled = x509.UnrecognizedExtension(sct.SCT_LIST_OID, b"\x04\x03\x00\x01\xff")
-        provenance = Provenance.from_claims(CLAIMS, NAMESPACE)
+        provenance = ISSUER_KIND.provenance(CLAIMS, NAMESPACE)
         write("bundle-leaf-sct-list-garbled.sigstore.json", pretty(signed_bundle(
             ours, logs, ours.ca.issue(csr(garbled_key), str(CLAIMS["sub"]),
                                       [*provenance.extensions(CLAIMS), garbled]),
@@ -284,7 +287,7 @@ def main() -> None:
             ours, logs, issue(ours, bare_key, None), digest, sign(bare_key, digest))))
         unknown_ct_key = key("leaf with unknown sct")
         write("bundle-sct-from-unknown-ct-log.sigstore.json", pretty(signed_bundle(
-            ours, logs, issue(ours, unknown_ct_key, key("unknown ct log")), digest,
+            ours, logs, issue(ours, unknown_ct_key, FileKey(key("unknown ct log"))), digest,
             sign(unknown_ct_key, digest))))
         # (6) The log entry: another signature's, a tampered proof, a foreign checkpoint, no
         # promise.
@@ -304,7 +307,7 @@ def main() -> None:
         assert envelope is not None
         body = envelope.envelope.split("\n\n")[0] + "\n"
         foreign_checkpoint = sign_checkpoint(Checkpoint.from_body(body),
-                                             logs.tlog.signer_name, key("another log"))
+                                             logs.tlog.signer_name, FileKey(key("another log")))
         write("bundle-checkpoint-signed-by-another-key.sigstore.json", edited(
             good, lambda d: d["verificationMaterial"]["tlogEntries"][0]["inclusionProof"][
                 "checkpoint"].update(envelope=foreign_checkpoint)))
