@@ -5,6 +5,7 @@ and pushed to it; skopeo as the reader that is not signer's code."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import requests
 
 from tests.action.docker_env import BASE_IMAGE, docker, engine_or_skip
 from tests.fakes.github_oidc import FakeGitHubIssuer
+from tests.registry.token_service import ISSUER, SERVICE, TokenService
 from tests.service_process import Service, Tenant, free_port
 
 PREREQ = "scripts/prereqs/70-registry.sh installs docker-registry, skopeo, apache2-utils"
@@ -33,6 +35,7 @@ class LocalRegistry:
     root: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    token_service: TokenService | None = None  # auth: token (Bearer) instead of htpasswd
 
     @property
     def host(self) -> str:
@@ -47,11 +50,16 @@ class LocalRegistry:
         htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True,
                                   text=True, check=True).stdout
         (self.root / "htpasswd").write_text(htpasswd)
+        auth = f"  htpasswd:\n    realm: signer-test\n    path: {self.root / 'htpasswd'}\n"
+        if self.token_service is not None:
+            root = self.token_service.write_root(self.root / "token-root.pem")
+            auth = (f"  token:\n    realm: {self.token_service.url}\n    service: {SERVICE}\n"
+                    f"    issuer: {ISSUER}\n    rootcertbundle: {root}\n")
         (self.root / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
             f"http:\n  addr: {self.host}\n  secret: {uuid.uuid4().hex}\n"
-            f"auth:\n  htpasswd:\n    realm: signer-test\n    path: {self.root / 'htpasswd'}\n")
+            f"auth:\n{auth}")
         log = (self.root / "registry.log").open("ab")
         self.process = subprocess.Popen(["docker-registry", "serve", str(self.root / "config.yml")],
                                         stdout=log, stderr=subprocess.STDOUT,
@@ -65,6 +73,11 @@ class LocalRegistry:
         else:
             raise RuntimeError((self.root / "registry.log").read_text())
         self.docker_config.mkdir()
+        if self.token_service is not None:  # docker's own config format, written by hand
+            auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            (self.docker_config / "config.json").write_text(
+                json.dumps({"auths": {self.host: {"auth": auth}}}))
+            return
         login = subprocess.run(["docker", "--config", str(self.docker_config), "login", "-u",
                                 USER, "--password-stdin", self.host], input=PASSWORD,
                                capture_output=True, text=True, timeout=60, check=False)
@@ -88,6 +101,19 @@ class LocalRegistry:
         digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed)
         assert digest, pushed
         return f"{self.host}/{repository}@{digest.group(1)}"
+
+    def copy_from(self, source: LocalRegistry, image: str) -> str:
+        """``skopeo copy`` an image from another registry here; the same digest."""
+        _, rest = image.split("/", 1)
+        repository, digest = rest.split("@")
+        done = subprocess.run(
+            ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+             "--src-creds", f"{USER}:{PASSWORD}", "--dest-creds", f"{USER}:{PASSWORD}",
+             "--preserve-digests", f"docker://{image}",
+             f"docker://{self.host}/{repository}:1"],
+            capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        return f"{self.host}/{repository}@{digest}"
 
     def skopeo_raw(self, reference: str) -> bytes:
         """``skopeo inspect --raw docker://HOST/REPO:TAG|@DIGEST``: the registry's bytes."""
@@ -115,6 +141,19 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
     reg.start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, local_registry: LocalRegistry
+                   ) -> Iterator[LocalRegistry]:
+    """A second registry in ``auth: token`` mode: the distribution token flow."""
+    tokens = TokenService(USER, PASSWORD)
+    reg = LocalRegistry(tmp_path_factory.mktemp("token-registry"), free_port(),
+                        token_service=tokens)
+    reg.start()
+    yield reg
+    reg.stop()
+    tokens.stop()
 
 
 @pytest.fixture(scope="session")

@@ -282,3 +282,33 @@ def test_plain_http_only_for_loopback_or_when_allowed(signing: Signing, image: s
     by_env = signing.cli("artifact", "list", "--from-registry", "--name", named,
                          DOCKER_CONFIG=str(config), SIGNER_ALLOW_INSECURE_REGISTRY="1")
     assert by_env.returncode == 0, by_env.stderr
+
+
+def test_the_distribution_token_flow(signing: Signing, image: str, token_registry: LocalRegistry,
+                                     tmp_path: Path) -> None:
+    tokens = token_registry.token_service
+    assert tokens is not None
+    copied = token_registry.copy_from(signing.registry, image)
+    challenge = requests.get(f"http://{token_registry.host}/v2/", timeout=10)
+    assert challenge.headers["WWW-Authenticate"].startswith(f'Bearer realm="{tokens.url}"')
+    config = {"DOCKER_CONFIG": str(token_registry.docker_config)}
+    tokens.requests.clear()
+    pushed = signing.sign(copied, "--push", **config)["referrer"]
+    assert "GET" in tokens.requests  # the credentials went to the realm, for a token
+    index = json.loads(token_registry.skopeo_raw(
+        f"{token_registry.host}/app:{split(copied)[2].replace(':', '-')}"))
+    assert [m["digest"] for m in index["manifests"]] == [pushed["digest"]]
+    ok = signing.verify(copied, "--certificate-identity", IDENTITY, **config)
+    assert ok.returncode == 0, ok.stderr
+
+    host = token_registry.host
+    refresh = write_config(tmp_path / "refresh", {"auths": {host: {
+        "identitytoken": tokens.refresh_token}}})
+    tokens.requests.clear()
+    assert signing.verify(copied, DOCKER_CONFIG=str(refresh)).returncode == 0
+    assert tokens.requests == ["POST"]  # the refresh-token grant, no password
+
+    auth = base64.b64encode(f"{USER}:wrong".encode()).decode()
+    wrong = write_config(tmp_path / "wrong", {"auths": {host: {"auth": auth}}})
+    refused = signing.verify(copied, DOCKER_CONFIG=str(wrong))
+    assert refused.returncode == 3 and "refused the credentials" in refused.stderr
