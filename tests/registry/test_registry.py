@@ -312,3 +312,34 @@ def test_the_distribution_token_flow(signing: Signing, image: str, token_registr
     wrong = write_config(tmp_path / "wrong", {"auths": {host: {"auth": auth}}})
     refused = signing.verify(copied, DOCKER_CONFIG=str(wrong))
     assert refused.returncode == 3 and "refused the credentials" in refused.stderr
+
+
+def test_a_writer_that_overwrites_the_index_is_repaired(
+        signing: Signing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lost update made certain: another writer, who read the index before our write,
+    writes its own view over ours while we settle; we notice and merge ours back in."""
+    reg = signing.registry
+    image = reg.push_image("app-overwrite", "overwrite\n")
+    host, repository, subject = split(image)
+    tag = subject.replace(":", "-")
+    monkeypatch.setenv("DOCKER_CONFIG", str(reg.docker_config))
+    first, second = (json.dumps(signing.sign(image)["bundle"]) for _ in range(2))
+    kept = operations.push_to_registry(parse_ref(image), first).digest
+    stale = reg.skopeo_raw(f"{host}/{repository}:{tag}")  # the other writer's view: [first]
+
+    result: dict[str, str] = {}
+    pusher = threading.Thread(target=lambda: result.update(
+        digest=operations.push_to_registry(parse_ref(image), second).digest))
+    pusher.start()
+    for _ in range(200):  # our write lands ...
+        if len(json.loads(reg.skopeo_raw(f"{host}/{repository}:{tag}"))["manifests"]) == 2:
+            break
+    else:
+        pytest.fail("the second entry never appeared")
+    overwritten = requests.put(  # ... and the other writer's stale view lands over it
+        f"http://{host}/v2/{repository}/manifests/{tag}", data=stale, auth=(USER, PASSWORD),
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"}, timeout=30)
+    assert overwritten.status_code == 201
+    pusher.join(120)
+    final = {m["digest"] for m in index_of(reg, image)["manifests"]}
+    assert final == {kept, result["digest"]}
