@@ -277,10 +277,19 @@ def trust_root() -> None:
         help="[default: trusted_root.json, or trust_config.json with --client-config]")
 @click.option("--client-config", is_flag=True,
               help="Write Sigstore's ClientTrustConfig (for 'sigstore --trust-config').")
-def export_trust_root(api: str, out: Path | None, client_config: bool) -> None:
+@click.option("--policy-controller", "trust_root_name", default=None, metavar="NAME",
+              help="Write a sigstore policy-controller TrustRoot named NAME instead.")
+def export_trust_root(api: str, out: Path | None, client_config: bool,
+                      trust_root_name: str | None) -> None:
     """Write the service's trusted_root.json (or the client trust config around it)."""
     client = Client(api)
-    if client_config:
+    if trust_root_name:
+        from signer.registry.deploy import policy_controller_trust_root
+
+        out = out or Path(f"{trust_root_name}.trustroot.json")
+        trust_material = operations.load_trust(client, None)
+        out.write_text(policy_controller_trust_root(trust_material, trust_root_name, api) + "\n")
+    elif client_config:
         out = out or Path("trust_config.json")
         out.write_bytes(client.trust_config())
     else:

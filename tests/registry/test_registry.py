@@ -343,3 +343,39 @@ def test_a_writer_that_overwrites_the_index_is_repaired(
     pusher.join(120)
     final = {m["digest"] for m in index_of(reg, image)["manifests"]}
     assert final == {kept, result["digest"]}
+
+
+def test_the_policy_controller_trust_root_is_signers_trust_root(signing: Signing) -> None:
+    out = signing.workdir / "signer.trustroot.json"
+    done = signing.service.cli("trust-root", "export", "--policy-controller", "signer",
+                               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(out.read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("policy.sigstore.dev/v1alpha1",
+                                                          "TrustRoot")
+    keys = manifest["spec"]["sigstoreKeys"]
+    root = json.loads(signing.trust_root.read_text())
+
+    def ders(pem_b64: str) -> list[bytes]:
+        pems = base64.b64decode(pem_b64).decode().split("-----END CERTIFICATE-----")
+        return [ssl_der(p + "-----END CERTIFICATE-----") for p in pems if "BEGIN" in p]
+
+    for ours, theirs in [("certificateAuthorities", "certificateAuthorities"),
+                         ("timestampAuthorities", "timestampAuthorities")]:
+        assert [ders(a["certChain"]) for a in keys[ours]] == [
+            [base64.b64decode(c["rawBytes"]) for c in a["certChain"]["certificates"]]
+            for a in root[theirs]]
+    for ours, theirs in [("tLogs", "tlogs"), ("ctLogs", "ctlogs")]:
+        assert [key_der(t["publicKey"]) for t in keys[ours]] == [
+            base64.b64decode(t["publicKey"]["rawBytes"]) for t in root[theirs]]
+
+
+def ssl_der(pem: str) -> bytes:
+    import ssl
+
+    return ssl.PEM_cert_to_DER_cert(pem.strip() + "\n")
+
+
+def key_der(pem_b64: str) -> bytes:
+    body = base64.b64decode(pem_b64).decode().splitlines()
+    return base64.b64decode("".join(line for line in body if "-----" not in line))
