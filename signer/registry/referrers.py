@@ -46,6 +46,7 @@ from signer.sigstore_json import Bundle, WireError
 
 SETTLE_SECONDS = 2.0
 MAX_ATTEMPTS = 6
+READ_ATTEMPTS = 5
 BACKOFF_SECONDS = 0.5
 MAX_REFERRERS = 200  # more than any image carries; bounds what one listing reads
 REFERRERS_API = "referrers API"
@@ -103,8 +104,11 @@ def _add_to_tag_index(client: RegistryClient, tag: str, entry: Descriptor, settl
     for attempt in range(MAX_ATTEMPTS):
         current = _tag_index(client, tag)
         if not any(m.digest == entry.digest for m in current):
-            client.put_manifest(tag, build_index(merge(current, entry)), INDEX)
-            added = True
+            try:
+                client.put_manifest(tag, build_index(merge(current, entry)), INDEX)
+                added = True
+            except Unavailable:
+                pass  # a write racing another one: the check below decides
         time.sleep(settle)
         if any(m.digest == entry.digest for m in _tag_index(client, tag)):
             return added
@@ -115,7 +119,16 @@ def _add_to_tag_index(client: RegistryClient, tag: str, entry: Descriptor, settl
 
 
 def _tag_index(client: RegistryClient, tag: str) -> list[Descriptor]:
-    got = client.get_manifest(tag)
+    # distribution's filesystem storage rewrites a tag's link in place: a read racing a
+    # write sees an empty link and answers 500. Such a read is tried again.
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            got = client.get_manifest(tag)
+            break
+        except Unavailable:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(BACKOFF_SECONDS * (attempt + 1) * random.uniform(0.5, 1))  # noqa: S311
     if got is None:
         return []
     media_type, body = got
@@ -190,9 +203,9 @@ def referrers(client: RegistryClient, fetch_bundles: bool = True) -> Referrers:
     where = REFERRERS_API
     if body is None:
         where = f"tag {tag_for(subject)}"
-        got = client.get_manifest(tag_for(subject))
-        body = got[1] if got else None
-    descriptors = parse_index(body, f"{client.where} {where}") if body else []
+        descriptors = _tag_index(client, tag_for(subject))
+    else:
+        descriptors = parse_index(body, f"{client.where} {where}")
     out = []
     for descriptor in descriptors[:MAX_REFERRERS]:
         try:
