@@ -148,7 +148,28 @@ def _push(signed: operations.Signed, allow_insecure: bool | None) -> registry.Pu
     except SignerError as exc:
         exc.detail = (f"Signed ({signed.id}, bundle {signed.bundle_path}), but the push to the "
                       f"registry failed: {exc.detail}")
+        exc.fix = (exc.fix + " Then push the bundle again, without signing again: 'signer "
+                   f"artifact push --name {signed.ref} --bundle {signed.bundle_path}'.").strip()
         raise
+
+
+@artifact.command()
+@option("name", required=True, help="The image: REGISTRY/REPO@sha256:<64 hex>.")
+@option("bundle", required=True, type=click.Path(dir_okay=False, path_type=Path),
+        help="The bundle to attach (a .sigstore.json file).")
+@option("predicate-type", help="For an attestation: its in-toto predicate type.")
+@registry_option
+@option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def push(name: str, bundle: Path, predicate_type: str | None,
+         allow_insecure_registry: bool | None, output: str) -> None:
+    """Attach an existing bundle to the image in its registry (an OCI 1.1 referrer)."""
+    ref = parse_ref(name)
+    try:
+        data = bundle.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Cannot read the bundle {bundle}: {exc.strerror}.") from None
+    pushed = operations.push_to_registry(ref, data, predicate_type, allow_insecure_registry)
+    _print(output, pushed.digest, pushed.as_dict())
 
 
 @artifact.command()

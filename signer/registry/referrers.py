@@ -78,6 +78,9 @@ def push_bundle(client: RegistryClient, bundle_json: bytes, predicate_type: str 
     if subject is None:
         raise NotFound(f"The image {image} is not in the registry, so nothing can refer to it.",
                        "Push the image first, and sign the digest the push printed.")
+    if len(bundle_json) > MAX_BUNDLE_BYTES:
+        raise UsageError(f"The bundle is {len(bundle_json)} bytes; a bundle is at most "
+                         f"{MAX_BUNDLE_BYTES}.", "Push the .sigstore.json file signer wrote.")
     model = _bundle_model(bundle_json)
     annotations = {CONTENT: "dsse-envelope" if model.dsse_envelope is not None
                    else "message-signature",

@@ -239,10 +239,16 @@ def test_credentials_from_a_helper_and_clear_refusals(signing: Signing, image: s
     assert wrong_secret not in refused.stderr + refused.stdout and auth not in refused.stderr
 
     none = write_config(tmp_path / "none", {})
-    anonymous = signing.cli("artifact", "sign", "--name", image, "--push",
+    kept = tmp_path / "kept.sigstore.json"
+    anonymous = signing.cli("artifact", "sign", "--name", image, "--push", "--bundle", str(kept),
                             "--enable-github-action-token", DOCKER_CONFIG=str(none))
     assert anonymous.returncode == 3
     assert "needs credentials" in anonymous.stderr and "but the push" in anonymous.stderr
+    assert f"signer artifact push --name {image} --bundle {kept}" in anonymous.stderr
+    retried = signing.cli("artifact", "push", "--name", image, "--bundle", str(kept),
+                          "--output", "json")
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["added"] is True
 
     missing = write_config(tmp_path / "missing", {"credHelpers": {host: "nosuchhelper"}})
     no_helper = signing.cli("artifact", "list", "--from-registry", "--name", image,
