@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from signer import monitor, operations
+from signer import monitor, operations, registry
 from signer.artifact import ArtifactRef, parse_ref, ref_for_file
 from signer.client import DEFAULT_API, Client
 from signer.errors import SignerError, UsageError
@@ -70,6 +70,11 @@ def _namespace(namespace: str | None) -> str:
     return namespace
 
 
+def registry_option(func: F) -> F:
+    return option("allow-insecure-registry", is_flag=True, default=None,
+                  help="Allow a registry over plain http that is not on loopback.")(func)
+
+
 def _print(output: str, text: str, data: Any) -> None:
     if output == "json":
         click.echo(json.dumps(data, indent=2, default=str))
@@ -103,15 +108,23 @@ def _ref(name: str | None, file: Path | None) -> ArtifactRef:
 @option("bundle", type=click.Path(dir_okay=False, path_type=Path),
         help="Where to write the bundle [default: <name-safe>.sigstore.json].")
 @option("certificate-identity", help="Expected identity; refused if it is not yours.")
+@option("push", is_flag=True, default=False,
+        help="Also attach the bundle to the image in its registry (an OCI 1.1 referrer).")
+@registry_option
 @provenance_options
 @connection_options
 def sign(name: str | None, file: Path | None, bundle: Path | None,
-         certificate_identity: str | None, output: str, namespace: str | None,
-         **kwargs: Any) -> None:
+         certificate_identity: str | None, push: bool, allow_insecure_registry: bool | None,
+         output: str, namespace: str | None, **kwargs: Any) -> None:
     """Sign an artifact by digest; writes a Sigstore bundle and prints the signature id."""
     declared = _provenance(kwargs)
     client = _client(**kwargs)
     ref = _ref(name, file)
+    if push and file is not None:
+        raise UsageError("--push attaches the bundle to an image in a registry; a --file "
+                         "is not in one.", "Drop --push, or sign the image by --name.")
+    if push:
+        registry.image_ref(ref)  # a name that is no image fails before anything is signed
     signed = operations.sign(client, _namespace(namespace), ref, declared, bundle)
     if certificate_identity and certificate_identity != signed.identity:
         raise UsageError(f"The certificate was issued to '{signed.identity}', not "
@@ -119,7 +132,46 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
     if output == "text":
         click.echo(f"signed {signed.ref} as {signed.identity}; bundle: {signed.bundle_path}",
                    err=True)
-    _print(output, signed.id, signed.as_dict())
+    data = signed.as_dict()
+    if push:
+        pushed = _push(signed, allow_insecure_registry)
+        data["referrer"] = pushed.as_dict()
+        if output == "text":
+            image = registry.image_ref(ref)
+            click.echo(f"pushed to {image.registry}/{image.repository}@{pushed.digest} "
+                       f"({pushed.index}{'' if pushed.added else ', already there'})", err=True)
+    _print(output, signed.id, data)
+
+
+def _push(signed: operations.Signed, allow_insecure: bool | None) -> registry.Pushed:
+    try:
+        return operations.push_to_registry(signed.ref, signed.bundle_json,
+                                           allow_insecure=allow_insecure)
+    except SignerError as exc:
+        exc.detail = (f"Signed ({signed.id}, bundle {signed.bundle_path}), but the push to the "
+                      f"registry failed: {exc.detail}")
+        exc.fix = (exc.fix + " Then push the bundle again, without signing again: 'signer "
+                   f"artifact push --name {signed.ref} --bundle {signed.bundle_path}'.").strip()
+        raise
+
+
+@artifact.command()
+@option("name", required=True, help="The image: REGISTRY/REPO@sha256:<64 hex>.")
+@option("bundle", required=True, type=click.Path(dir_okay=False, path_type=Path),
+        help="The bundle to attach (a .sigstore.json file).")
+@option("predicate-type", help="For an attestation: its in-toto predicate type.")
+@registry_option
+@option("output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def push(name: str, bundle: Path, predicate_type: str | None,
+         allow_insecure_registry: bool | None, output: str) -> None:
+    """Attach an existing bundle to the image in its registry (an OCI 1.1 referrer)."""
+    ref = parse_ref(name)
+    try:
+        data = bundle.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Cannot read the bundle {bundle}: {exc.strerror}.") from None
+    pushed = operations.push_to_registry(ref, data, predicate_type, allow_insecure_registry)
+    _print(output, pushed.digest, pushed.as_dict())
 
 
 @artifact.command()
@@ -131,22 +183,35 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
         help="Pinned trusted_root.json (else fetched from --api, with a note).")
 @option("bundle", type=click.Path(dir_okay=False, path_type=Path),
         help="Verify this bundle offline (needs --trust-root); revocation is not checked.")
+@option("from-registry", is_flag=True, default=False,
+        help="Verify every Sigstore bundle attached to the image in its registry, offline.")
+@registry_option
 @provenance_options
 @connection_options
 def verify(name: str | None, file: Path | None, certificate_identity: str | None,
            certificate_identity_regexp: str | None, trust_root: Path | None,
-           bundle: Path | None, output: str, namespace: str | None, **kwargs: Any) -> None:
+           bundle: Path | None, from_registry: bool, allow_insecure_registry: bool | None,
+           output: str, namespace: str | None, **kwargs: Any) -> None:
     """Verify every signature of an artifact: chain, timestamp, signature, identity,
     provenance, revocation. Exits 1 when none passes."""
     provenance = _provenance(kwargs)
     issuer = provenance.pop("issuer")
     ref = _ref(name, file)
-    offline = bundle is not None
-    client = None if offline else _client(**kwargs)
-    report = operations.verify(
-        ref, operations.load_trust(client, trust_root), issuer, certificate_identity,
-        certificate_identity_regexp, provenance, client,
-        None if offline else _namespace(namespace), bundle)
+    if from_registry:
+        if bundle is not None:
+            raise UsageError("--from-registry and --bundle both say where the bundles are.",
+                             "Pass one of them.")
+        client = None if trust_root else _client(**kwargs)
+        report = operations.verify_from_registry(
+            ref, operations.load_trust(client, trust_root), issuer, certificate_identity,
+            certificate_identity_regexp, provenance, allow_insecure_registry)
+    else:
+        offline = bundle is not None
+        client = None if offline else _client(**kwargs)
+        report = operations.verify(
+            ref, operations.load_trust(client, trust_root), issuer, certificate_identity,
+            certificate_identity_regexp, provenance, client,
+            None if offline else _namespace(namespace), bundle)
     data = {
         "verified": report.ok, "name": str(ref), "revocation_checked": report.revocation_checked,
         "entries": [{
@@ -157,7 +222,7 @@ def verify(name: str | None, file: Path | None, certificate_identity: str | None
         } for r in report.results],
     }
     text = ("verified: " if report.ok else "verification failed: ") + str(ref) + "\n" \
-        + report.explain()
+        + report.explain() + "".join(f"\nnote: {n}" for n in report.notes)
     if output == "json" or report.ok:
         _print(output, text, data)
     else:
@@ -183,10 +248,25 @@ def revoke_signature(name: str, source_repository_ref: str, reason: str, output:
 @artifact.command("list")
 @option("name-prefix", default="", help="Only names starting with this.")
 @option("limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@option("from-registry", is_flag=True, default=False,
+        help="List what is attached to the image --name in its registry instead.")
+@option("name", help="With --from-registry: the image, REGISTRY/REPO@sha256:<64 hex>.")
+@registry_option
 @connection_options
-def list_(name_prefix: str, limit: int, output: str, namespace: str | None, **kwargs: Any
-          ) -> None:
-    """List signatures, newest first."""
+def list_(name_prefix: str, limit: int, from_registry: bool, name: str | None,
+          allow_insecure_registry: bool | None, output: str, namespace: str | None,
+          **kwargs: Any) -> None:
+    """List signatures, newest first (or, --from-registry, an image's referrers)."""
+    if from_registry:
+        ref = _ref(name, None)
+        found = operations.registry_referrers(ref, allow_insecure_registry)
+        items = [a.as_dict() for a in found.attached]
+        lines = [f"{a['digest']}  {a['artifact_type'] or '-'}  {a['predicate_type'] or '-'}  "
+                 f"{a['created'] or '-'}" + (f"  ({a['error']})" if a["error"] else "")
+                 for a in items]
+        _print(output, "\n".join(lines) or f"nothing refers to {ref} ({found.index})",
+               {"name": str(ref), "index": found.index, "referrers": items})
+        return
     rows = _client(**kwargs).list_signatures(_namespace(namespace), name_prefix, limit)
     text = "\n".join(
         f"{r['id']}  {r['created_at']}  {'REVOKED ' if r['revoked'] else ''}{r['name']}  "
@@ -220,10 +300,19 @@ def trust_root() -> None:
         help="[default: trusted_root.json, or trust_config.json with --client-config]")
 @click.option("--client-config", is_flag=True,
               help="Write Sigstore's ClientTrustConfig (for 'sigstore --trust-config').")
-def export_trust_root(api: str, out: Path | None, client_config: bool) -> None:
+@click.option("--policy-controller", "trust_root_name", default=None, metavar="NAME",
+              help="Write a sigstore policy-controller TrustRoot named NAME instead.")
+def export_trust_root(api: str, out: Path | None, client_config: bool,
+                      trust_root_name: str | None) -> None:
     """Write the service's trusted_root.json (or the client trust config around it)."""
     client = Client(api)
-    if client_config:
+    if trust_root_name:
+        from signer.registry.deploy import policy_controller_trust_root
+
+        out = out or Path(f"{trust_root_name}.trustroot.json")
+        trust_material = operations.load_trust(client, None)
+        out.write_text(policy_controller_trust_root(trust_material, trust_root_name, api) + "\n")
+    elif client_config:
         out = out or Path("trust_config.json")
         out.write_bytes(client.trust_config())
     else:

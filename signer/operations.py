@@ -17,11 +17,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from signer import bundle, trust
+from signer import bundle, registry, trust
 from signer.artifact import ArtifactRef
 from signer.client import Client
-from signer.errors import UsageError
-from signer.verification import Report, Revocation, Verifier, from_flags, verify_entries
+from signer.errors import UsageError, VerificationFailed
+from signer.verification import (
+    EntryResult,
+    Report,
+    Revocation,
+    Verifier,
+    from_flags,
+    verify_entries,
+)
 
 
 @dataclass(frozen=True)
@@ -119,3 +126,62 @@ def verify(
         entries.append((view["id"], bundle.parse(_dumps(view["bundle"]), view["id"]),
                         revocation))
     return verify_entries(verifier, entries, ref.digest_bytes, policy, revocation_checked=True)
+
+
+# -- registries -------------------------------------------------------------------------------
+def push_to_registry(ref: ArtifactRef, bundle_json: str | bytes,
+                     predicate_type: str | None = None, allow_insecure: bool | None = None
+                     ) -> registry.Pushed:
+    """Attach a bundle (a signature, or an attestation with its predicate type) to the image
+    ``ref`` names, in that image's repository."""
+    client = registry.RegistryClient(registry.image_ref(ref), push=True,
+                                     allow_insecure=allow_insecure)
+    data = bundle_json.encode() if isinstance(bundle_json, str) else bundle_json
+    return registry.push_bundle(client, data, predicate_type)
+
+
+def registry_referrers(ref: ArtifactRef, allow_insecure: bool | None = None,
+                       fetch_bundles: bool = False) -> registry.Referrers:
+    """What refers to the image in its registry (bundles read when ``fetch_bundles``)."""
+    client = registry.RegistryClient(registry.image_ref(ref), allow_insecure=allow_insecure)
+    return registry.referrers(client, fetch_bundles)
+
+
+def verify_from_registry(
+    ref: ArtifactRef,
+    trust_material: trust.TrustMaterial,
+    issuer: str | None,
+    identity: str | None = None,
+    identity_regexp: str | None = None,
+    provenance: Mapping[str, str | None] | None = None,
+    allow_insecure: bool | None = None,
+) -> Report:
+    """Every Sigstore bundle referring to the image, each verified offline as ``--bundle``
+    would be; one that cannot be read or parsed is reported as not verified, with why."""
+    policy = from_flags(issuer, identity, identity_regexp, provenance)
+    verifier = Verifier.for_trust(trust_material)
+    found = registry_referrers(ref, allow_insecure, fetch_bundles=True)
+    image = registry.image_ref(ref)
+    unread: list[EntryResult] = []
+    entries: list[tuple[str, bundle.SignedArtifact, Revocation | None]] = []
+    for item in found.attached:
+        if not item.is_bundle:
+            continue
+        entry_id = f"{image.registry}/{image.repository}@{item.digest}"
+        if item.bundle is None:
+            unread.append(EntryResult(entry_id, error=f"not verified: {item.error}"))
+            continue
+        try:
+            entries.append((entry_id, bundle.parse(item.bundle, entry_id), None))
+        except UsageError as exc:
+            unread.append(EntryResult(entry_id, error=f"not verified: {exc.detail}"))
+    if not entries and not unread:
+        raise VerificationFailed(
+            f"No Sigstore bundle refers to {image} (looked in its {found.index}).",
+            "Sign with 'signer artifact sign --name … --push' (action: push_to_registry: "
+            "true), or verify a bundle file with --bundle.")
+    report = verify_entries(verifier, entries, ref.digest_bytes, policy,
+                            revocation_checked=False)
+    return Report(tuple(unread) + report.results, revocation_checked=False,
+                  notes=(f"bundles read from {image.registry}/{image.repository} "
+                         f"({found.index})",))
