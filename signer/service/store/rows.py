@@ -1,0 +1,55 @@
+"""Database rows → records, and the one select of a signature with its revocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from signer.service.schema import revocations, signatures
+from signer.service.store.records import (
+    ApiKey,
+    ArtifactRecord,
+    Policy,
+    RevocationRecord,
+    SignatureRecord,
+    permissions,
+    provenance,
+)
+
+Row = sa.Row[Any]
+
+# A signature with its revocation (who, when, why, and the revocation's log entry), if any.
+WITH_REVOCATION = sa.select(
+    signatures, revocations.c.reason, revocations.c.revoked_by, revocations.c.revoked_at,
+    revocations.c.log_index.label("revocation_log_index"),
+).select_from(signatures.outerjoin(revocations, signatures.c.revocation_id == revocations.c.id))
+
+
+def signature(row: Row) -> SignatureRecord:
+    """A row of WITH_REVOCATION."""
+    revocation = None if row.revocation_id is None else RevocationRecord(
+        row.reason, row.revoked_by, row.revoked_at, row.revocation_log_index)
+    return SignatureRecord(
+        id=row.id, namespace=row.namespace, artifact_id=row.artifact_id, name=row.name,
+        digest=row.digest, signature_sha256=row.signature_sha256, identity=row.identity,
+        issuer=row.issuer, source_repository_ref=row.source_repository_ref,
+        provenance=provenance(row.provenance), certificate_serial=row.certificate_serial,
+        signed_at=row.signed_at, created_at=row.created_at, log_index=row.log_index,
+        bundle=row.bundle, revocation=revocation)
+
+
+def artifact(row: Row) -> ArtifactRecord:
+    return ArtifactRecord(row.id, row.namespace, row.name, row.digest, row.source_repository,
+                          row.created_at, row.updated_at, row.signature_count,
+                          row.revoked_count)
+
+
+def api_key(row: Row) -> ApiKey:
+    return ApiKey(row.id, row.namespace, row.name, permissions(row.permissions), row.created_at,
+                  row.revoked_at)
+
+
+def policy(row: Row) -> Policy:
+    return Policy(row.id, row.namespace, row.issuer, dict(row.claims), permissions(row.permissions),
+                  row.created_at)
