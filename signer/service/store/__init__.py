@@ -38,7 +38,6 @@ from signer.service.store.records import (
     SignatureListing,
     SignatureRecord,
     WebSessionRecord,
-    permissions,
 )
 
 __all__ = [
@@ -116,8 +115,8 @@ class Store:
 
     def list_namespaces(self) -> list[tuple[str, datetime]]:
         with self._begin() as tx:
-            rows = tx.execute(sa.select(namespaces).order_by(namespaces.c.name)).all()
-        return [(r.name, r.created_at) for r in rows]
+            found = tx.execute(sa.select(namespaces).order_by(namespaces.c.name)).all()
+        return [(r.name, r.created_at) for r in found]
 
     # -- API keys -----------------------------------------------------------------------------
     def create_api_key(
@@ -289,9 +288,7 @@ class Store:
             escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(signatures.c.name.like(escaped + "%", escape="\\"))
         with self._begin() as tx:
-            return [SignatureListing(r.id, r.name, r.digest, r.identity, r.issuer,
-                                     r.source_repository_ref, r.created_at,
-                                     r.revocation_id is not None) for r in tx.execute(query)]
+            return [rows.signature_listing(r) for r in tx.execute(query)]
 
     def signature(self, namespace: str, sig_id: str) -> SignatureRecord | None:
         query = (
@@ -360,11 +357,7 @@ class Store:
         )
         with self._begin() as tx:
             row = tx.execute(query).first()
-        if row is None:
-            return None
-        return WebSessionRecord(row.namespace, row.csrf_token, row.expires_at, row.name,
-                                row.key_namespace, permissions(row.permissions),
-                                row.revoked_at)
+        return None if row is None else rows.web_session(row)
 
     def remove_web_session(self, token_hash: str) -> None:
         with self._begin() as tx:

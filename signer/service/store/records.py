@@ -124,7 +124,7 @@ class WebSessionRecord:
     key_revoked_at: datetime | None
 
 
-def permissions(text: str) -> frozenset[str]:
+def permission_set(text: str) -> frozenset[str]:
     """The permissions column: comma-separated names."""
     return frozenset(p for p in text.split(",") if p)
 

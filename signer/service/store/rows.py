@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -12,12 +12,17 @@ from signer.service.store.records import (
     ArtifactRecord,
     Policy,
     RevocationRecord,
+    SignatureListing,
     SignatureRecord,
-    permissions,
+    WebSessionRecord,
+    permission_set,
     provenance,
 )
 
-Row = sa.Row[Any]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Row: TypeAlias = sa.Row[*tuple[Any, ...]]  # any select's row
 
 # A signature with its revocation (who, when, why, and the revocation's log entry), if any.
 WITH_REVOCATION = sa.select(
@@ -45,11 +50,24 @@ def artifact(row: Row) -> ArtifactRecord:
                           row.revoked_count)
 
 
+def signature_listing(row: Row) -> SignatureListing:
+    return SignatureListing(row.id, row.name, row.digest, row.identity, row.issuer,
+                            row.source_repository_ref, row.created_at,
+                            row.revocation_id is not None)
+
+
 def api_key(row: Row) -> ApiKey:
-    return ApiKey(row.id, row.namespace, row.name, permissions(row.permissions), row.created_at,
-                  row.revoked_at)
+    return ApiKey(row.id, row.namespace, row.name, permission_set(row.permissions),
+                  row.created_at, row.revoked_at)
 
 
 def policy(row: Row) -> Policy:
-    return Policy(row.id, row.namespace, row.issuer, dict(row.claims), permissions(row.permissions),
-                  row.created_at)
+    return Policy(row.id, row.namespace, row.issuer, dict(row.claims),
+                  permission_set(row.permissions), row.created_at)
+
+
+def web_session(row: Row) -> WebSessionRecord:
+    """A row of web_sessions joined with its API key's name, namespace, permissions and
+    revocation."""
+    return WebSessionRecord(row.namespace, row.csrf_token, row.expires_at, row.name,
+                            row.key_namespace, permission_set(row.permissions), row.revoked_at)
