@@ -152,8 +152,7 @@ class PageReads:
             conditions.append(position > bound if ascending else position < bound)
         order = [key.asc(), artifacts.c.id.asc()] if ascending else [key.desc(),
                                                                        artifacts.c.id.desc()]
-        select = (sa.select(artifacts).where(*conditions).order_by(*order)
-                  .limit(query.limit + 1))
+        select = rows.ARTIFACTS.where(*conditions).order_by(*order).limit(query.limit + 1)
         with self.engine.connect() as conn:
             found = [rows.artifact(r) for r in conn.execute(select)]
         more = len(found) > query.limit
@@ -210,7 +209,7 @@ class PageReads:
 
     def get_artifact(self, namespace: str, artifact_id: str) -> ArtifactRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(artifacts).where(
+            row = conn.execute(rows.ARTIFACTS.where(
                 artifacts.c.namespace == namespace, artifacts.c.id == artifact_id)).first()
         return None if row is None else rows.artifact(row)
 
