@@ -22,6 +22,7 @@ from bench.load import signing_material
 from bench.stack import running
 from signer.service import runtime
 from signer.service.config import Settings
+from signer.service.database import Engine
 from signer.service.log import LogItem, Sequenced, TransparencyLog
 from tests.fakes.github_oidc import FakeGitHubIssuer
 
@@ -39,9 +40,9 @@ class Row:
 class NoLog:
     """The log's interface with nothing logged: each item's rows in their own transaction."""
 
-    def __init__(self, log: TransparencyLog) -> None:
+    def __init__(self, log: TransparencyLog, engine: Engine) -> None:
         self.signer, self.log_id, self.base_url = log.signer, log.log_id, log.base_url
-        self._writer = log.engine.execution_options(write=True)
+        self._writer = engine.execution_options(write=True)
         self._count = 0
         self._lock = threading.Lock()
 
@@ -66,8 +67,9 @@ def measure(issuer: FakeGitHubIssuer, backend: str, threads: int, count: int,
         rates: dict[bool, tuple[float, float]] = {}
         for with_log in (True, False, True, False):  # interleaved: the machine's load drifts
             if not with_log:
-                service = rt.service
-                service.tlog, service.ctlog = NoLog(service.tlog), NoLog(service.ctlog)  # type: ignore[assignment]
+                service, engine = rt.service, rt.store.engine
+                service.tlog = NoLog(service.tlog, engine)  # type: ignore[assignment]
+                service.ctlog = NoLog(service.ctlog, engine)  # type: ignore[assignment]
             rate, ms = _run(rt, stack.tenant.namespace, tokens, count)
             if not with_log:
                 rt = runtime.load(settings)

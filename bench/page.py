@@ -42,7 +42,7 @@ from bench.report import write_sections  # noqa: E402
 from signer.artifact import ArtifactRef  # noqa: E402
 from signer.client import Client  # noqa: E402
 from signer.operations import sign  # noqa: E402
-from signer.service.web.queries import Cursor  # noqa: E402
+from signer.service.store.page import Cursor  # noqa: E402
 from tests.service_process import Service, init  # noqa: E402
 
 TARGET_MS = 200.0

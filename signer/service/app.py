@@ -120,7 +120,7 @@ def _signing_routes() -> APIRouter:
         return models.SignatureList(signatures=[models.SignatureSummary(
             id=r.id, name=f"{r.name}@sha256:{r.digest}", digest=f"sha256:{r.digest}",
             identity=r.identity, issuer=r.issuer, source_repository_ref=r.source_repository_ref,
-            created_at=r.created_at, revoked=r.revocation_id is not None) for r in rows])
+            created_at=r.created_at, revoked=r.revoked) for r in rows])
 
     @router.get("/signatures/{signature_id}", response_model=models.SignatureView)
     def show_signature(signature_id: str, rt: RuntimeDep,

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-
-import sqlalchemy as sa
 
 from signer.errors import Conflict
 from signer.service import ca, database, keyring, keys
 from signer.service.config import Settings, passphrase
+from signer.service.database import Engine
 from signer.service.log import TransparencyLog
-from signer.service.schema import log_trees
+from signer.service.log.rfc6962 import Rfc6962Log
 from signer.service.store import Store
-from signer.transparency.checkpoint import (
-    Checkpoint,
-    key_hint,
-    sign_checkpoint,
-    signature_key_hints,
-)
 
 
 def initialize(settings: Settings) -> str:
@@ -47,7 +39,7 @@ def initialize(settings: Settings) -> str:
     return token
 
 
-def migrate(settings: Settings, engine: sa.Engine) -> str:
+def migrate(settings: Settings, engine: Engine) -> str:
     """Upgrade the schema, and create what a newer release adds (the log keys and trees)."""
     head = database.migrate(engine)
     layout = settings.layout
@@ -63,7 +55,7 @@ def migrate(settings: Settings, engine: sa.Engine) -> str:
 LOG_NAMES = ("tlog", "ctlog")
 
 
-def transparency_logs(settings: Settings, engine: sa.Engine,
+def transparency_logs(settings: Settings, engine: Engine,
                       rings: Mapping[str, keyring.Ring] | None = None
                       ) -> tuple[TransparencyLog, ...]:
     """The signature log and the CT log, each signing with its active key (``signer server
@@ -74,14 +66,13 @@ def transparency_logs(settings: Settings, engine: sa.Engine,
     return tuple(transparency_log(settings, engine, name, rings[name]) for name in LOG_NAMES)
 
 
-def transparency_log(settings: Settings, engine: sa.Engine, name: str, ring: keyring.Ring
+def transparency_log(settings: Settings, engine: Engine, name: str, ring: keyring.Ring
                      ) -> TransparencyLog:
     """``tlog``: the signature log (Rekor API at the service's URL, entries promised);
     ``ctlog``: the CT log (under /ct)."""
     if name == "tlog":
-        return TransparencyLog("tlog", engine, ring.signer, settings.url, signs_entries=True)
-    return TransparencyLog("ctlog", engine, ring.signer, settings.url + "/ct",
-                           signs_entries=False)
+        return Rfc6962Log("tlog", engine, ring.signer, settings.url, signs_entries=True)
+    return Rfc6962Log("ctlog", engine, ring.signer, settings.url + "/ct", signs_entries=False)
 
 
 def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyring.KeyVersion]:
@@ -93,31 +84,8 @@ def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyri
                                                               settings.data_dir))
         try:
             ring = keyring.load(settings.layout, kind, passphrase())
-            resign_head(transparency_log(settings, engine, kind, ring))
+            transparency_log(settings, engine, kind, ring).resign_head()
         finally:
             engine.dispose()
     return retired, new
 
-
-def resign_head(log: TransparencyLog) -> bool:
-    """Sign the tree head again when the log's active key did not sign it (after a rotation).
-
-    Runs under the tree's row lock, like appends; the head's size and root do not change.
-    """
-    hint = key_hint(log.signer.public_key)
-    with log.engine.connect() as conn:  # the usual case, at every start: no write lock
-        current = conn.execute(sa.select(log_trees.c.checkpoint)
-                               .where(log_trees.c.name == log.name)).scalar()
-    if current is None or hint in signature_key_hints(current):
-        return False
-    with log.engine.execution_options(write=True).begin() as tx:
-        head = tx.execute(sa.select(log_trees).where(log_trees.c.name == log.name)
-                          .with_for_update()).first()
-        if head is None or hint in signature_key_hints(head.checkpoint):
-            return False
-        envelope = sign_checkpoint(
-            Checkpoint(log.origin(int(head.tree_id)), int(head.size), bytes(head.root_hash)),
-            log.signer_name, log.signer)
-        tx.execute(log_trees.update().where(log_trees.c.name == log.name).values(
-            checkpoint=envelope, updated_at=datetime.now(UTC)))
-    return True

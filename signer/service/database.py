@@ -12,6 +12,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+# The handle the store, the logs and the commands share (one pool per process).
+Engine = sa.Engine
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Several writers (threads, worker processes) wait for SQLite's lock instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000

@@ -13,7 +13,6 @@ import binascii
 import time
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from signer.errors import NotFound, PermissionDenied, UsageError
 from signer.service.auth import Principal
 from signer.service.dependencies import PrincipalDep, RuntimeDep
-from signer.service.log import TransparencyLog
+from signer.service.log import LogEntryRecord, TransparencyLog
 from signer.service.runtime import Runtime
-from signer.service.schema import signatures
 from signer.transparency.rekor import entry_uuid
 from signer.transparency.sct import precert_chain_entry, sign_tree_head
 from signer.verification.checkpoints import SignedTree, inclusion_checkpoint
@@ -47,11 +45,11 @@ def router() -> APIRouter:
     def tlog(rt: Runtime) -> TransparencyLog:
         return rt.service.tlog
 
-    def readable(rt: Runtime, principal: Principal, row: Any) -> bool:
+    def readable(rt: Runtime, principal: Principal, row: LogEntryRecord) -> bool:
         return row.namespace is not None and "verify" in rt.auth.permissions(principal,
                                                                               row.namespace)
 
-    def rekor_entry(rt: Runtime, row: Any) -> dict[str, Any]:
+    def rekor_entry(rt: Runtime, row: LogEntryRecord) -> dict[str, Any]:
         log = tlog(rt)
         head = log.head()
 
@@ -85,7 +83,7 @@ def router() -> APIRouter:
     @api.get("/api/v1/log")
     def log_info(rt: RuntimeDep) -> dict[str, Any]:
         head = tlog(rt).head()
-        return {"rootHash": bytes(head.root_hash).hex(), "treeSize": int(head.size),
+        return {"rootHash": head.root_hash.hex(), "treeSize": head.size,
                 "signedTreeHead": head.checkpoint, "treeID": str(head.tree_id)}
 
     @api.get("/api/v1/log/proof")
@@ -96,13 +94,13 @@ def router() -> APIRouter:
         log = tlog(rt)
         hashes = log.consistency_proof(first_size, last_size)
         return {"hashes": [h.hex() for h in hashes],
-                "rootHash": bytes(log.checkpoint_at(last_size).root_hash).hex()}
+                "rootHash": log.checkpoint_at(last_size).root_hash.hex()}
 
     @api.get("/api/v1/log/checkpoints/{size}")
     def log_checkpoint(size: Annotated[int, Path(ge=0, le=MAX_INDEX)], rt: RuntimeDep
                        ) -> dict[str, Any]:
         row = tlog(rt).checkpoint_at(size)
-        return {"treeSize": int(row.size), "rootHash": bytes(row.root_hash).hex(),
+        return {"treeSize": row.size, "rootHash": row.root_hash.hex(),
                 "signedTreeHead": row.envelope}
 
     @api.get("/api/v1/log/entries")
@@ -123,11 +121,7 @@ def router() -> APIRouter:
             algorithm, _, value = body.hash.partition(":")
             if algorithm != "sha256" or len(value) != 64:
                 raise UsageError("'hash' must be sha256:<64 hex> of the signed artifact.")
-            with rt.store.engine.connect() as conn:
-                indexes |= {int(i) for (i,) in conn.execute(
-                    sa.select(signatures.c.log_index).where(
-                        signatures.c.digest == value.lower(),
-                        signatures.c.log_index.is_not(None)))}
+            indexes |= rt.store.log_indexes_of_digest(value.lower())
         rows = [log.entry(i) for i in sorted(indexes)[:MAX_ENTRIES_PER_REQUEST]]
         leaves = []
         for uuid in body.entry_uuids:
@@ -166,10 +160,10 @@ def router() -> APIRouter:
         except (binascii.Error, ValueError) as exc:
             raise UsageError("'hash' must be the base64 leaf hash.") from exc
         log = ctlog(rt)
-        rows = [r for r in log.entries_by_leaf([leaf]) if int(r.idx) < tree_size]
+        rows = [r for r in log.entries_by_leaf([leaf]) if r.idx < tree_size]
         if not rows:
             raise NotFound(f"No CT entry with that leaf hash in the first {tree_size} entries.")
-        index = int(rows[0].idx)
+        index = rows[0].idx
         return {"leaf_index": index, "audit_path": [
             base64.b64encode(h).decode() for h in log.inclusion_proof(index, tree_size)]}
 
@@ -186,9 +180,8 @@ def router() -> APIRouter:
         chain = [c.public_bytes(Encoding.DER) for c in rt.service.ca.chain]
         rows = ctlog(rt).entries_range(start, min(end, start + MAX_ENTRIES_PER_REQUEST - 1))
         return {"entries": [{
-            "leaf_input": base64.b64encode(bytes(r.body)).decode(),
-            "extra_data": base64.b64encode(precert_chain_entry(bytes(r.extra or b""),
-                                                               chain)).decode(),
+            "leaf_input": base64.b64encode(r.body).decode(),
+            "extra_data": base64.b64encode(precert_chain_entry(r.extra or b"", chain)).decode(),
         } for r in rows]}
 
     return api

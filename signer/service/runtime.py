@@ -9,7 +9,7 @@ from cryptography import x509
 from signer.errors import UsageError
 from signer.service import database, keyring, keys
 from signer.service.auth import Authenticator
-from signer.service.bootstrap import LOG_NAMES, resign_head, transparency_logs
+from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
 from signer.service.config import Settings, passphrase
 from signer.service.log import TransparencyLog
@@ -57,7 +57,7 @@ def load(settings: Settings) -> Runtime:
     rings.update((name, keyring.load(layout, name, secret)) for name in LOG_NAMES)
     tlog, ctlog = transparency_logs(settings, engine, rings)
     for log in (tlog, ctlog):
-        resign_head(log)  # after 'signer server rotate-key': the head in the active key
+        log.resign_head()  # after 'signer server rotate-key': the head in the active key
     trust = TrustMaterial(cas=_authorities(rings["ca"], root),
                           tsas=_authorities(rings["tsa"], root),
                           tlogs=_log_instances(tlog, rings["tlog"]),

@@ -32,7 +32,7 @@ from signer.provenance import BY_KEY, Provenance
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
 from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
-from signer.service.store import NewSignature, Store
+from signer.service.store import NewSignature, SignatureRecord, Store, Transaction
 from signer.service.tsa import TimestampAuthority
 from signer.transparency import rekor, sct
 from signer.trust import TrustMaterial
@@ -132,7 +132,7 @@ class SigningService:
                              sct_source=sct_source)
         timestamp_ms, tbs, precert_der = precerts[0]
 
-        def record(tx: Any, _entry: Sequenced) -> None:
+        def record(tx: Transaction, _entry: Sequenced) -> None:
             self.store.record_certificate(
                 tx, format(cert.serial_number, "x"), namespace, principal.identity,
                 principal.issuer, cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
@@ -145,7 +145,8 @@ class SigningService:
 
     # -- signatures ---------------------------------------------------------------------------
     def submit_signature(self, principal: Principal, namespace: str, name: str,
-                         certificate_pem: str, signature_b64: str) -> tuple[Any, bool]:
+                         certificate_pem: str, signature_b64: str
+                         ) -> tuple[SignatureRecord, bool]:
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
         ref = parse_ref(name)
@@ -183,7 +184,7 @@ class SigningService:
         )
         body = rekor.hashedrekord_body(ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
 
-        def write(tx: Any, entry: Sequenced) -> tuple[Any, bool]:
+        def write(tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
             tlog_entry = bundles.tlog_entry(
                 kind=rekor.HASHEDREKORD_KIND, version=rekor.HASHEDREKORD_VERSION,
                 log_id=self.tlog.log_id, index=entry.index,
@@ -234,7 +235,8 @@ class SigningService:
         return cert
 
     # -- reading ------------------------------------------------------------------------------
-    def entries(self, principal: Principal, namespace: str, ref: ArtifactRef) -> list[Any]:
+    def entries(self, principal: Principal, namespace: str, ref: ArtifactRef
+                ) -> list[SignatureRecord]:
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "verify")
         rows = self.store.signatures_for(namespace, ref.name, ref.digest)
@@ -256,7 +258,7 @@ class SigningService:
         at = datetime.now(UTC).replace(microsecond=0)
         body = revocation_body(namespace, name, ref, reason, principal.identity, at)
 
-        def write(tx: Any, entry: Sequenced) -> Revoked:
+        def write(tx: Transaction, entry: Sequenced) -> Revoked:
             rev_id, count = self.store.revoke(tx, namespace, name, ref, reason,
                                               principal.identity, at, entry.index)
             return Revoked(rev_id, count, at, entry.index)
@@ -277,8 +279,9 @@ def _decode_signature(text: str) -> bytes:
     return signature
 
 
-def signature_view(row: Any) -> dict[str, Any]:
+def signature_view(row: SignatureRecord) -> dict[str, Any]:
     """The API's view of a stored signature."""
+    revocation = row.revocation
     return {
         "id": row.id,
         "namespace": row.namespace,
@@ -286,14 +289,13 @@ def signature_view(row: Any) -> dict[str, Any]:
         "digest": f"sha256:{row.digest}",
         "identity": row.identity,
         "issuer": row.issuer,
-        "provenance": row.provenance if isinstance(row.provenance, dict)
-        else json.loads(row.provenance),
+        "provenance": row.provenance,
         "signed_at": row.signed_at,
         "created_at": row.created_at,
-        "revoked": row.revocation_id is not None,
+        "revoked": revocation is not None,
         "log_index": row.log_index,
-        "revocation": {"reason": row.reason, "revoked_by": row.revoked_by,
-                       "revoked_at": row.revoked_at, "log_index": row.revocation_log_index}
-        if row.revocation_id else None,
+        "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
+                       "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}
+        if revocation else None,
         "bundle": json.loads(row.bundle),
     }

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from signer.provenance import FIELDS, Provenance
+from signer.service.store.page import Cursor
 from signer.service.web.pages import when
-from signer.service.web.queries import Cursor, Search, parse_search
+from signer.service.web.queries import Search, parse_search
 from signer.service.web.views import ArtifactName, link, provenance_groups, status
 
 HEX = "ab" * 32

@@ -11,6 +11,14 @@ from starlette.responses import RedirectResponse, Response
 from signer.artifact import MAX_NAME_LENGTH, ArtifactRef
 from signer.errors import SignerError
 from signer.service.runtime import Runtime
+from signer.service.store import ArtifactRecord, SignatureRecord
+from signer.service.store.page import (
+    MAX_REPOSITORY_CHOICES,
+    STATUSES,
+    Cursor,
+    ListQuery,
+    PageReads,
+)
 from signer.service.web import queries, views
 from signer.service.web.pages import SECURITY_HEADERS, render
 from signer.service.web.sessions import (
@@ -40,7 +48,11 @@ def _runtime(request: Request) -> Runtime:
 
 def _sessions(request: Request) -> Sessions:
     rt = _runtime(request)
-    return Sessions(rt.store.engine, rt.auth)
+    return Sessions(rt.store, rt.auth)
+
+
+def _page(request: Request) -> PageReads:
+    return _runtime(request).store.page
 
 
 def _session(request: Request) -> WebSession | None:
@@ -173,11 +185,11 @@ def router() -> APIRouter:
         session = _session(request)
         if session is None:
             return _to_sign_in(request)
-        engine = _runtime(request).store.engine
-        row = queries.get_artifact(engine, session.namespace, artifact_id[:64])
+        page = _page(request)
+        row = page.get_artifact(session.namespace, artifact_id[:64])
         if row is None:
             return _not_found(session, "artifact")
-        rows = queries.artifact_signatures(engine, session.namespace, row.id)
+        rows = page.artifact_signatures(session.namespace, row.id)
         summaries = [views.signature_summary(s) for s in rows]
         return render("artifact.html", {
             "session": session, "active": "artifacts", "artifact": row,
@@ -189,13 +201,12 @@ def router() -> APIRouter:
             "truncated": len(rows) < row.signature_count})
 
     def own_signature(request: Request, signature_id: str
-                      ) -> tuple[WebSession, Any] | Response:
+                      ) -> tuple[WebSession, SignatureRecord] | Response:
         """The signed-in namespace's signature, or the sign-in redirect or the 404 page."""
         session = _session(request)
         if session is None:
             return _to_sign_in(request)
-        row = queries.get_signature(_runtime(request).store.engine, session.namespace,
-                                    signature_id[:64])
+        row = _runtime(request).store.signature(session.namespace, signature_id[:64])
         return _not_found(session, "signature") if row is None else (session, row)
 
     @r.get("/signatures/{signature_id}")
@@ -227,23 +238,22 @@ def router() -> APIRouter:
 
 def _artifact_list(request: Request, session: WebSession, *, q: str, status: str,
                    repo: str, sort: str, order: str, after: str, before: str) -> Response:
-    engine = _runtime(request).store.engine
-    choices = queries.source_repositories(engine, session.namespace)
+    reads = _page(request)
+    choices = reads.source_repositories(session.namespace)
     repo = repo.strip()
     search = queries.parse_search(q)
-    query = queries.ListQuery(
+    query = ListQuery(
         name_prefix=search.name_prefix, name=search.name, digest_prefix=search.digest_prefix,
-        status=status if status in queries.STATUSES else None,
-        repositories=queries.resolve_repository(
-            engine, session.namespace, repo,
-            choices if len(choices) < queries.MAX_REPOSITORY_CHOICES else None)
+        status=status if status in STATUSES else None,
+        repositories=reads.resolve_repository(
+            session.namespace, repo, choices if len(choices) < MAX_REPOSITORY_CHOICES else None)
         if repo else None,
         sort="created" if sort == "created" else "updated",
         descending=order != "asc",
-        after=queries.Cursor.decode(after),
-        before=queries.Cursor.decode(before),
+        after=Cursor.decode(after),
+        before=Cursor.decode(before),
     )
-    page = queries.list_artifacts(engine, session.namespace, query)
+    page = reads.list_artifacts(session.namespace, query)
     filters = {"q": q.strip(), "status": query.status or "", "repo": repo,
                "sort": query.sort, "order": "desc" if query.descending else "asc"}
 
@@ -262,7 +272,7 @@ def _artifact_list(request: Request, session: WebSession, *, q: str, status: str
     rows = [_list_row(r) for r in page.rows]
     return render("artifacts.html", {
         "session": session, "active": "artifacts", "rows": rows, "filters": filters,
-        "statuses": queries.STATUSES, "repositories": options,
+        "statuses": STATUSES, "repositories": options,
         "filtered": bool(filters["q"] or query.status or repo),
         "newer_href": href(before=page.newer.encode()) if page.newer else None,
         "older_href": href(after=page.older.encode()) if page.older else None,
@@ -276,7 +286,7 @@ def _short_repository(uri: str) -> str:
     return path or uri
 
 
-def _list_row(row: Any) -> dict[str, Any]:
+def _list_row(row: ArtifactRecord) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "digest": row.digest,
             "short_digest": views.short_digest(row.digest), "created_at": row.created_at,
             "updated_at": row.updated_at, "signature_count": row.signature_count,

@@ -19,12 +19,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
 from signer.errors import AuthenticationError, PermissionDenied
 from signer.service.auth import Authenticator
-from signer.service.schema import api_keys, web_sessions
-from signer.service.store import API_KEY_PREFIX, now
+from signer.service.store import API_KEY_PREFIX, Store, now
 
 # A working day: long enough not to interrupt a review, short enough that a forgotten
 # browser does not stay signed in for long.
@@ -63,10 +60,10 @@ def same_token(expected: str | None, given: str | None) -> bool:
 
 
 class Sessions:
-    """The ``web_sessions`` table, read and written with the authenticator's checks."""
+    """The page's sign-ins, stored by the store, with the authenticator's checks."""
 
-    def __init__(self, engine: sa.Engine, auth: Authenticator) -> None:
-        self.engine = engine
+    def __init__(self, store: Store, auth: Authenticator) -> None:
+        self.store = store
         self.auth = auth
 
     def sign_in(self, api_key: str) -> tuple[str, WebSession]:
@@ -93,37 +90,22 @@ class Sessions:
                 "Sign in with a key that has the 'verify' or 'admin' permission.")
         token, created = new_token(), now()
         session = WebSession(key.namespace, key.name, new_token(), created + SESSION_LIFETIME)
-        with self.engine.begin() as tx:
-            tx.execute(web_sessions.delete().where(web_sessions.c.expires_at < created))
-            tx.execute(web_sessions.insert().values(
-                token_hash=_hash(token), namespace=session.namespace, api_key_id=key.id,
-                csrf_token=session.csrf_token, created_at=created,
-                expires_at=session.expires_at))
+        self.store.add_web_session(_hash(token), session.namespace, key.id,
+                                   session.csrf_token, created, session.expires_at)
         return token, session
 
     def current(self, token: str | None) -> WebSession | None:
         """The live session for a cookie token, or None (unknown, expired, key revoked)."""
         if not token or len(token) > MAX_API_KEY_LENGTH:
             return None
-        query = (
-            sa.select(web_sessions.c.namespace, web_sessions.c.csrf_token,
-                      web_sessions.c.expires_at, api_keys.c.name, api_keys.c.permissions,
-                      api_keys.c.namespace.label("key_namespace"), api_keys.c.revoked_at)
-            .select_from(web_sessions.join(api_keys,
-                                           web_sessions.c.api_key_id == api_keys.c.id))
-            .where(web_sessions.c.token_hash == _hash(token))
-        )
-        with self.engine.begin() as tx:
-            row = tx.execute(query).first()
-        if row is None or row.expires_at <= now() or row.revoked_at is not None:
+        row = self.store.web_session(_hash(token))
+        if row is None or row.expires_at <= now() or row.key_revoked_at is not None:
             return None
-        permissions = frozenset(p for p in row.permissions.split(",") if p)
-        if row.key_namespace != row.namespace or not permissions & READ_PERMISSIONS:
+        if row.key_namespace != row.namespace or not row.key_permissions & READ_PERMISSIONS:
             return None
-        return WebSession(row.namespace, row.name, row.csrf_token, row.expires_at)
+        return WebSession(row.namespace, row.key_name, row.csrf_token, row.expires_at)
 
     def sign_out(self, token: str | None) -> None:
         if not token:
             return
-        with self.engine.begin() as tx:
-            tx.execute(web_sessions.delete().where(web_sessions.c.token_hash == _hash(token)))
+        self.store.remove_web_session(_hash(token))

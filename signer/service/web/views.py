@@ -1,4 +1,4 @@
-"""What the templates show, built from stored rows and the bundle; no HTML here.
+"""What the templates show, built from the store's records and the bundle; no HTML here.
 
 Labels and groups of provenance fields come from signer.provenance.FIELDS, the one table
 the encoder, the decoder and the verifier also read. The certificate and the RFC 3161
@@ -7,7 +7,6 @@ timestamp are read from the stored Sigstore bundle, as a verifier would read the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +20,7 @@ from signer import bundle as bundles
 from signer.artifact import ArtifactRef
 from signer.errors import SignerError
 from signer.provenance import FIELDS, Field, Provenance
+from signer.service.store import SignatureRecord
 from signer.verification.policy import PolicyError, certificate_identity
 
 SHORT_DIGEST_HEX = 12
@@ -216,10 +216,10 @@ class SignatureDetails:
     problem: str | None = None
 
 
-def signature_details(row: Any) -> SignatureDetails:
+def signature_details(row: SignatureRecord) -> SignatureDetails:
     ref = ArtifactRef(row.name, row.digest)
-    revocation = ({"reason": row.reason, "revoked_by": row.revoked_by,
-                   "revoked_at": row.revoked_at} if row.revocation_id else None)
+    revocation = ({"reason": row.revocation.reason, "revoked_by": row.revocation.revoked_by,
+                   "revoked_at": row.revocation.revoked_at} if row.revocation else None)
     problem = None
     certificate, timestamps, entries = None, [], []
     try:
@@ -232,13 +232,11 @@ def signature_details(row: Any) -> SignatureDetails:
     except SignerError as exc:
         # Show what the database recorded, and say the bundle itself could not be read.
         problem = exc.detail
-        stored = row.provenance if isinstance(row.provenance, dict) else json.loads(
-            row.provenance)
-        provenance = Provenance.from_dict(stored)
+        provenance = Provenance.from_dict(row.provenance)
     return SignatureDetails(
         id=row.id, ref=ref, artifact_id=row.artifact_id, identity=row.identity,
         issuer=row.issuer, signed_at=row.signed_at,
-        status="revoked" if row.revocation_id else NOT_REVOKED,
+        status="revoked" if row.revoked else NOT_REVOKED,
         provenance_source=provenance.provenance_source or "declared",
         groups=provenance_groups(provenance), certificate=certificate, timestamps=timestamps,
         log_entries=entries, revocation=revocation, bundle_filename=ref.safe_filename,
@@ -265,19 +263,17 @@ class SignatureSummary:
     revocation_reason: str | None
 
 
-def signature_summary(row: Any) -> SignatureSummary:
-    stored = row.provenance if isinstance(row.provenance, dict) else json.loads(row.provenance)
+def signature_summary(row: SignatureRecord) -> SignatureSummary:
     return SignatureSummary(
         id=row.id, identity=row.identity, signed_at=row.signed_at,
         source_repository_ref=row.source_repository_ref,
-        provenance_source=str(stored.get("provenance_source") or "declared"),
-        status="revoked" if row.revocation_id else NOT_REVOKED,
-        revocation_reason=row.reason if row.revocation_id else None)
+        provenance_source=str(row.provenance.get("provenance_source") or "declared"),
+        status="revoked" if row.revoked else NOT_REVOKED,
+        revocation_reason=row.revocation.reason if row.revocation else None)
 
 
-def latest_provenance(rows: list[Any]) -> Provenance:
+def latest_provenance(rows: list[SignatureRecord]) -> Provenance:
     """The newest signature's provenance (rows come newest first), as the database has it."""
     if not rows:
         return Provenance()
-    stored = rows[0].provenance
-    return Provenance.from_dict(stored if isinstance(stored, dict) else json.loads(stored))
+    return Provenance.from_dict(rows[0].provenance)

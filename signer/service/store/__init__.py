@@ -1,4 +1,8 @@
-"""Every database read and write of the service. One transaction per state change."""
+"""Every database read and write of the service but the logs' (signer.service.log).
+
+One transaction per state change. What leaves the store is a record (``records``), never a
+database row; the page's reads are ``Store.page`` (``page``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -24,10 +26,31 @@ from signer.service.schema import (
     policies,
     revocations,
     signatures,
+    web_sessions,
+)
+from signer.service.store import rows
+from signer.service.store.page import PageReads
+from signer.service.store.records import (
+    ApiKey,
+    ArtifactRecord,
+    DeclaredIssuer,
+    NewSignature,
+    Policy,
+    RevocationRecord,
+    SignatureListing,
+    SignatureRecord,
+    WebSessionRecord,
 )
 
-API_KEY_PREFIX = "sgk"
+__all__ = [
+    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "DeclaredIssuer", "NewSignature", "Policy",
+    "RevocationRecord", "SignatureListing", "SignatureRecord", "Store", "Transaction",
+    "WebSessionRecord", "hash_secret", "new_id", "now",
+]
 
+API_KEY_PREFIX = "sgk"
+# The connection of a transaction the log opens; the store writes its rows through it.
+Transaction = sa.Connection
 
 
 def new_id() -> str:
@@ -44,69 +67,13 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    namespace: str | None
-    name: str
-    permissions: frozenset[str]
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Policy:
-    id: str
-    namespace: str
-    issuer: str
-    claims: dict[str, str]
-    permissions: frozenset[str]
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class NewSignature:
-    namespace: str
-    name: str
-    digest: str
-    signature_sha256: str
-    identity: str
-    issuer: str
-    source_repository: str | None
-    source_repository_ref: str | None
-    provenance: dict[str, str]
-    certificate_serial: str
-    signed_at: datetime
-    bundle: str
-
-
-def _perms(text: str) -> frozenset[str]:
-    return frozenset(p for p in text.split(",") if p)
-
-
-def _api_key(row: Any) -> ApiKey:
-    return ApiKey(row.id, row.namespace, row.name, _perms(row.permissions), row.created_at,
-                  row.revoked_at)
-
-
-def _policy(row: Any) -> Policy:
-    return Policy(row.id, row.namespace, row.issuer, dict(row.claims), _perms(row.permissions),
-                  row.created_at)
-
-
-# A signature with its revocation (who, when, why, and the revocation's log entry), if any.
-_WITH_REVOCATION = sa.select(
-    signatures, revocations.c.reason, revocations.c.revoked_by, revocations.c.revoked_at,
-    revocations.c.log_index.label("revocation_log_index"),
-).select_from(signatures.outerjoin(revocations, signatures.c.revocation_id == revocations.c.id))
-
 # The statements of a signing, built once (building them per call costs more than running
 # them on SQLite).
 _SIGNATURE_FIELDS = tuple(k for k in NewSignature.__dataclass_fields__ if k in signatures.c)
 _INSERT_SIGNATURE = signatures.insert()
 _INSERT_ARTIFACT = artifacts.insert()
 _INSERT_CERTIFICATE = certificates.insert()
-_FIND_SIGNATURE = _WITH_REVOCATION.where(
+_FIND_SIGNATURE = rows.WITH_REVOCATION.where(
     signatures.c.namespace == sa.bindparam("ns"), signatures.c.name == sa.bindparam("name"),
     signatures.c.digest == sa.bindparam("digest"),
     signatures.c.signature_sha256 == sa.bindparam("sig"))
@@ -121,13 +88,14 @@ class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(write=True)
+        self.page = PageReads(engine)
 
-    def _begin(self) -> Any:
+    def _begin(self) -> AbstractContextManager[sa.Connection]:
         # A lost database surfaces as sqlalchemy's OperationalError; the API turns it into
         # a 503 with Retry-After (signer.service.problems).
         return self.engine.begin()
 
-    def _write(self) -> Any:
+    def _write(self) -> AbstractContextManager[sa.Connection]:
         """A transaction that writes: on SQLite it takes the write lock up front."""
         return self._writer.begin()
 
@@ -149,8 +117,8 @@ class Store:
 
     def list_namespaces(self) -> list[tuple[str, datetime]]:
         with self._begin() as tx:
-            rows = tx.execute(sa.select(namespaces).order_by(namespaces.c.name)).all()
-        return [(r.name, r.created_at) for r in rows]
+            found = tx.execute(sa.select(namespaces).order_by(namespaces.c.name)).all()
+        return [(r.name, r.created_at) for r in found]
 
     # -- API keys -----------------------------------------------------------------------------
     def create_api_key(
@@ -191,7 +159,7 @@ class Store:
             return None
         if not hmac.compare_digest(row.secret_hash, hash_secret(parts[2])):
             return None
-        return _api_key(row)
+        return rows.api_key(row)
 
     def list_api_keys(self, namespace: str | None) -> list[ApiKey]:
         query = sa.select(api_keys).order_by(api_keys.c.created_at)
@@ -200,7 +168,7 @@ class Store:
             else api_keys.c.namespace == namespace
         )
         with self._begin() as tx:
-            return [_api_key(r) for r in tx.execute(query)]
+            return [rows.api_key(r) for r in tx.execute(query)]
 
     def revoke_api_key(self, namespace: str | None, key_id: str) -> ApiKey:
         with self._write() as tx:
@@ -215,7 +183,7 @@ class Store:
                 raise NotFound(f"No active API key '{key_id}' in '{namespace}'.",
                                "List the keys with 'signer api-key list'.")
             row = tx.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one()
-        return _api_key(row)
+        return rows.api_key(row)
 
     # -- policies -----------------------------------------------------------------------------
     def add_policy(
@@ -234,7 +202,7 @@ class Store:
         if namespace is not None:
             query = query.where(policies.c.namespace == namespace)
         with self._begin() as tx:
-            return [_policy(r) for r in tx.execute(query)]
+            return [rows.policy(r) for r in tx.execute(query)]
 
     def remove_policy(self, namespace: str, policy_id: str) -> None:
         with self._write() as tx:
@@ -256,25 +224,32 @@ class Store:
 
     # -- signatures ---------------------------------------------------------------------------
     def find_signature(self, namespace: str, name: str, digest: str, signature_sha256: str
-                       ) -> Any | None:
+                       ) -> SignatureRecord | None:
         """The stored entry for this exact upload, with its revocation, or None."""
         params = {"ns": namespace, "name": name, "digest": digest, "sig": signature_sha256}
         with self._begin() as conn:
-            return conn.execute(_FIND_SIGNATURE, params).first()
+            row = conn.execute(_FIND_SIGNATURE, params).first()
+        return None if row is None else rows.signature(row)
 
     def insert_signature(self, tx: sa.Connection, new: NewSignature, log_index: int | None
-                         ) -> Any:
+                         ) -> SignatureRecord:
         """Write a signature and its artifact's counters, inside the caller's transaction.
 
         Returns the stored entry as the reads return it (a new entry has no revocation).
         """
         created = now()
         values = {k: getattr(new, k) for k in _SIGNATURE_FIELDS}
-        values.update(id=new_id(), artifact_id=self._touch_artifact(tx, new, created),
-                      created_at=created, log_index=log_index, revocation_id=None)
+        signature_id, artifact_id = new_id(), self._touch_artifact(tx, new, created)
+        values.update(id=signature_id, artifact_id=artifact_id, created_at=created,
+                      log_index=log_index, revocation_id=None)
         tx.execute(_INSERT_SIGNATURE, values)
-        return SimpleNamespace(**values, reason=None, revoked_by=None, revoked_at=None,
-                               revocation_log_index=None)
+        return SignatureRecord(
+            id=signature_id, namespace=new.namespace, artifact_id=artifact_id, name=new.name,
+            digest=new.digest, signature_sha256=new.signature_sha256, identity=new.identity,
+            issuer=new.issuer, source_repository_ref=new.source_repository_ref,
+            provenance=new.provenance, certificate_serial=new.certificate_serial,
+            signed_at=new.signed_at, created_at=created, log_index=log_index,
+            bundle=new.bundle, revocation=None)
 
     @staticmethod
     def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
@@ -289,19 +264,20 @@ class Store:
             "created_at": at, "updated_at": at, "signature_count": 1, "revoked_count": 0})
         return artifact_id
 
-    def signatures_for(self, namespace: str, name: str, digest: str | None = None) -> list[Any]:
+    def signatures_for(self, namespace: str, name: str, digest: str | None = None
+                       ) -> list[SignatureRecord]:
         query = (
-            _WITH_REVOCATION
+            rows.WITH_REVOCATION
             .where(signatures.c.namespace == namespace, signatures.c.name == name)
             .order_by(signatures.c.created_at, signatures.c.id)
         )
         if digest is not None:
             query = query.where(signatures.c.digest == digest)
         with self._begin() as tx:
-            return list(tx.execute(query))
+            return [rows.signature(r) for r in tx.execute(query)]
 
     def list_signatures(self, namespace: str, name_prefix: str = "", limit: int = 100
-                        ) -> list[Any]:
+                        ) -> list[SignatureListing]:
         query = (
             sa.select(signatures.c.id, signatures.c.name, signatures.c.digest,
                       signatures.c.identity, signatures.c.issuer, signatures.c.created_at,
@@ -314,19 +290,30 @@ class Store:
             escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(signatures.c.name.like(escaped + "%", escape="\\"))
         with self._begin() as tx:
-            return list(tx.execute(query))
+            return [rows.signature_listing(r) for r in tx.execute(query)]
 
-    def get_signature(self, namespace: str, sig_id: str) -> Any:
+    def signature(self, namespace: str, sig_id: str) -> SignatureRecord | None:
         query = (
-            _WITH_REVOCATION
+            rows.WITH_REVOCATION
             .where(signatures.c.namespace == namespace, signatures.c.id == sig_id)
         )
         with self._begin() as tx:
             row = tx.execute(query).first()
-        if row is None:
+        return None if row is None else rows.signature(row)
+
+    def get_signature(self, namespace: str, sig_id: str) -> SignatureRecord:
+        found = self.signature(namespace, sig_id)
+        if found is None:
             raise NotFound(f"No signature '{sig_id}' in namespace '{namespace}'.",
                            "List signatures with 'signer artifact list'.")
-        return row
+        return found
+
+    def log_indexes_of_digest(self, digest: str) -> set[int]:
+        """The signature log's entries for signatures of ``digest`` (any namespace)."""
+        with self._begin() as tx:
+            return {int(i) for (i,) in tx.execute(
+                sa.select(signatures.c.log_index).where(
+                    signatures.c.digest == digest, signatures.c.log_index.is_not(None)))}
 
     # -- revocation ---------------------------------------------------------------------------
     @staticmethod
@@ -367,9 +354,8 @@ class Store:
 
     def list_issuers(self) -> list[DeclaredIssuer]:
         with self._begin() as tx:
-            rows = tx.execute(sa.select(issuers).order_by(issuers.c.url)).all()
-        return [DeclaredIssuer(r.url, r.kind, r.server_url, bool(r.allow_http), r.created_at,
-                               r.created_by) for r in rows]
+            return [rows.declared_issuer(r)
+                    for r in tx.execute(sa.select(issuers).order_by(issuers.c.url))]
 
     def remove_issuer(self, url: str) -> None:
         with self._write() as tx:
@@ -378,14 +364,30 @@ class Store:
             raise NotFound(f"No declared issuer '{url}'.",
                            "List them with 'signer issuer list'.")
 
+    # -- web sessions -------------------------------------------------------------------------
+    def add_web_session(self, token_hash: str, namespace: str, api_key_id: str,
+                        csrf_token: str, created_at: datetime, expires_at: datetime) -> None:
+        """Store a sign-in to the page, and drop the sign-ins that have expired."""
+        with self._begin() as tx:
+            tx.execute(web_sessions.delete().where(web_sessions.c.expires_at < created_at))
+            tx.execute(web_sessions.insert().values(
+                token_hash=token_hash, namespace=namespace, api_key_id=api_key_id,
+                csrf_token=csrf_token, created_at=created_at, expires_at=expires_at))
 
-@dataclass(frozen=True)
-class DeclaredIssuer:
-    """An operator's declaration of an issuer, as stored; ``server_url`` None: the default."""
+    def web_session(self, token_hash: str) -> WebSessionRecord | None:
+        """The sign-in with this token hash, with its API key as the key is now."""
+        query = (
+            sa.select(web_sessions.c.namespace, web_sessions.c.csrf_token,
+                      web_sessions.c.expires_at, api_keys.c.name, api_keys.c.permissions,
+                      api_keys.c.namespace.label("key_namespace"), api_keys.c.revoked_at)
+            .select_from(web_sessions.join(api_keys,
+                                           web_sessions.c.api_key_id == api_keys.c.id))
+            .where(web_sessions.c.token_hash == token_hash)
+        )
+        with self._begin() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else rows.web_session(row)
 
-    url: str
-    kind: str
-    server_url: str | None
-    allow_http: bool
-    created_at: datetime
-    created_by: str
+    def remove_web_session(self, token_hash: str) -> None:
+        with self._begin() as tx:
+            tx.execute(web_sessions.delete().where(web_sessions.c.token_hash == token_hash))

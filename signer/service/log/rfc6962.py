@@ -1,12 +1,13 @@
-"""The service's transparency logs: append-only RFC 6962 trees in the database.
+"""A transparency log whose RFC 6962 tree lives in the database, node by node.
 
-Two trees use this code: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and
-every revocation) and ``ctlog`` (every precertificate, RFC 6962). One sequencer at a time
-appends to a tree: the tree's row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's write
-transactions are exclusive), so indices stay dense and unique across replicas, and every
-checkpoint extends the previous one. Appends are batched (group commit): one transaction,
-one checkpoint signature and one fsync for all requests that arrived meanwhile, and each
-request's own rows are written in that same transaction.
+Both of today's logs (``tlog``, ``ctlog``) are this kind: the service computes inclusion
+and consistency proofs from the stored nodes (the Rekor v1 and RFC 6962 APIs).
+
+One sequencer at a time appends to a tree: the tree's row is locked (``FOR UPDATE`` on
+PostgreSQL; SQLite's write transactions are exclusive), so indices stay dense and unique
+across replicas, and every checkpoint extends the previous one. Appends are batched (group
+commit): one transaction, one checkpoint signature and one fsync for all requests that
+arrived meanwhile, and each request's own rows are written in that same transaction.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -27,9 +27,22 @@ from sqlalchemy.exc import IntegrityError
 
 from signer.errors import NotFound, Unavailable, UsageError
 from signer.service.keys import KeySigner
+from signer.service.log import (
+    CheckpointRecord,
+    Duplicate,
+    LogEntryRecord,
+    LogItem,
+    Sequenced,
+    TreeHead,
+)
 from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
 from signer.transparency import merkle
-from signer.transparency.checkpoint import Checkpoint, sign_checkpoint
+from signer.transparency.checkpoint import (
+    Checkpoint,
+    key_hint,
+    sign_checkpoint,
+    signature_key_hints,
+)
 from signer.transparency.rekor import signed_entry_timestamp
 from signer.transparency.sct import log_id
 
@@ -40,48 +53,30 @@ MAX_BATCH = 256
 SEQUENCE_TIMEOUT_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class Sequenced:
-    """A committed log entry, with the proof of its inclusion in the checkpoint it created."""
-
-    index: int
-    integrated_time: int
-    body: bytes
-    tree_size: int
-    root_hash: bytes
-    proof: list[bytes]
-    checkpoint: str
-    signed_entry_timestamp: bytes | None
-
-
-@dataclass
-class LogItem(Generic[T]):
-    """Something to log, and the caller's own rows to write in the same transaction."""
-
-    kind: str
-    version: str
-    body: bytes
-    write: Callable[[sa.Connection, Sequenced], T]
-    namespace: str | None = None
-    extra: bytes | None = None
-
-
-class Duplicate(Unavailable):
-    """The item's rows conflict with rows already stored (the same upload, raced): nothing
-    was logged. Callers that know what the item duplicates look it up; to the others it is a
-    retryable 503."""
-
-    def __init__(self) -> None:
-        super().__init__("A concurrent write conflicted with this one; nothing was stored.",
-                         "Retry the request.")
-
-
 # Built once: statement construction is a large part of a batch's cost otherwise.
 _LOCK_TREE = sa.select(log_trees).where(log_trees.c.name == sa.bindparam("tree")
                                          ).with_for_update()
 _MOVE_HEAD = log_trees.update().where(log_trees.c.name == sa.bindparam("tree")).values(
     size=sa.bindparam("new_size"), root_hash=sa.bindparam("new_root"),
     checkpoint=sa.bindparam("new_checkpoint"), updated_at=sa.bindparam("at"))
+_HEAD = sa.select(log_trees).where(log_trees.c.name == sa.bindparam("tree"))
+
+
+def _head(row: sa.Row[Any]) -> TreeHead:
+    return TreeHead(int(row.tree_id), int(row.size), bytes(row.root_hash), row.checkpoint,
+                    row.updated_at)
+
+
+def _entry(row: sa.Row[Any]) -> LogEntryRecord:
+    return LogEntryRecord(
+        int(row.idx), row.kind, row.version, row.namespace, bytes(row.body),
+        bytes(row.leaf_hash), int(row.integrated_time),
+        None if row.signed_entry_timestamp is None else bytes(row.signed_entry_timestamp),
+        None if row.extra is None else bytes(row.extra))
+
+
+def _checkpoint(row: sa.Row[Any]) -> CheckpointRecord:
+    return CheckpointRecord(int(row.size), bytes(row.root_hash), row.envelope, row.created_at)
 
 
 # Committed nodes the sequencer keeps in memory: a node is a perfect subtree's hash, fixed
@@ -113,7 +108,10 @@ class _Nodes:
         return {k: self.cache[k] for k in keys if k in self.cache}
 
 
-class TransparencyLog:
+class Rfc6962Log:
+    """signer.service.log.TransparencyLog over the log_trees, log_nodes, log_entries and
+    log_checkpoints rows of one tree."""
+
     def __init__(self, name: str, engine: sa.Engine, signer: KeySigner,
                  base_url: str, signs_entries: bool) -> None:
         self.name = name
@@ -153,6 +151,27 @@ class TransparencyLog:
     def _sign(self, tree_id: int, size: int, root: bytes) -> str:
         return sign_checkpoint(Checkpoint(self.origin(tree_id), size, root), self.signer_name,
                                self.signer)
+
+    def resign_head(self) -> bool:
+        """Sign the tree head again when the log's active key did not sign it (after a
+        rotation).
+
+        Runs under the tree's row lock, like appends; the head's size and root do not change.
+        """
+        hint = key_hint(self.signer.public_key)
+        with self.engine.connect() as conn:  # the usual case, at every start: no write lock
+            current = conn.execute(sa.select(log_trees.c.checkpoint)
+                                   .where(log_trees.c.name == self.name)).scalar()
+        if current is None or hint in signature_key_hints(current):
+            return False
+        with self._writer.begin() as tx:
+            head = tx.execute(_LOCK_TREE, {"tree": self.name}).first()
+            if head is None or hint in signature_key_hints(head.checkpoint):
+                return False
+            envelope = self._sign(int(head.tree_id), int(head.size), bytes(head.root_hash))
+            tx.execute(log_trees.update().where(log_trees.c.name == self.name).values(
+                checkpoint=envelope, updated_at=datetime.now(UTC)))
+        return True
 
     # -- appending ----------------------------------------------------------------------------
     def append(self, item: LogItem[T]) -> T:
@@ -248,30 +267,30 @@ class TransparencyLog:
         return results, nodes.cache
 
     # -- reading ------------------------------------------------------------------------------
-    def head(self) -> Any:
+    def head(self) -> TreeHead:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(log_trees).where(log_trees.c.name == self.name)).one()
+            return _head(conn.execute(_HEAD, {"tree": self.name}).one())
 
-    def entry(self, index: int) -> Any:
+    def entry(self, index: int) -> LogEntryRecord:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(log_entries).where(
                 log_entries.c.tree == self.name, log_entries.c.idx == index)).first()
         if row is None:
             raise NotFound(f"The {self.name} has no entry {index}.",
                            "Indices run from 0 to the tree size minus one (GET /api/v1/log).")
-        return row
+        return _entry(row)
 
-    def entries_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[Any]:
+    def entries_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[LogEntryRecord]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(log_entries).where(
+            return [_entry(r) for r in conn.execute(sa.select(log_entries).where(
                 log_entries.c.tree == self.name, log_entries.c.leaf_hash.in_(leaf_hashes))
-                .order_by(log_entries.c.idx)))
+                .order_by(log_entries.c.idx))]
 
-    def entries_range(self, start: int, end: int) -> list[Any]:
+    def entries_range(self, start: int, end: int) -> list[LogEntryRecord]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(log_entries).where(
+            return [_entry(r) for r in conn.execute(sa.select(log_entries).where(
                 log_entries.c.tree == self.name, log_entries.c.idx >= start,
-                log_entries.c.idx <= end).order_by(log_entries.c.idx)))
+                log_entries.c.idx <= end).order_by(log_entries.c.idx))]
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_sizes(index + 1, size)
@@ -283,15 +302,15 @@ class TransparencyLog:
         with self.engine.connect() as conn:
             return merkle.consistency_proof(first, last, _Nodes(conn, self.name))
 
-    def checkpoint_at(self, size: int) -> Any:
+    def checkpoint_at(self, size: int) -> CheckpointRecord:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(log_checkpoints).where(
                 log_checkpoints.c.tree == self.name, log_checkpoints.c.size == size)).first()
         if row is None:
             raise NotFound(f"No {self.name} checkpoint at size {size}.")
-        return row
+        return _checkpoint(row)
 
-    def batch_checkpoint(self, index: int) -> Any:
+    def batch_checkpoint(self, index: int) -> CheckpointRecord:
         """The checkpoint signed with entry ``index``'s batch: the first that includes it,
         signed by the same key as the entry's promise."""
         with self.engine.connect() as conn:
@@ -300,10 +319,10 @@ class TransparencyLog:
                 .order_by(log_checkpoints.c.size).limit(1)).first()
         if row is None:
             raise NotFound(f"The {self.name} has no entry {index}.")
-        return row
+        return _checkpoint(row)
 
     def _check_sizes(self, first: int, last: int) -> None:
-        size = int(self.head().size)
+        size = self.head().size
         if not 0 <= first <= last <= size:
             raise UsageError(f"Sizes {first}..{last} are outside the tree (size {size}).",
                              "Pass 0 <= firstSize <= lastSize <= the current tree size.")

@@ -1,0 +1,142 @@
+"""The service's transparency logs, behind one interface.
+
+Two logs run: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and every
+revocation) and ``ctlog`` (every precertificate, RFC 6962). Both are ``rfc6962.Rfc6962Log``
+today: the tree's nodes in the database, proofs computed by the service. ``TransparencyLog``
+is what the signing service and the routes rely on, so another kind of log (a C2SP tile log,
+as Rekor v2 serves it: ``checkpoint``, ``tile/<L>/<N>``, ``tile/entries/<N>``) can sit
+behind it.
+
+Whatever the kind, an appended entry and its caller's rows commit in one transaction, and
+every checkpoint extends the one before it (the log never forks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from signer.errors import Unavailable
+from signer.service.keys import KeySigner
+from signer.service.store import Transaction
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    """A committed log entry, with the proof of its inclusion in the checkpoint it created."""
+
+    index: int
+    integrated_time: int
+    body: bytes
+    tree_size: int
+    root_hash: bytes
+    proof: list[bytes]
+    checkpoint: str
+    signed_entry_timestamp: bytes | None
+
+
+@dataclass
+class LogItem(Generic[T]):
+    """Something to log, and the caller's own rows to write in the same transaction."""
+
+    kind: str
+    version: str
+    body: bytes
+    write: Callable[[Transaction, Sequenced], T]
+    namespace: str | None = None
+    extra: bytes | None = None
+
+
+class Duplicate(Unavailable):
+    """The item's rows conflict with rows already stored (the same upload, raced): nothing
+    was logged. Callers that know what the item duplicates look it up; to the others it is a
+    retryable 503."""
+
+    def __init__(self) -> None:
+        super().__init__("A concurrent write conflicted with this one; nothing was stored.",
+                         "Retry the request.")
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """The tree as it is now: its size, root and the checkpoint that signs them."""
+
+    tree_id: int
+    size: int
+    root_hash: bytes
+    checkpoint: str  # the signed note
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntryRecord:
+    idx: int  # the entry's index in the tree
+    kind: str
+    version: str
+    namespace: str | None  # whose entry it is; None for no tenant's
+    body: bytes  # the leaf's data, as hashed into the tree
+    leaf_hash: bytes
+    integrated_time: int  # seconds since the epoch
+    signed_entry_timestamp: bytes | None  # the promise, when the log signs entries
+    extra: bytes | None  # what the leaf does not hold (a CT entry's precertificate)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint the log signed, at the size it was signed for."""
+
+    size: int
+    root_hash: bytes
+    envelope: str  # the signed note
+    created_at: datetime
+
+
+class TransparencyLog(Protocol):
+    """An append-only Merkle tree (RFC 6962 hashing) with signed checkpoints."""
+
+    name: str  # tlog or ctlog
+    base_url: str  # where clients find the log
+    log_id: bytes  # SHA-256 of the active key's public key (DER)
+    signer: KeySigner  # the active key
+
+    def create(self) -> None:
+        """The empty tree and its first checkpoint (size 0), once."""
+        ...
+
+    def append(self, item: LogItem[T]) -> T:
+        """Log one item and write its rows; returns once both are committed."""
+        ...
+
+    def resign_head(self) -> bool:
+        """Sign the head again if the active key did not sign it (after a key rotation);
+        the head's size and root stay. True if it did."""
+        ...
+
+    def head(self) -> TreeHead: ...
+
+    def entry(self, index: int) -> LogEntryRecord:
+        """Raises NotFound past the end."""
+        ...
+
+    def entries_by_leaf(self, leaf_hashes: Sequence[bytes]) -> list[LogEntryRecord]: ...
+
+    def entries_range(self, start: int, end: int) -> list[LogEntryRecord]:
+        """Entries ``start`` to ``end``, both included."""
+        ...
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+
+    def consistency_proof(self, first: int, last: int) -> list[bytes]: ...
+
+    def checkpoint_at(self, size: int) -> CheckpointRecord:
+        """Raises NotFound for a size the log signed no checkpoint at."""
+        ...
+
+    def batch_checkpoint(self, index: int) -> CheckpointRecord:
+        """The first checkpoint that includes entry ``index`` (signed by the key that
+        signed the entry's promise)."""
+        ...
