@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from signer import operations, registry
-from signer.action import registry as registry_access
-from signer.action import summary
+from signer.action import registry_access, summary
 from signer.action.inputs import (
     BUNDLE_SOURCES,
     DIGEST_EXAMPLE,
@@ -44,6 +43,7 @@ permissions:
 _FLAG_INPUTS = {"name": "artifact_name", "api": "api_url", "bundle": "bundle_path",
                 "file": "artifact_name"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
+_CLI_COMMAND = re.compile(r"('signer [^']*')")  # a command to run as written: kept
 _CHECK_TRUST_ROOT = ("Check that trust_root is this service's trust root (signer trust-root "
                      "export), or re-sign the artifact.")
 # What to do when the first entry failed at a step, by the verifier's name for the step.
@@ -60,9 +60,9 @@ _VERIFY_FIX_BY_STEP = {
                                "summary; sign from the workflow and ref you expect.",
     "revocation": "The signature was revoked: build and sign a fixed release.",
 }
-_REGISTRY_FIX = ("Give the job 'permissions: packages: write' (ghcr.io: the job's token is "
-                 "used), or log in to the registry before this step (docker/login-action), or "
-                 "pass registry_username and registry_password.")
+_REGISTRY_FIX = ("On ghcr.io give the job 'permissions: packages: write' (the job's token is "
+                 "the password); elsewhere log in to the registry before this step "
+                 "(docker/login-action) or pass registry_username and registry_password.")
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -114,7 +114,8 @@ def in_action_terms(command: str, text: str) -> str:
         name = _FLAG_INPUTS.get(flag, input_name(flag))
         return f"input '{name}'" if name in names else match.group(0)
 
-    return _FLAG.sub(replace, text)
+    parts = _CLI_COMMAND.split(text)  # odd indexes: the commands
+    return "".join(part if i % 2 else _FLAG.sub(replace, part) for i, part in enumerate(parts))
 
 
 # -- shared steps -----------------------------------------------------------------------------

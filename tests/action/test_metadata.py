@@ -108,7 +108,7 @@ def test_docker_config_is_copied_where_the_container_sees_it(
     config.mkdir()
     secret = '{"auths": {"127.0.0.1:5000": {"auth": "dXNlcjpodW50ZXIy"}}}'
     (config / "config.json").write_text(secret)
-    done, generated = generate(tmp_path, name, None, SIGNER_DOCKER_CONFIG="copy",
+    done, _ = generate(tmp_path, name, None, SIGNER_DOCKER_CONFIG="copy",
                                DOCKER_CONFIG=str(config))
     assert done.returncode == 0, done.stdout + done.stderr
     copied = tmp_path / "workspace" / copy / "config.json"
@@ -246,6 +246,8 @@ def test_cli_flags_become_input_names() -> None:
         "input 'artifact_name'; --unknown-flag")
     assert "input 'trust_root'" in in_action_terms("verify", "needs --trust-root")
     assert in_action_terms("revoke", "needs --trust-root") == "needs --trust-root"
+    assert in_action_terms("sign", "--name x, or run 'signer artifact push --name x'") == (
+        "input 'artifact_name' x, or run 'signer artifact push --name x'"), "commands kept"
 
 
 def test_step_rows() -> None:
