@@ -120,9 +120,11 @@ def verified(name: str, report: Report, expected: Expectation) -> str:
     asked += [(labels[k], cell(v)) for k, v in expected.provenance.items() if v]
     asked.append(("Trust root", cell(expected.trust_root) if expected.trust_root
                   else "fetched from the service (not pinned)"))
+    from_registry = expected.source == "registry"
     asked.append(("Revocation", "checked with the service" if report.revocation_checked
+                  else "not checked (offline: bundles from the registry)" if from_registry
                   else "not checked (offline bundle)"))
-    if expected.source == "registry":
+    if from_registry:
         asked.append(("Signatures", "every bundle attached to the image in its registry, "
                       "verified offline" + "".join(f"; {note}" for note in report.notes)))
     parts = [title, table(("Expected", ""), asked)]

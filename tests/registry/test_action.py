@@ -89,7 +89,7 @@ def test_sign_pushes_and_verify_reads_the_registry(runner: FakeRunner, local_reg
     host, repository, _ = split(image)
     assert f"### ✅ Entry `{host}/{repository}@{digest}`" in verified.summary
     assert "every bundle attached to the image in its registry" in verified.summary
-    assert "not checked (offline bundle)" in verified.summary
+    assert "not checked (offline: bundles from the registry)" in verified.summary
 
     other = run(runner, "verify", local_registry, **verify_inputs(
         image, runner.issuer.url, certificate_identity="repo:acme/other:ref:refs/tags/v1"))
