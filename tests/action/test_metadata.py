@@ -3,7 +3,9 @@ runner's formats (INPUT_ names, workflow commands, environment files)."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -287,3 +289,45 @@ def test_an_unexpected_error_is_one_annotation_not_a_traceback(
     assert all(line.startswith("::") or line.startswith("signing ") for line in lines)
     assert any(line.startswith("::debug::Traceback") for line in lines)
     assert "This is a bug in signer" in summary.read_text()
+
+
+def test_registry_access_masks_the_credentials_it_finds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ghcr.io with the job's token; a config.json copy named relative to the workspace;
+    the inputs as SIGNER_REGISTRY_*; the process environment restored afterwards."""
+    from signer.action import registry_access
+    from signer.registry import ImageRef
+
+    for name in ("SIGNER_REGISTRY_USERNAME", "SIGNER_REGISTRY_PASSWORD", "DOCKER_CONFIG",
+                 "SIGNER_ALLOW_INSECURE_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_jobtoken")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ghcr = ImageRef("ghcr.io", "acme/app", "a" * 64)
+    none = {"registry_username": "", "registry_password": "", "allow_insecure_registry": False}
+    out = io.StringIO()
+    runner = Runner({"GITHUB_WORKSPACE": str(tmp_path)}, out)
+    with registry_access.access(runner, none, ghcr) as source:
+        assert source == "GITHUB_TOKEN"
+    assert "::add-mask::ghs_jobtoken" in out.getvalue().splitlines()
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    auth = base64.b64encode(b"bot:s3cret").decode()
+    (copy / "config.json").write_text(json.dumps({"auths": {"ghcr.io": {"auth": auth}}}))
+    out = io.StringIO()
+    runner = Runner({"GITHUB_WORKSPACE": str(tmp_path), "DOCKER_CONFIG": "copy"}, out)
+    with registry_access.access(runner, none, ghcr) as source:
+        assert source == f"{copy}/config.json (auths.ghcr.io)"
+        assert os.environ["DOCKER_CONFIG"] == str(copy)
+    assert out.getvalue().splitlines() == ["::add-mask::s3cret", f"::add-mask::{auth}"]
+    assert "DOCKER_CONFIG" not in os.environ, "restored"
+
+    given = {**none, "registry_username": "u", "registry_password": "p",
+             "allow_insecure_registry": True}
+    with registry_access.access(Runner({}, io.StringIO()), given, ghcr) as source:
+        assert source == "SIGNER_REGISTRY_USERNAME/PASSWORD"
+        assert os.environ["SIGNER_ALLOW_INSECURE_REGISTRY"] == "true"
+    assert "SIGNER_REGISTRY_PASSWORD" not in os.environ
+    with pytest.raises(UsageError, match="'registry_password' was given without"):
+        registry_access.environment(Runner({}), {**none, "registry_password": "p"})
