@@ -11,6 +11,13 @@
 # digest, and the runner pulls and runs it. A ref without that file (a branch, a fork) gets
 # the Dockerfile instead, built by the runner as before. Either way the runner runs the
 # container as it runs any Docker action (inputs, mounts, outputs, summary, annotations).
+#
+# With SIGNER_DOCKER_CONFIG=copy (the action pushes to or reads from a registry) it also
+# copies Docker's config.json of the runner ($DOCKER_CONFIG, else ~/.docker), where
+# docker/login-action and 'docker login' keep registry credentials, to docker-config/ next to
+# the generated action: a container action sees the workspace but not the runner's home. The
+# step's DOCKER_CONFIG names that copy; the last step of the action removes it. Nothing of
+# it is printed.
 set -euo pipefail
 
 command="${1:?usage: docker-action.sh sign|verify|revoke}"
@@ -44,6 +51,16 @@ else
 fi
 
 mkdir -p "$dir"
+if [[ "${SIGNER_DOCKER_CONFIG:-}" == copy ]]; then
+  config="${DOCKER_CONFIG:-$HOME/.docker}/config.json"
+  rm -rf "$dir/docker-config"
+  (umask 077 && mkdir "$dir/docker-config")
+  if [[ -f "$config" ]]; then
+    (umask 077 && cp "$config" "$dir/docker-config/config.json")
+    echo "signer $command: registry credentials from Docker's config ($config), if it has" \
+      "the registry"
+  fi
+fi
 cat >"$dir/action.yml" <<EOF
 # Written by $root/docker-action.sh for one step; removed after it.
 name: signer $command (container)

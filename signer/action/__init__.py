@@ -12,12 +12,20 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from signer import operations
-from signer.action import summary
-from signer.action.inputs import DIGEST_EXAMPLE, INPUTS, ISSUER_INPUT, PROVENANCE, input_name
+from signer import operations, registry
+from signer.action import registry_access, summary
+from signer.action.inputs import (
+    BUNDLE_SOURCES,
+    DIGEST_EXAMPLE,
+    INPUTS,
+    ISSUER_INPUT,
+    PROVENANCE,
+    input_name,
+)
 from signer.action.runner import Runner, raw_input, read_inputs
 from signer.artifact import ArtifactRef, parse_ref
 from signer.client import Client
@@ -35,6 +43,7 @@ permissions:
 _FLAG_INPUTS = {"name": "artifact_name", "api": "api_url", "bundle": "bundle_path",
                 "file": "artifact_name"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
+_CLI_COMMAND = re.compile(r"('signer [^']*')")  # a command to run as written: kept
 _CHECK_TRUST_ROOT = ("Check that trust_root is this service's trust root (signer trust-root "
                      "export), or re-sign the artifact.")
 # What to do when the first entry failed at a step, by the verifier's name for the step.
@@ -51,6 +60,9 @@ _VERIFY_FIX_BY_STEP = {
                                "summary; sign from the workflow and ref you expect.",
     "revocation": "The signature was revoked: build and sign a fixed release.",
 }
+_REGISTRY_FIX = ("On ghcr.io give the job 'permissions: packages: write' (the job's token is "
+                 "the password); elsewhere log in to the registry before this step "
+                 "(docker/login-action) or pass registry_username and registry_password.")
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -102,7 +114,8 @@ def in_action_terms(command: str, text: str) -> str:
         name = _FLAG_INPUTS.get(flag, input_name(flag))
         return f"input '{name}'" if name in names else match.group(0)
 
-    return _FLAG.sub(replace, text)
+    parts = _CLI_COMMAND.split(text)  # odd indexes: the commands
+    return "".join(part if i % 2 else _FLAG.sub(replace, part) for i, part in enumerate(parts))
 
 
 # -- shared steps -----------------------------------------------------------------------------
@@ -201,56 +214,117 @@ def _run_id(env: Mapping[str, str]) -> int:
 # -- commands ---------------------------------------------------------------------------------
 def sign(runner: Runner, inputs: Mapping[str, Any]) -> None:
     ref = artifact(inputs["artifact_name"])
-    client = connect(runner, inputs)
-    declared, workflow_path = declared_provenance(runner, inputs)
-    bundle_path = Path(inputs["bundle_path"] or ref.safe_filename)
-    bundle_path.parent.mkdir(parents=True, exist_ok=True)
-    how = "the job's OIDC token" if inputs["enable_github_action_token"] else "an API key"
-    runner.log(f"signing {ref} in namespace {inputs['namespace']} with {how}")
-    signed = operations.sign(client, inputs["namespace"], ref, declared, bundle_path)
-    runner.set_output("signature_id", signed.id)
-    runner.set_output("certificate", signed.certificate_pem)
-    runner.set_output("bundle_path", str(signed.bundle_path))
-    runner.add_summary(summary.signed(signed, inputs["namespace"], workflow_path))
+    # Pushing: a name that is no image fails before anything is signed, and the registry
+    # credentials are masked before anything is printed.
+    image = registry.image_ref(ref) if inputs["push_to_registry"] else None
+    with ExitStack() as stack:
+        source = "" if image is None else stack.enter_context(
+            registry_access.access(runner, inputs, image))
+        client = connect(runner, inputs)
+        declared, workflow_path = declared_provenance(runner, inputs)
+        bundle_path = Path(inputs["bundle_path"] or ref.safe_filename)
+        bundle_path.parent.mkdir(parents=True, exist_ok=True)
+        how = "the job's OIDC token" if inputs["enable_github_action_token"] else "an API key"
+        runner.log(f"signing {ref} in namespace {inputs['namespace']} with {how}")
+        signed = operations.sign(client, inputs["namespace"], ref, declared, bundle_path)
+        runner.set_output("signature_id", signed.id)
+        runner.set_output("certificate", signed.certificate_pem)
+        runner.set_output("bundle_path", str(signed.bundle_path))
+        runner.add_summary(summary.signed(signed, inputs["namespace"], workflow_path))
+        if image is not None:
+            runner.log(f"attaching the bundle to {image} (registry credentials: {source})")
+            pushed = push(signed, inputs["allow_insecure_registry"])
+            runner.set_output("referrer_digest", pushed.digest)
+            runner.add_summary(summary.pushed(image, pushed))
+            runner.notice(f"bundle attached to {image} as {pushed.digest} ({pushed.index}"
+                          f"{'' if pushed.added else ', already there'})", title="pushed")
     runner.notice(f"{ref} signed as {signed.identity}; signature {signed.id}, bundle "
                   f"{signed.bundle_path}", title="signed")
 
 
-def verify(runner: Runner, inputs: Mapping[str, Any]) -> None:
-    ref = artifact(inputs["artifact_name"])
-    bundle_path = Path(inputs["bundle_path"]) if inputs["bundle_path"] else None
-    trust_root = Path(inputs["trust_root"]) if inputs["trust_root"] else None
-    if bundle_path is not None and trust_root is None:
+def push(signed: operations.Signed, allow_insecure: bool) -> registry.Pushed:
+    """The push after the signing: a failure says the signature stays, and how to attach the
+    bundle without signing again."""
+    try:
+        return operations.push_to_registry(signed.ref, signed.bundle_json,
+                                           allow_insecure=allow_insecure or None)
+    except SignerError as exc:
+        exc.detail = (f"Signed (signature {signed.id}, bundle {signed.bundle_path}; both stay), "
+                      f"but attaching the bundle to the image in its registry failed: "
+                      f"{exc.detail}")
+        exc.fix = " ".join(part for part in (
+            exc.fix, _REGISTRY_FIX, "Then re-run the job, or attach the bundle without "
+            f"signing again: 'signer artifact push --name {signed.ref} --bundle "
+            f"{signed.bundle_path}'.") if part)
+        raise
+
+
+def bundle_source(inputs: Mapping[str, Any]) -> str:
+    """``service``, ``bundle`` or ``registry``; empty: ``bundle`` when bundle_path is given."""
+    source = inputs["bundle_source"] or ("bundle" if inputs["bundle_path"] else "service")
+    if source not in BUNDLE_SOURCES:
+        raise UsageError(f"The input 'bundle_source' is '{source}', which is none of "
+                         f"{', '.join(BUNDLE_SOURCES)}.",
+                         "Set 'bundle_source: registry' to verify the bundles attached to the "
+                         "image, or leave it out to ask the service.")
+    if (source == "bundle") != bool(inputs["bundle_path"]):
         raise UsageError(
-            "bundle_path verifies offline, and offline verification needs trust_root.",
+            "bundle_source 'bundle' verifies the file bundle_path, and only it does; "
+            f"bundle_source is '{source}' and bundle_path is "
+            f"{repr(inputs['bundle_path']) if inputs['bundle_path'] else 'empty'}.",
+            "Give bundle_path with bundle_source 'bundle' (or without bundle_source), or drop "
+            "bundle_path.")
+    if source != "service" and not inputs["trust_root"]:
+        where = "bundle_path" if source == "bundle" else "the registry's bundles"
+        raise UsageError(
+            f"Verifying {where} is offline, and offline verification needs trust_root.",
             "Pass 'trust_root: trusted_root.json' (export it once with 'signer trust-root "
-            "export' and commit it), or drop bundle_path to verify with the service.")
-    if bundle_path is None and not inputs["api_url"]:
+            "export' and commit it), or verify with the service (bundle_source: service).")
+    if source == "service" and not inputs["api_url"]:
         raise UsageError("The input 'api_url' is required to verify with the service.",
                          "Add 'api_url: https://signer.example.com' under 'with:', or verify "
-                         "offline with bundle_path and trust_root.")
-    client = None if bundle_path is not None else connect(runner, inputs)
+                         "offline: 'bundle_source: registry' (or bundle_path) and trust_root.")
+    return source
+
+
+def verify(runner: Runner, inputs: Mapping[str, Any]) -> None:
+    ref = artifact(inputs["artifact_name"])
+    source = bundle_source(inputs)
+    bundle_path = Path(inputs["bundle_path"]) if source == "bundle" else None
+    trust_root = Path(inputs["trust_root"]) if inputs["trust_root"] else None
+    image = registry.image_ref(ref) if source == "registry" else None
     provenance = {key: inputs[name] for name, key in PROVENANCE.items()
                   if name != ISSUER_INPUT and inputs[name]}
-    if trust_root is None:
-        runner.warning("The trust root was fetched from the service being checked. Pin it: "
-                       "export it once with 'signer trust-root export', commit it, and pass "
-                       "trust_root.", title="trust root not pinned")
-    runner.log(f"verifying {ref}")
-    try:
-        report = operations.verify(
-            ref, operations.load_trust(client, trust_root), inputs[ISSUER_INPUT],
-            inputs["certificate_identity"] or None,
-            inputs["certificate_identity_regexp"] or None,
-            provenance, client, None if client is None else inputs["namespace"], bundle_path)
-    except SignerError:
-        runner.set_output("verified", "false")  # a gate reads 'false', never a missing value
-        raise
+    with ExitStack() as stack:
+        credentials = "" if image is None else stack.enter_context(
+            registry_access.access(runner, inputs, image))
+        client = connect(runner, inputs) if source == "service" else None
+        if trust_root is None:
+            runner.warning("The trust root was fetched from the service being checked. Pin "
+                           "it: export it once with 'signer trust-root export', commit it, "
+                           "and pass trust_root.", title="trust root not pinned")
+        runner.log(f"verifying {ref}" + ("" if image is None else
+                                          f" from its registry (credentials: {credentials})"))
+        try:
+            trust_material = operations.load_trust(client, trust_root)
+            policy = (inputs[ISSUER_INPUT], inputs["certificate_identity"] or None,
+                      inputs["certificate_identity_regexp"] or None, provenance)
+            if image is not None:
+                report = operations.verify_from_registry(
+                    ref, trust_material, *policy,
+                    allow_insecure=inputs["allow_insecure_registry"] or None)
+            else:
+                report = operations.verify(
+                    ref, trust_material, *policy, client,
+                    None if client is None else inputs["namespace"], bundle_path)
+        except SignerError:
+            runner.set_output("verified", "false")  # a gate reads 'false', never a missing value
+            raise
     runner.set_output("verified", "true" if report.ok else "false")
     expected = summary.Expectation(
         inputs[ISSUER_INPUT], inputs["certificate_identity"],
         inputs["certificate_identity_regexp"], provenance, inputs["trust_root"],
-        offline=bundle_path is not None)
+        offline=client is None, source=source)
     runner.add_summary(summary.verified(str(ref), report, expected))
     if report.ok:
         passed = next(r for r in report.results if r.ok)

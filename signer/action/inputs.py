@@ -30,12 +30,23 @@ _CONNECTION = (
     Input("audience", default=DEFAULT_AUDIENCE),
 )
 
+# Where the image's registry credentials come from besides Docker's config.json and
+# GITHUB_TOKEN (signer.registry.credentials); the action passes them on as the CLI reads them.
+_REGISTRY = (
+    Input("registry_username"),
+    Input("registry_password", secret=True, example="${{ secrets.REGISTRY_PASSWORD }}"),
+    Input("allow_insecure_registry", default="false", boolean=True),
+)
+BUNDLE_SOURCES = ("service", "bundle", "registry")
+
 SIGN: tuple[Input, ...] = (
     Input("artifact_name", required=True, example=DIGEST_EXAMPLE),
     *_CONNECTION,
     *(Input(name) for name in PROVENANCE),
     Input("bundle_path"),
     Input("github_token", secret=True, example="${{ github.token }}"),
+    Input("push_to_registry", default="false", boolean=True),
+    *_REGISTRY,
 )
 
 VERIFY: tuple[Input, ...] = (
@@ -49,6 +60,8 @@ VERIFY: tuple[Input, ...] = (
     Input("certificate_identity_regexp"),
     Input("trust_root"),
     Input("bundle_path"),
+    Input("bundle_source", example="registry"),
+    *_REGISTRY,
 )
 
 REVOKE: tuple[Input, ...] = (
@@ -60,7 +73,7 @@ REVOKE: tuple[Input, ...] = (
 
 INPUTS: dict[str, tuple[Input, ...]] = {"sign": SIGN, "verify": VERIFY, "revoke": REVOKE}
 OUTPUTS: dict[str, tuple[str, ...]] = {
-    "sign": ("signature_id", "certificate", "bundle_path"),
+    "sign": ("signature_id", "certificate", "bundle_path", "referrer_digest"),
     "verify": ("verified",),
     "revoke": ("revoked_count",),
 }

@@ -153,7 +153,7 @@ class Runner:
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if not path:
             return
-        data = markdown if markdown.endswith("\n") else markdown + "\n"
+        data = markdown.rstrip("\n") + "\n\n"  # a blank line: the next part is a new block
         if len(data.encode()) > SUMMARY_LIMIT_BYTES:
             data = data.encode()[:SUMMARY_LIMIT_BYTES].decode(errors="ignore") \
                 + "\n\n… (summary cut at 512 KiB)\n"

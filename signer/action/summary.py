@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from signer.errors import SignerError
 from signer.operations import Signed
 from signer.provenance import FIELDS
+from signer.registry import ImageRef, Pushed
 from signer.verification import EntryResult, Report
 from signer.verification.verifier import REVOCATION_STEP, STEPS
 
@@ -56,6 +57,21 @@ def signed(result: Signed, namespace: str, workflow_path: str | None = None) -> 
     ])
 
 
+def pushed(image: ImageRef, result: Pushed) -> str:
+    rows = [
+        ("Image", cell(image)),
+        ("Referrer", cell(f"{image.registry}/{image.repository}@{result.digest}")),
+        ("Index", cell(result.index)),
+        ("Added", "yes" if result.added else "no: the same bundle was attached already"),
+    ]
+    return "\n\n".join([
+        "### Attached to the image",
+        "The bundle is an OCI 1.1 referrer of the image in its registry: deploy-time checks "
+        "find it next to the image.",
+        table(("", ""), rows),
+    ])
+
+
 @dataclass(frozen=True, slots=True)
 class Expectation:
     """What a verify step was asked to check, for the summary's header."""
@@ -66,6 +82,7 @@ class Expectation:
     provenance: Mapping[str, str]
     trust_root: str
     offline: bool
+    source: str = "service"  # where the signatures came from: service, bundle, registry
 
 
 def failed_step_name(result: EntryResult) -> str:
@@ -103,8 +120,13 @@ def verified(name: str, report: Report, expected: Expectation) -> str:
     asked += [(labels[k], cell(v)) for k, v in expected.provenance.items() if v]
     asked.append(("Trust root", cell(expected.trust_root) if expected.trust_root
                   else "fetched from the service (not pinned)"))
+    from_registry = expected.source == "registry"
     asked.append(("Revocation", "checked with the service" if report.revocation_checked
+                  else "not checked (offline: bundles from the registry)" if from_registry
                   else "not checked (offline bundle)"))
+    if from_registry:
+        asked.append(("Signatures", "every bundle attached to the image in its registry, "
+                      "verified offline" + "".join(f"; {note}" for note in report.notes)))
     parts = [title, table(("Expected", ""), asked)]
     if not report.results:
         parts.append("No signature of this artifact was found.")

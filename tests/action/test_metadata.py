@@ -3,7 +3,9 @@ runner's formats (INPUT_ names, workflow commands, environment files)."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -48,13 +50,16 @@ def test_action_yml_runs_the_container_with_the_runners_inputs(name: str) -> Non
     assert choose["run"].split()[-1] == name and choose["shell"] == "bash"
     assert run["id"] == "run" and run["uses"] == "./" + GENERATED.format(name)
     assert "with" not in run, "a generated action declares no inputs: they arrive as INPUT_*"
-    assert run["env"] == {env_name(i): f"${{{{ inputs.{i} }}}}" for i in action["inputs"]}
+    inputs_env = {k: v for k, v in run["env"].items() if k.startswith("INPUT_")}
+    assert inputs_env == {env_name(i): f"${{{{ inputs.{i} }}}}" for i in action["inputs"]}
+    registry = set(run["env"]) - set(inputs_env)
+    assert registry == (set() if name == "revoke" else {"DOCKER_CONFIG", "GITHUB_TOKEN"})
     assert remove["if"] == "always()" and GENERATED.format(name) in remove["run"]
     assert {k: v["value"] for k, v in action["outputs"].items()} == {
         k: f"${{{{ steps.run.outputs.{k} }}}}" for k in OUTPUTS[name]}
 
 
-def generate(tmp_path: Path, command: str, record: str | None
+def generate(tmp_path: Path, command: str, record: str | None, **env: str
              ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """docker-action.sh of an action checkout in tmp_path, with or without action-image.txt."""
     checkout, workspace = tmp_path / "action", tmp_path / "workspace"
@@ -65,7 +70,8 @@ def generate(tmp_path: Path, command: str, record: str | None
     if record is not None:
         (checkout / "action-image.txt").write_text(record)
     done = subprocess.run([str(checkout / command / ".." / "docker-action.sh"), command],
-                          env={"PATH": os.environ["PATH"], "GITHUB_WORKSPACE": str(workspace)},
+                          env={"PATH": os.environ["PATH"], "GITHUB_WORKSPACE": str(workspace),
+                               **env},
                           capture_output=True, text=True, timeout=30)
     return done, workspace / GENERATED.format(command) / "action.yml"
 
@@ -86,6 +92,34 @@ def test_a_ref_without_a_released_image_builds_the_dockerfile(tmp_path: Path) ->
     runs = yaml.safe_load(generated.read_text())["runs"]
     assert runs["using"] == "docker" and runs["args"] == ["sign"]
     assert (generated.parent / runs["image"]).resolve() == tmp_path / "action" / "Dockerfile"
+
+
+@pytest.mark.parametrize(("name", "when"), [("sign", "inputs.push_to_registry == 'true'"),
+                                            ("verify", "inputs.bundle_source == 'registry'")])
+def test_docker_config_is_copied_where_the_container_sees_it(
+        tmp_path: Path, name: str, when: str) -> None:
+    """Only when the registry is used: the runner's config.json, owner-only, next to the
+    generated action (removed with it), named by the container step's DOCKER_CONFIG relative
+    to the workspace, its workdir; and nothing of it is printed."""
+    choose, run, _ = load_action(name)["runs"]["steps"]
+    copy = GENERATED.format(name) + "/docker-config"
+    assert choose["env"] == {"SIGNER_DOCKER_CONFIG": f"${{{{ {when} && 'copy' || '' }}}}"}
+    assert run["env"]["DOCKER_CONFIG"] == f"${{{{ {when} && '{copy}' || '' }}}}"
+    assert run["env"]["GITHUB_TOKEN"].startswith(f"${{{{ {when} && ")
+    config = tmp_path / "runner-docker"
+    config.mkdir()
+    secret = '{"auths": {"127.0.0.1:5000": {"auth": "dXNlcjpodW50ZXIy"}}}'
+    (config / "config.json").write_text(secret)
+    done, _ = generate(tmp_path, name, None, SIGNER_DOCKER_CONFIG="copy",
+                               DOCKER_CONFIG=str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    copied = tmp_path / "workspace" / copy / "config.json"
+    assert copied.read_text() == secret
+    assert copied.stat().st_mode & 0o077 == 0 and copied.parent.stat().st_mode & 0o077 == 0
+    assert "dXNlcjpodW50ZXIy" not in done.stdout + done.stderr
+    assert f"registry credentials from Docker's config ({config}/config.json)" in done.stdout
+    done, _ = generate(tmp_path / "again", name, None, DOCKER_CONFIG=str(config))
+    assert not (tmp_path / "again" / "workspace" / copy).exists(), "not used: not copied"
 
 
 def test_a_tag_is_not_an_image_to_run(tmp_path: Path) -> None:
@@ -214,6 +248,8 @@ def test_cli_flags_become_input_names() -> None:
         "input 'artifact_name'; --unknown-flag")
     assert "input 'trust_root'" in in_action_terms("verify", "needs --trust-root")
     assert in_action_terms("revoke", "needs --trust-root") == "needs --trust-root"
+    assert in_action_terms("sign", "--name x, or run 'signer artifact push --name x'") == (
+        "input 'artifact_name' x, or run 'signer artifact push --name x'"), "commands kept"
 
 
 def test_step_rows() -> None:
@@ -253,3 +289,45 @@ def test_an_unexpected_error_is_one_annotation_not_a_traceback(
     assert all(line.startswith("::") or line.startswith("signing ") for line in lines)
     assert any(line.startswith("::debug::Traceback") for line in lines)
     assert "This is a bug in signer" in summary.read_text()
+
+
+def test_registry_access_masks_the_credentials_it_finds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ghcr.io with the job's token; a config.json copy named relative to the workspace;
+    the inputs as SIGNER_REGISTRY_*; the process environment restored afterwards."""
+    from signer.action import registry_access
+    from signer.registry import ImageRef
+
+    for name in ("SIGNER_REGISTRY_USERNAME", "SIGNER_REGISTRY_PASSWORD", "DOCKER_CONFIG",
+                 "SIGNER_ALLOW_INSECURE_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_jobtoken")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ghcr = ImageRef("ghcr.io", "acme/app", "a" * 64)
+    none = {"registry_username": "", "registry_password": "", "allow_insecure_registry": False}
+    out = io.StringIO()
+    runner = Runner({"GITHUB_WORKSPACE": str(tmp_path)}, out)
+    with registry_access.access(runner, none, ghcr) as source:
+        assert source == "GITHUB_TOKEN"
+    assert "::add-mask::ghs_jobtoken" in out.getvalue().splitlines()
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    auth = base64.b64encode(b"bot:s3cret").decode()
+    (copy / "config.json").write_text(json.dumps({"auths": {"ghcr.io": {"auth": auth}}}))
+    out = io.StringIO()
+    runner = Runner({"GITHUB_WORKSPACE": str(tmp_path), "DOCKER_CONFIG": "copy"}, out)
+    with registry_access.access(runner, none, ghcr) as source:
+        assert source == f"{copy}/config.json (auths.ghcr.io)"
+        assert os.environ["DOCKER_CONFIG"] == str(copy)
+    assert out.getvalue().splitlines() == ["::add-mask::s3cret", f"::add-mask::{auth}"]
+    assert "DOCKER_CONFIG" not in os.environ, "restored"
+
+    given = {**none, "registry_username": "u", "registry_password": "p",
+             "allow_insecure_registry": True}
+    with registry_access.access(Runner({}, io.StringIO()), given, ghcr) as source:
+        assert source == "SIGNER_REGISTRY_USERNAME/PASSWORD"
+        assert os.environ["SIGNER_ALLOW_INSECURE_REGISTRY"] == "true"
+    assert "SIGNER_REGISTRY_PASSWORD" not in os.environ
+    with pytest.raises(UsageError, match="'registry_password' was given without"):
+        registry_access.environment(Runner({}), {**none, "registry_password": "p"})
