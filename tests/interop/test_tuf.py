@@ -6,6 +6,7 @@ first root; a tampered target is refused; an expired timestamp is renewed by the
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -196,3 +197,33 @@ def test_an_expired_timestamp_is_renewed_by_the_service(own: Service, tmp_path: 
     assert fresh["version"] == stale.version + 1
     assert datetime.fromisoformat(fresh["expires"]) > datetime.now(UTC) + timedelta(hours=23)
     updater(own, tmp_path / "client")  # refreshes without an ExpiredMetadataError
+
+
+def test_a_data_dir_from_before_gets_its_repository_with_tuf_init(
+        issuer: FakeGitHubIssuer, tmp_path: Path) -> None:
+    """A data directory made before the TUF repository existed: the service runs without it
+    and says how to add it; 'signer tuf init' adds it and the next start publishes."""
+    data_dir = tmp_path / "data"
+    svc = Service(data_dir, init(data_dir), issuer.url)
+    for made_by_init in ("tuf-root.key", "keys/tuf-targets.key", "keys/tuf-snapshot.key",
+                         "keys/tuf-timestamp.key"):
+        (data_dir / made_by_init).unlink()
+    shutil.rmtree(data_dir / "tuf")
+    svc.start()
+    try:
+        missing = svc.get("/tuf/timestamp.json")
+        assert missing.status_code == 404
+        assert "signer tuf init" in missing.json()["detail"]
+        done = subprocess.run([SIGNER, "tuf", "init", "--data-dir", str(data_dir)],
+                              capture_output=True, text=True, env=clean_env(), timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert f"TUF root key: {data_dir / 'tuf-root.key'}" in done.stderr
+        again = subprocess.run([SIGNER, "tuf", "init", "--data-dir", str(data_dir)],
+                               capture_output=True, text=True, env=clean_env(), timeout=60)
+        assert again.returncode != 0
+        assert "TUF repository already" in again.stderr
+        svc.stop()
+        svc.start()
+        assert target(updater(svc, tmp_path / "client"), "trusted_root.json") == served(svc)[0]
+    finally:
+        svc.stop()
