@@ -643,6 +643,21 @@ def tuf_init(data_dir: Path) -> None:
     _tuf_root_notice(data_dir, tuf_repository.initialize(data_dir, passphrase()))
 
 
+@tuf_group.command("renew-root")
+@settings_options("data_dir")
+@click.option("--root-key", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The TUF root key 'signer tuf init' wrote (tuf-root.key), back from offline.")
+def tuf_renew_root(data_dir: Path, root_key: Path) -> None:
+    """Sign the next TUF root version (same keys, valid a year more) before the current one
+    expires; clients fetch it by themselves."""
+    from signer.service import tuf_repository
+    from signer.service.config import passphrase
+
+    root = tuf_repository.renew_root(data_dir, root_key, passphrase()).signed
+    click.echo(f"TUF root version {root.version}, expires {root.expires.isoformat()}; move "
+               f"{root_key} offline again")
+
+
 @server.command("start")
 @settings_options(*OPTIONS)  # every setting
 def server_start(**values: Any) -> None:

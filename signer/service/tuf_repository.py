@@ -131,6 +131,32 @@ def initialize(data_dir: Path, secret: bytes | None, now: datetime | None = None
     return root_key_path(data_dir)
 
 
+def renew_root(data_dir: Path, root_key: Path, secret: bytes | None,
+               now: datetime | None = None) -> Metadata[Root]:
+    """The next root version, the same keys, a year more, signed by the operator's root key
+    (brought back from offline for this): ``<N+1>.root.json``, which clients fetch first."""
+    repository = load(data_dir, secret)
+    if repository is None:
+        raise UsageError(f"{data_dir} has no TUF repository.",
+                         f"Run 'signer tuf init --data-dir {data_dir}' first.")
+    if root_key.suffix != ".key":
+        raise UsageError(f"{root_key} is not a key file (NAME.key).",
+                         "Give the tuf-root.key that 'signer tuf init' wrote.")
+    signer = KeySignerAdapter(keys.KeyFiles(root_key.parent, secret).load(root_key.stem))
+    current = repository.root()
+    if signer.public_key.keyid not in current.signed.roles[Root.type].keyids:
+        raise UsageError(f"{root_key} is not the root key of the TUF repository {repository.path}.",
+                         "Give the tuf-root.key that 'signer tuf init' wrote.")
+    root = current.signed
+    root.version += 1
+    root.expires = _expiry(now or datetime.now(UTC), ROOT_EXPIRY)
+    renewed = Metadata(root)
+    renewed.sign(signer)
+    with repository.locked():
+        _write(repository.path / f"{root.version}.root.json", renewed.to_bytes(_PRETTY))
+    return renewed
+
+
 def _expiry(now: datetime, lifetime: timedelta) -> datetime:
     return (now + lifetime).replace(microsecond=0)
 

@@ -191,3 +191,25 @@ def test_keys_that_the_root_does_not_name_are_refused(repository: Repository,
     shutil.copy(keys / "tuf-snapshot.key", keys / "tuf-timestamp.key")
     with pytest.raises(UsageError, match="not the timestamp key"):
         tuf_repository.load(data_dir, None)
+
+
+def test_the_operator_renews_the_root_and_clients_follow(repository: Repository,
+                                                         data_dir: Path, tmp_path: Path) -> None:
+    updater = client(repository, tmp_path)
+    updater.refresh()
+    later = datetime.now(UTC) + timedelta(days=300)
+    renewed = tuf_repository.renew_root(data_dir, data_dir / "tuf-root.key", None, later)
+    assert renewed.signed.version == 2
+    assert renewed.signed.expires > later + timedelta(days=364)
+    again = client(repository, tmp_path)  # knows root 1: fetches 2.root.json, checks it
+    again.refresh()
+    assert (tmp_path / "client" / "metadata" / "root.json").read_bytes() == (
+        repository.path / "2.root.json").read_bytes()
+    assert download(again, tuf_repository.TRUSTED_ROOT_TARGET) == TARGETS[
+        tuf_repository.TRUSTED_ROOT_TARGET]
+
+
+def test_only_the_root_key_renews_the_root(repository: Repository, data_dir: Path) -> None:
+    with pytest.raises(UsageError, match="not the root key"):
+        tuf_repository.renew_root(data_dir, data_dir / "keys" / "tuf-targets.key", None)
+    assert not (repository.path / "2.root.json").exists()
