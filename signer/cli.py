@@ -559,9 +559,11 @@ def server_init(data_dir: Path, database_url: str | None) -> None:
     """Create the CA, the TSA, the database; print the admin API key once."""
     from signer.service.bootstrap import initialize
     from signer.service.config import Settings
+    from signer.service.tuf_repository import root_key_path
 
     token = initialize(Settings(data_dir=data_dir, database_url=database_url))
     click.echo(f"initialized {data_dir}", err=True)
+    _tuf_root_notice(data_dir, root_key_path(data_dir))
     click.echo("admin API key (shown once, store it as a secret):", err=True)
     click.echo(token)
 
@@ -602,13 +604,58 @@ def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, outpu
     afterwards: each reads the keys at start."""
     from signer.service.bootstrap import rotate_key
     from signer.service.config import Settings
+    from signer.service.runtime import publish_rotation
 
-    retired, new = rotate_key(Settings(data_dir=data_dir, database_url=database_url), kind)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    retired, new = rotate_key(settings, kind)
+    published = publish_rotation(settings)
+    if published is not None:
+        click.echo(f"published the new trust root to TUF clients (targets version "
+                   f"{published})", err=True)
     click.echo("restart every replica now; then re-export the trust root "
                "('signer trust-root export') wherever it is pinned", err=True)
     _print(output, f"rotated {kind}: {retired.key_file} retired at {new.start.isoformat()}, "
            f"{new.key_file} active", {"kind": kind, "retired": retired.to_json(),
                                        "active": new.to_json()})
+
+
+def _tuf_root_notice(data_dir: Path, root_key: Path) -> None:
+    click.echo(f"TUF root key: {root_key} (mode 0600) — move it offline; the service never "
+               "reads it", err=True)
+    click.echo(f"TUF root for clients: {data_dir / 'tuf' / '1.root.json'} "
+               "('sigstore --instance <public-url>/tuf trust-instance 1.root.json')", err=True)
+
+
+@cli.group("tuf")
+def tuf_group() -> None:
+    """The TUF repository that publishes the trust root and signing config (<public-url>/tuf)."""
+
+
+@tuf_group.command("init")
+@settings_options("data_dir")
+def tuf_init(data_dir: Path) -> None:
+    """Create the TUF repository of an initialized data directory (server init does it for
+    new ones): the root key for the operator, the service's targets, snapshot and timestamp
+    keys. The service publishes the targets at its next start."""
+    from signer.service import tuf_repository
+    from signer.service.config import passphrase
+
+    _tuf_root_notice(data_dir, tuf_repository.initialize(data_dir, passphrase()))
+
+
+@tuf_group.command("renew-root")
+@settings_options("data_dir")
+@click.option("--root-key", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The TUF root key 'signer tuf init' wrote (tuf-root.key), back from offline.")
+def tuf_renew_root(data_dir: Path, root_key: Path) -> None:
+    """Sign the next TUF root version (same keys, valid a year more) before the current one
+    expires; clients fetch it by themselves."""
+    from signer.service import tuf_repository
+    from signer.service.config import passphrase
+
+    root = tuf_repository.renew_root(data_dir, root_key, passphrase()).signed
+    click.echo(f"TUF root version {root.version}, expires {root.expires.isoformat()}; move "
+               f"{root_key} offline again")
 
 
 @server.command("start")

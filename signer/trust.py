@@ -100,6 +100,13 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
     ).to_json()
 
 
+def signing_config_json(trust: TrustMaterial, url: str, start: datetime) -> str:
+    """The signing config of :func:`client_trust_config`, alone: the TUF target
+    ``signing_config.v0.2.json`` (sigstore-python reads it so, next to ``trusted_root.json``)."""
+    config = ClientTrustConfig.from_json(client_trust_config(trust, url, start))
+    return config.signing_config.to_json()
+
+
 def log_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datetime,
                  end: datetime | None = None) -> TransparencyLogInstance:
     """A log key as the trust root lists it: URL, DER SPKI, log id (SHA-256 of the SPKI),

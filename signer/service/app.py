@@ -49,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(_issuer_routes())
     app.include_router(_operations_routes())
     app.include_router(log_api.router())
+    app.include_router(_tuf_routes())
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app
@@ -159,6 +160,27 @@ def _signing_routes() -> APIRouter:
                                  "description": "Sigstore trusted_root.json"}})
     def trust_root(rt: RuntimeDep) -> Response:
         return Response(rt.trust.to_json(), media_type=TRUST_ROOT_MEDIA_TYPE)
+
+    return router
+
+
+def _tuf_routes() -> APIRouter:
+    router = APIRouter(prefix="/tuf", tags=["trust"])
+
+    @router.get("/{name:path}", response_class=Response,
+                responses={200: {"content": {"application/json": {}},
+                                 "description": "TUF metadata, or a target"}})
+    def tuf_file(name: str, rt: RuntimeDep) -> Response:
+        """The TUF repository of the trust root and signing config: ``<N>.root.json``,
+        ``timestamp.json``, ``<V>.snapshot.json``, ``<V>.targets.json``,
+        ``targets/<sha256>.<name>``."""
+        if rt.tuf is None:
+            raise NotFound("This service publishes no TUF repository.",
+                           "Run 'signer tuf init --data-dir DIR' and restart the service.")
+        body = rt.tuf.read(name)
+        # timestamp.json changes (it is renewed); every other name is immutable content.
+        cache = "no-cache" if name == "timestamp.json" else "public, max-age=86400, immutable"
+        return Response(body, media_type="application/json", headers={"Cache-Control": cache})
 
     return router
 

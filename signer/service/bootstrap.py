@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from signer.errors import Conflict
-from signer.service import ca, database, keyring, keys
+from signer.service import ca, database, keyring, keys, tuf_repository
 from signer.service.config import Settings, passphrase
 from signer.service.database import Engine
 from signer.service.log import TransparencyLog
@@ -14,7 +14,9 @@ from signer.service.store import Store
 
 
 def initialize(settings: Settings) -> str:
-    """Create the CA hierarchy, the TSA, the database; return the admin API key (shown once)."""
+    """Create the CA hierarchy, the TSA, the TUF repository (its root key at
+    :func:`tuf_repository.root_key_path`, for the operator), the database; return the admin
+    API key (shown once)."""
     layout = settings.layout
     if layout.certificate("root").exists():
         raise Conflict(f"{settings.data_dir} is already initialized.",
@@ -30,6 +32,7 @@ def initialize(settings: Settings) -> str:
     tsa = ca.create_tsa_certificate(tsa_key.public_key, root_key, root)
     for name, cert in (("root", root), ("intermediate", intermediate), ("tsa", tsa)):
         keys.write_certificate(layout.certificate(name), cert)
+    tuf_repository.initialize(settings.data_dir, secret)
 
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))

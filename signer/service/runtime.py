@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from cryptography import x509
 
+from signer import trust as trust_json
 from signer.errors import UsageError
-from signer.service import database, keyring, keys
+from signer.service import database, keyring, keys, tuf_repository
 from signer.service.auth import Authenticator
 from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
@@ -27,6 +29,7 @@ class Runtime:
     auth: Authenticator
     service: SigningService
     trust: TrustMaterial
+    tuf: tuf_repository.Repository | None = None  # None until 'signer tuf init'
 
 
 def load(settings: Settings) -> Runtime:
@@ -58,15 +61,58 @@ def load(settings: Settings) -> Runtime:
     tlog, ctlog = transparency_logs(settings, engine, rings)
     for log in (tlog, ctlog):
         log.resign_head()  # after 'signer server rotate-key': the head in the active key
-    trust = TrustMaterial(cas=_authorities(rings["ca"], root),
-                          tsas=_authorities(rings["tsa"], root),
-                          tlogs=_log_instances(tlog, rings["tlog"]),
-                          ctlogs=_log_instances(ctlog, rings["ctlog"]))
+    trust = _trust_material(rings, root, tlog, ctlog)
+    tuf = tuf_repository.load(settings.data_dir, secret)
+    if tuf is not None:  # the trust root and config as TUF targets, re-signed if they changed
+        publish(tuf, settings, trust)
+        tuf.refresh()
     store = Store(engine)
     auth = Authenticator(store, settings.audience, settings.insecure_issuers,
                          settings.service_issuer)
     service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog)
-    return Runtime(settings, store, auth, service, trust)
+    return Runtime(settings, store, auth, service, trust, tuf)
+
+
+def _trust_material(rings: dict[str, keyring.Ring], root: x509.Certificate,
+                    tlog: TransparencyLog, ctlog: TransparencyLog) -> TrustMaterial:
+    return TrustMaterial(cas=_authorities(rings["ca"], root),
+                         tsas=_authorities(rings["tsa"], root),
+                         tlogs=_log_instances(tlog, rings["tlog"]),
+                         ctlogs=_log_instances(ctlog, rings["ctlog"]))
+
+
+def publish(repository: tuf_repository.Repository, settings: Settings, trust: TrustMaterial
+            ) -> int | None:
+    """The TUF targets: this trust root, and the signing config ``/v1/trust-config`` serves.
+    → the new targets version, or None when they were published already."""
+    start = trust.cas[0].start
+    return repository.publish({
+        tuf_repository.TRUSTED_ROOT_TARGET: trust.to_json().encode(),
+        tuf_repository.SIGNING_CONFIG_TARGET:
+            trust_json.signing_config_json(trust, settings.url, start).encode(),
+    }, settings.url)
+
+
+def publish_rotation(settings: Settings) -> int | None:
+    """After ``signer server rotate-key``: the trust root of the key ring now on disk, as the
+    TUF targets at once, with the URL the service published last (a running replica still
+    serves its old ``/v1/trust-root`` until it restarts). → the new targets version, or None
+    when there is no repository or the service never published."""
+    secret = passphrase()
+    repository = tuf_repository.load(settings.data_dir, secret)
+    url = repository.published_url() if repository is not None else None
+    if repository is None or url is None:
+        return None
+    settings = dataclasses.replace(settings, public_url=url)
+    rings = {kind: keyring.load(settings.layout, kind, secret) for kind in keyring.KINDS}
+    root = keys.read_certificate(settings.layout.certificate("root"))
+    engine = database.create_engine(database.database_url(settings.database_url,
+                                                          settings.data_dir))
+    try:
+        tlog, ctlog = transparency_logs(settings, engine, rings)
+        return publish(repository, settings, _trust_material(rings, root, tlog, ctlog))
+    finally:
+        engine.dispose()
 
 
 def _authorities(ring: keyring.Ring, root: x509.Certificate) -> tuple[Authority, ...]:
