@@ -25,7 +25,6 @@ from signer.issuers import Issuer
 from signer.provenance import Provenance
 from signer.service.store import API_KEY_PREFIX, ApiKey, Policy, Store
 from signer.verification import uploads
-from signer.verification.policy import PolicyError, certificate_identity
 
 PERMISSIONS = frozenset({"sign", "verify", "revoke", "admin"})
 # GitHub's tokens are ~1–2 KB; anything past this is not a token we accept.
@@ -259,14 +258,8 @@ class Authenticator:
         """Whoever signed with the key of ``cert``, a leaf this CA issued and valid now:
         the identity and namespace it was issued to (Rekor's writes carry no token)."""
         try:
-            identity = certificate_identity(cert)
-            namespace = Provenance.from_certificate(cert).namespace
-            if namespace is None:
-                raise uploads.LeafMalformed("the certificate names no namespace")
-            uploads.check_own_leaf(cert, ca_certificate, identity, namespace,
-                                   datetime.now(UTC))
-        except PolicyError as exc:
-            raise UsageError(f"The certificate is malformed: {exc}.") from exc
+            identity, namespace = uploads.own_leaf_holder(cert, ca_certificate,
+                                                          datetime.now(UTC))
         except uploads.NotIssuedByUs as exc:
             raise PermissionDenied(
                 "The certificate was not issued by this service's CA: only signatures under "

@@ -109,6 +109,18 @@ def test_sigstore_python_signs_with_rekor_v1(service: Service, issuer: FakeGitHu
                          "--trust-root", str(owner_tenant.root),
                          "--certificate-oidc-issuer", issuer.url)
     assert online.returncode == 0, online.stdout + online.stderr
+    # Revocable like any signature: by its name and the ref it was built from.
+    revoked = service.cli("artifact", "revoke-signature", "--namespace",
+                          owner_tenant.tenant.namespace, "--api-key",
+                          owner_tenant.tenant.api_key, "--name", f"sha256:{digest}",
+                          "--source-repository-ref", "refs/tags/v1.2.3", "--reason", "test")
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    after = service.cli("artifact", "verify", "--namespace", owner_tenant.tenant.namespace,
+                        "--api-key", owner_tenant.tenant.api_key, "--name", name,
+                        "--trust-root", str(owner_tenant.root),
+                        "--certificate-oidc-issuer", issuer.url)
+    assert after.returncode == 1, after.stdout + after.stderr
+    assert "revoked" in (after.stdout + after.stderr).lower()
 
 
 def test_token_outside_every_policy_is_refused(issuer: FakeGitHubIssuer,
@@ -247,3 +259,32 @@ def test_sigstore_js_signs(service: Service, issuer: FakeGitHubIssuer,
                        "--bundle", str(bundle), "--trust-root", str(owner_tenant.root),
                        "--certificate-oidc-issuer", issuer.url)
     assert ours.returncode == 0, ours.stdout + ours.stderr
+
+
+def test_fulcio_refuses_another_namespaces_url_and_ambiguous_roots(
+        service: Service, issuer: FakeGitHubIssuer, owner_tenant: Signer) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = f"repo:{owner_tenant.repository}:ref:refs/tags/v1.2.3"
+    request = {"publicKeyRequest": {
+        "publicKey": {"algorithm": "ECDSA", "content": key.public_key().public_bytes(
+            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()},
+        "proofOfPossession": base64.b64encode(
+            key.sign(subject.encode(), ec.ECDSA(hashes.SHA256()))).decode()}}
+    token = issuer.token(aud=SIGSTORE_AUDIENCE, repository=owner_tenant.repository)
+    headers = {"Authorization": f"Bearer {token}"}
+    other = service.tenant(owner=f"other-{uuid.uuid4().hex[:6]}")
+    foreign = requests.post(f"{service.url}/ns/{other.namespace}/api/v2/signingCert",
+                            json=request, headers=headers, timeout=30)
+    assert foreign.status_code == 403, foreign.text
+    # At the root the policies pick the namespace: one admits the token, so it is that one.
+    root = requests.post(f"{service.url}/api/v2/signingCert", json=request, headers=headers,
+                         timeout=30)
+    assert root.status_code == 201, root.text
+    # A second namespace admitting the same owner: the root cannot choose, and says where to go.
+    owner = owner_tenant.repository.split("/")[0]
+    service.tenant(owner=owner)
+    ambiguous = requests.post(f"{service.url}/api/v2/signingCert", json=request,
+                              headers=headers, timeout=30)
+    assert ambiguous.status_code == 400, ambiguous.text
+    assert "several namespaces" in ambiguous.json()["detail"]
+    assert "/ns/" in ambiguous.json()["detail"]
