@@ -112,19 +112,23 @@ def parse(text: str | bytes, source: str = "the bundle") -> SignedArtifact:
                          "Sigstore bundle's.", "Pass the .sigstore.json file signer wrote.")
     material = model.verification_material
     signature = model.message_signature
-    if model.dsse_envelope is not None or material.public_key is not None \
-            or material.x509_certificate_chain is not None:
-        raise UsageError(f"{source} holds a DSSE envelope, a public key or a certificate chain; "
-                         "signer verifies message signatures over one certificate.",
+    if model.dsse_envelope is not None or material.public_key is not None:
+        raise UsageError(f"{source} holds a DSSE envelope or a public key; signer verifies "
+                         "message signatures over a certificate.",
                          "Pass the .sigstore.json file signer wrote.")
-    if material.certificate is None or signature is None or signature.message_digest is None:
+    certificate = material.certificate
+    if certificate is None and material.x509_certificate_chain is not None:
+        # A v0.2 bundle (sigstore-js writes them): its leaf is what was signed with; the
+        # rest of the chain is not read, the pinned trust root is.
+        certificate = next(iter(material.x509_certificate_chain.certificates), None)
+    if certificate is None or signature is None or signature.message_digest is None:
         raise UsageError(f"{source} has no certificate or no message signature with a digest.",
                          "Only artifact-signature bundles with a certificate are supported.")
     if signature.message_digest.algorithm != SHA2_256:
         raise UsageError(f"{source} uses {signature.message_digest.algorithm}; only SHA2_256 "
                          "is supported.")
     try:
-        cert = x509.load_der_x509_certificate(material.certificate.raw_bytes)
+        cert = x509.load_der_x509_certificate(certificate.raw_bytes)
     except ValueError as exc:
         raise UsageError(f"{source} holds a certificate that cannot be parsed.") from exc
     tsd = material.timestamp_verification_data

@@ -300,9 +300,11 @@ def trust_root() -> None:
         help="[default: trusted_root.json, or trust_config.json with --client-config]")
 @click.option("--client-config", is_flag=True,
               help="Write Sigstore's ClientTrustConfig (for 'sigstore --trust-config').")
+@option("namespace", default=None,
+        help="With --client-config: sign in this namespace (its /ns/<namespace> URLs).")
 @click.option("--policy-controller", "trust_root_name", default=None, metavar="NAME",
               help="Write a sigstore policy-controller TrustRoot named NAME instead.")
-def export_trust_root(api: str, out: Path | None, client_config: bool,
+def export_trust_root(api: str, out: Path | None, client_config: bool, namespace: str | None,
                       trust_root_name: str | None) -> None:
     """Write the service's trusted_root.json (or the client trust config around it)."""
     client = Client(api)
@@ -314,7 +316,7 @@ def export_trust_root(api: str, out: Path | None, client_config: bool,
         out.write_text(policy_controller_trust_root(trust_material, trust_root_name, api) + "\n")
     elif client_config:
         out = out or Path("trust_config.json")
-        out.write_bytes(client.trust_config())
+        out.write_bytes(client.trust_config(namespace))
     else:
         out = out or Path("trusted_root.json")
         out.write_bytes(client.trust_root())

@@ -94,8 +94,10 @@ class Client:
     def trust_root(self) -> bytes:
         return bytes(self.request("GET", "/v1/trust-root", authenticated=False, raw=True))
 
-    def trust_config(self) -> bytes:
-        return bytes(self.request("GET", "/v1/trust-config", authenticated=False, raw=True))
+    def trust_config(self, namespace: str | None = None) -> bytes:
+        params = {"namespace": namespace} if namespace else None
+        return bytes(self.request("GET", "/v1/trust-config", params=params,
+                                  authenticated=False, raw=True))
 
     def log_info(self) -> dict[str, Any]:
         return dict(self.request("GET", "/api/v1/log", authenticated=False))

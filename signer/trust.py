@@ -82,10 +82,17 @@ CLIENT_CONFIG_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.clienttrustconfi
 SIGNING_CONFIG_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 
 
-def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
-    """Sigstore's ClientTrustConfig: this trust root, and the service as CA, OIDC, log, TSA."""
-    def service(path: str = "") -> Service:
-        return Service(url=url + path, major_api_version=1, valid_for=TimeRange(start=start),
+def client_trust_config(trust: TrustMaterial, url: str, start: datetime,
+                        namespace: str | None = None) -> str:
+    """Sigstore's ClientTrustConfig: this trust root, and the service as CA, OIDC, log, TSA.
+
+    With a namespace, its services: Fulcio, Rekor and the TSA under ``<url>/ns/<namespace>``
+    (``signer.service.sigstore_api``), which Sigstore's clients sign through.
+    """
+    base = url if namespace is None else f"{url}/ns/{namespace}"
+
+    def service(path: str = "", at: str = base) -> Service:
+        return Service(url=at + path, major_api_version=1, valid_for=TimeRange(start=start),
                        operator="signer")
 
     any_one = ServiceConfiguration(selector="ANY")
@@ -94,7 +101,7 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime) -> str:
         trusted_root=trust.to_model(),
         signing_config=SigningConfig(
             media_type=SIGNING_CONFIG_MEDIA_TYPE, ca_urls=(service(),),
-            oidc_urls=(service("/auth"),), rekor_tlog_urls=(service(),),
+            oidc_urls=(service("/auth", url),), rekor_tlog_urls=(service(),),
             rekor_tlog_config=any_one, tsa_urls=(service("/api/v1/timestamp"),),
             tsa_config=any_one),
     ).to_json()

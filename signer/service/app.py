@@ -12,14 +12,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signer import issuers, trust
 from signer.artifact import parse_ref
-from signer.errors import NotFound, PermissionDenied, UsageError
-from signer.service import limits, log_api, models, problems, web
+from signer.errors import NotFound, PermissionDenied
+from signer.service import limits, log_api, models, problems, sigstore_api, timestamping, web
 from signer.service.auth import Principal, check_policy, parse_permissions
-from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
+from signer.service.dependencies import PrincipalDep, RuntimeDep
 from signer.service.runtime import Runtime
 from signer.service.signing import check_namespace, signature_view
 from signer.service.store import ApiKey, DeclaredIssuer, Policy
-from signer.service.tsa import TimestampRequestError
 
 # Every request body the API takes is a few KB; a megabyte is far past any honest one.
 MAX_BODY_BYTES = 1024 * 1024
@@ -50,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(_operations_routes())
     app.include_router(log_api.router())
     app.include_router(_tuf_routes())
+    app.include_router(sigstore_api.router())
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app
@@ -150,9 +150,12 @@ def _signing_routes() -> APIRouter:
     @router.get("/trust-config", response_class=Response,
                 responses={200: {"content": {trust.CLIENT_CONFIG_MEDIA_TYPE: {}},
                                  "description": "Sigstore ClientTrustConfig"}})
-    def trust_config(rt: RuntimeDep) -> Response:
-        body = trust.client_trust_config(rt.trust, rt.settings.url,
-                                         rt.trust.cas[0].start)
+    def trust_config(rt: RuntimeDep, namespace: Annotated[str | None, Query(
+            max_length=64, description="Sign in this namespace: its /ns/<namespace> URLs")
+            ] = None) -> Response:
+        body = trust.client_trust_config(
+            rt.trust, rt.settings.url, rt.trust.cas[0].start,
+            None if namespace is None else check_namespace(namespace))
         return Response(body, media_type=trust.CLIENT_CONFIG_MEDIA_TYPE)
 
     @router.get("/trust-root", response_class=Response,
@@ -318,27 +321,15 @@ def _key_view(key: ApiKey) -> models.ApiKeyView:
 
 def _operations_routes() -> APIRouter:
     router = APIRouter(tags=["operations"])
-    timestamp_doc: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"application/timestamp-reply": {}},
-              "description": "RFC 3161 TimeStampResp"}}
-
-    def stamp(request_der: bytes, rt: Runtime) -> Response:
-        try:
-            reply = rt.service.tsa.respond(request_der)
-        except TimestampRequestError as exc:
-            raise UsageError(str(exc), "Send a DER TimeStampReq, e.g. from 'openssl ts "
-                                       "-query -data FILE -sha256 -cert'.") from exc
-        return Response(reply, media_type="application/timestamp-reply")
-
-    @router.post("/v1/timestamp", response_class=Response, responses=timestamp_doc,
-                 tags=["timestamp"])
+    @router.post("/v1/timestamp", response_class=Response,
+                 responses=timestamping.REPLY_DOC, tags=["timestamp"])
     async def timestamp(request: Request) -> Response:
-        return stamp(await _timestamp_query(request), runtime(request))
+        return await timestamping.reply(request)
 
-    @router.post("/api/v1/timestamp", response_class=Response, responses=timestamp_doc,
-                 tags=["timestamp"], include_in_schema=False)
+    @router.post("/api/v1/timestamp", response_class=Response,
+                 responses=timestamping.REPLY_DOC, tags=["timestamp"], include_in_schema=False)
     async def timestamp_sigstore_path(request: Request) -> Response:
-        return stamp(await _timestamp_query(request), runtime(request))
+        return await timestamping.reply(request)
 
     @router.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -355,10 +346,3 @@ def _operations_routes() -> APIRouter:
 
     return router
 
-
-async def _timestamp_query(request: Request) -> bytes:
-    if request.headers.get("content-type", "").split(";")[0].strip() != \
-            "application/timestamp-query":
-        raise UsageError("The timestamp endpoint takes 'application/timestamp-query'.",
-                         "Send the DER TimeStampReq with that Content-Type.")
-    return await request.body()

@@ -12,15 +12,19 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import requests
+from cryptography import x509
 
 from signer import issuers
 from signer.errors import AuthenticationError, PermissionDenied, TooLarge, Unavailable, UsageError
 from signer.issuers import Issuer
+from signer.provenance import Provenance
 from signer.service.store import API_KEY_PREFIX, ApiKey, Policy, Store
+from signer.verification import uploads
 
 PERMISSIONS = frozenset({"sign", "verify", "revoke", "admin"})
 # GitHub's tokens are ~1–2 KB; anything past this is not a token we accept.
@@ -46,6 +50,9 @@ class Principal:
     api_key: ApiKey | None = None
     # A token's issuer, resolved once (its kind decides the provenance); None for API keys.
     oidc_issuer: Issuer | None = None
+    # kind "leaf": the holder of a leaf this service issued for this namespace, who proved
+    # possession of its key by signing with it (Rekor's unauthenticated writes).
+    leaf_namespace: str | None = None
 
     @property
     def is_server_admin(self) -> bool:
@@ -163,7 +170,9 @@ class Authenticator:
         self._issuers_at = float("-inf")
 
     # -- authentication -----------------------------------------------------------------------
-    def authenticate(self, authorization: str | None) -> Principal:
+    def authenticate(self, authorization: str | None, audience: str | None = None
+                     ) -> Principal:
+        """The caller; an OIDC token must be for ``audience`` (default: the service's)."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise AuthenticationError(
                 "No credentials: the request has no 'Authorization: Bearer …' header.",
@@ -176,7 +185,7 @@ class Authenticator:
                            f"{MAX_TOKEN_BYTES}.", "Send the token as the issuer minted it.")
         if token.startswith(API_KEY_PREFIX + "_"):
             return self._api_key(token)
-        return self._oidc(token)
+        return self._oidc(token, audience or self.audience)
 
     def _api_key(self, token: str) -> Principal:
         key = self.store.check_api_key(token)
@@ -188,7 +197,7 @@ class Authenticator:
         return Principal("apikey", f"apikey:{key.namespace or '*'}/{key.name}",
                          self.service_issuer, api_key=key)
 
-    def _oidc(self, token: str) -> Principal:
+    def _oidc(self, token: str, audience: str) -> Principal:
         try:
             # One parse for the header and the claims the checks below need before the
             # signature is verified (PyJWT's helpers would each parse the token again).
@@ -217,7 +226,7 @@ class Authenticator:
         key = self.keys.signing_key(issuer, header.get("kid"))
         try:
             claims = jwt.decode(
-                token, key, algorithms=[algorithm], audience=self.audience, issuer=issuer,
+                token, key, algorithms=[algorithm], audience=audience, issuer=issuer,
                 leeway=CLOCK_SKEW_SECONDS, options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError as exc:
@@ -229,8 +238,8 @@ class Authenticator:
         except jwt.InvalidAudienceError as exc:
             raise AuthenticationError(
                 f"The OIDC token's audience is {unverified.get('aud')!r}, not "
-                f"'{self.audience}'.",
-                f"Request the token with audience '{self.audience}' (--audience).",
+                f"'{audience}'.",
+                f"Request the token with audience '{audience}' (--audience).",
             ) from exc
         except jwt.MissingRequiredClaimError as exc:
             raise AuthenticationError(f"The OIDC token lacks the '{exc.claim}' claim.",
@@ -244,8 +253,30 @@ class Authenticator:
         return Principal("oidc", _checked_subject(claims), issuer, claims=_checked(claims),
                          oidc_issuer=resolved)
 
+    def leaf_holder(self, cert: x509.Certificate, ca_certificate: x509.Certificate
+                    ) -> Principal:
+        """Whoever signed with the key of ``cert``, a leaf this CA issued and valid now:
+        the identity and namespace it was issued to (Rekor's writes carry no token)."""
+        try:
+            identity, namespace = uploads.own_leaf_holder(cert, ca_certificate,
+                                                          datetime.now(UTC))
+        except uploads.NotIssuedByUs as exc:
+            raise PermissionDenied(
+                "The certificate was not issued by this service's CA: only signatures under "
+                "its own leaves are logged here.",
+                "Get the certificate from this service (POST /api/v2/signingCert).") from exc
+        except uploads.LeafRefused as exc:
+            raise UsageError(f"The certificate is refused: {exc}.",
+                             "Request a fresh certificate and sign again right away.") from exc
+        issuer = Provenance.from_certificate(cert).issuer or ""
+        return Principal("leaf", identity, issuer, leaf_namespace=namespace)
+
     # -- authorization ------------------------------------------------------------------------
     def permissions(self, principal: Principal, namespace: str) -> frozenset[str]:
+        if principal.kind == "leaf":
+            # The policies were applied when the leaf was issued, minutes ago; holding its
+            # key allows storing signatures under it, in its namespace only.
+            return frozenset({"sign"}) if principal.leaf_namespace == namespace else frozenset()
         if principal.api_key is not None:
             if principal.is_server_admin:
                 return PERMISSIONS

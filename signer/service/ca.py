@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.errors import UsageError
@@ -29,6 +31,7 @@ TSA_VALIDITY = timedelta(days=1825)
 ORGANIZATION = "signer"
 # A CSR is a few hundred bytes; anything far larger is not one of ours.
 MAX_CSR_BYTES = 8 * 1024
+EXTENSION_REQUEST = x509.ObjectIdentifier("1.2.840.113549.1.9.14")  # PKCS#9
 
 # The CT log's part of issuance: given the precertificate, return its SCT (RFC 6962).
 SCTSource = Callable[[x509.Certificate], bytes]
@@ -123,8 +126,13 @@ def create_tsa_certificate(
     return sign_certificate(builder, root_signer)
 
 
-def parse_csr(pem: str) -> x509.CertificateSigningRequest:
-    """A PKCS#10 CSR with an ECDSA P-256 key, a valid signature and no requested extensions."""
+def parse_csr(pem: str, *, sigstore_client: bool = False) -> x509.CertificateSigningRequest:
+    """A PKCS#10 CSR with an ECDSA P-256 key, a valid signature and no requested extensions.
+
+    ``sigstore_client``: the CSR comes through Fulcio's API, whose clients also send what
+    Fulcio ignores: a subject, and BasicConstraints CA:false (sigstore-python). Both are
+    accepted and ignored; anything else a CSR asks for is still refused.
+    """
     if len(pem) > MAX_CSR_BYTES:
         raise UsageError(
             f"The CSR is {len(pem)} bytes; a P-256 CSR is well under {MAX_CSR_BYTES}.",
@@ -137,28 +145,69 @@ def parse_csr(pem: str) -> x509.CertificateSigningRequest:
             "The CSR is not a PEM-encoded PKCS#10 certificate request.",
             "Send '-----BEGIN CERTIFICATE REQUEST-----' PEM for an ECDSA P-256 key.",
         ) from exc
-    try:
-        key = csr.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise UsageError("The CSR's public key cannot be parsed.") from exc
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise UsageError(
-            f"The CSR holds a {_describe_key(key)} key; only ECDSA P-256 keys are certified.",
-            "Generate the signing key with ECDSA on curve P-256 (secp256r1).",
-        )
+    _check_p256(_csr_key(csr))
     if not csr.is_signature_valid:
         raise UsageError(
             "The CSR's signature does not verify with its public key, so it proves no "
             "possession of the key.",
             "Sign the CSR with the private key it names.",
         )
-    if len(csr.extensions) or len(csr.attributes):
+    if not (sigstore_client and _only_fulcio_hints(csr)) and (
+            len(csr.extensions) or len(csr.attributes)):
         raise UsageError(
             "The CSR requests extensions or attributes (such as subject alternative names); "
             "the CA decides every extension from your identity.",
             "Send a CSR with an empty subject and no extensions.",
         )
     return csr
+
+
+def _csr_key(csr: x509.CertificateSigningRequest) -> object:
+    try:
+        return csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise UsageError("The CSR's public key cannot be parsed.") from exc
+
+
+def _check_p256(key: object) -> ec.EllipticCurvePublicKey:
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise UsageError(
+            f"The CSR holds a {_describe_key(key)} key; only ECDSA P-256 keys are certified.",
+            "Generate the signing key with ECDSA on curve P-256 (secp256r1).",
+        )
+    return key
+
+
+def _only_fulcio_hints(csr: x509.CertificateSigningRequest) -> bool:
+    """Only an extension request for BasicConstraints CA:false, which the leaf has anyway."""
+    if any(a.oid != EXTENSION_REQUEST for a in csr.attributes):
+        return False
+    try:
+        return all(isinstance(e.value, x509.BasicConstraints) and not e.value.ca
+                   for e in csr.extensions)
+    except ValueError:  # an extension cryptography cannot parse
+        return False
+
+
+def key_from_proof(public_key: str, proof: bytes, subject: str) -> ec.EllipticCurvePublicKey:
+    """Fulcio's other proof of possession (sigstore-go, cosign, sigstore-js): a signature
+    with the key over the token's subject. Returns the P-256 key it proves."""
+    if len(public_key) > MAX_CSR_BYTES:
+        raise UsageError("The public key is far larger than a P-256 key.")
+    try:
+        key = load_pem_public_key(public_key.encode())
+    except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm) as exc:
+        raise UsageError("publicKeyRequest.publicKey.content is not a PEM public key.",
+                         "Send the signing key's SubjectPublicKeyInfo as PEM.") from exc
+    checked = _check_p256(key)
+    try:
+        checked.verify(proof, subject.encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise UsageError(
+            "publicKeyRequest.proofOfPossession does not verify: it must be a signature with "
+            "the key over the token's subject ('sub').",
+            f"Sign '{subject[:80]}' with the private key (ECDSA, SHA-256).") from exc
+    return checked
 
 
 def _describe_key(key: object) -> str:
@@ -196,7 +245,7 @@ class CertificateAuthority:
 
     def issue(
         self,
-        csr: x509.CertificateSigningRequest,
+        csr: x509.CertificateSigningRequest | ec.EllipticCurvePublicKey,
         identity: str,
         extensions: Sequence[x509.UnrecognizedExtension],
         now: datetime | None = None,
@@ -209,7 +258,8 @@ class CertificateAuthority:
         TBS without its SCT list is exactly the precertificate's TBS without the poison.
         """
         now = (now or datetime.now(UTC)).replace(microsecond=0)
-        key = csr.public_key()
+        # A CSR, or a key whose possession was proved otherwise (key_from_proof).
+        key = csr if isinstance(csr, ec.EllipticCurvePublicKey) else csr.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
         builder = _end_entity(
             x509.CertificateBuilder()

@@ -23,6 +23,7 @@ from signer.oidc import DEFAULT_AUDIENCE
 from signer.service.ca import CERT_VALIDITY, MAX_CERT_VALIDITY
 
 PASSPHRASE_ENV = "SIGNER_CA_PASSPHRASE"
+SIGSTORE_AUDIENCE = "sigstore"  # the audience sigstore-python, cosign and sigstore-js request
 MINUTE = timedelta(minutes=1)
 
 
@@ -88,6 +89,9 @@ class Settings:
         shown_default="http://HOST:PORT"))
     audience: str = setting(DEFAULT_AUDIENCE, Option(
         "audience", "Required 'aud' of OIDC tokens."))
+    sigstore_audience: str = setting(SIGSTORE_AUDIENCE, Option(
+        "sigstore-audience", "Required 'aud' of OIDC tokens at the Sigstore APIs "
+        "(/api/v2/signingCert): what Sigstore's clients request."))
     insecure_issuers: frozenset[str] = setting(frozenset(), Option(
         "insecure-issuer", "Allow this plain-http OIDC issuer (tests only; prefer 'signer issuer "
         "add --allow-http'); repeat the flag, or comma-separate.", issuer_set, multiple=True,

@@ -39,46 +39,49 @@ class RetrieveRequest(BaseModel):
                              description="sha256:<hex> of the signed artifact")
 
 
+def readable(rt: Runtime, principal: Principal, row: LogEntryRecord) -> bool:
+    return row.namespace is not None and "verify" in rt.auth.permissions(principal,
+                                                                          row.namespace)
+
+
+def rekor_entry(rt: Runtime, row: LogEntryRecord) -> dict[str, Any]:
+    """A tlog entry as Rekor v1's LogEntry: ``{uuid: {body, …, verification}}``."""
+    log = rt.service.tlog
+    head = log.head()
+
+    def batch() -> SignedTree:
+        found = log.batch_checkpoint(int(row.idx))
+        return SignedTree(int(found.size), bytes(found.root_hash), found.envelope)
+
+    # After a rotation the entry may be a retired key's: verification says which
+    # checkpoint (and so which key) its inclusion is proved in.
+    signed_by, tree = inclusion_checkpoint(
+        rt.trust.tlogs, log.log_id,
+        SignedTree(int(head.size), bytes(head.root_hash), head.checkpoint), batch)
+    size, root, checkpoint = tree.size, tree.root_hash, tree.envelope
+    hashes = log.inclusion_proof(int(row.idx), size)
+    return {entry_uuid(bytes(row.body)): {
+        "body": base64.b64encode(bytes(row.body)).decode(),
+        "integratedTime": int(row.integrated_time),
+        "logID": signed_by.hex(),
+        "logIndex": int(row.idx),
+        "verification": {
+            "inclusionProof": {
+                "checkpoint": checkpoint, "hashes": [h.hex() for h in hashes],
+                "logIndex": int(row.idx), "rootHash": root.hex(),
+                "treeSize": size,
+            },
+            "signedEntryTimestamp": base64.b64encode(
+                bytes(row.signed_entry_timestamp or b"")).decode(),
+        },
+    }}
+
+
 def router() -> APIRouter:
     api = APIRouter(tags=["transparency log"])
 
     def tlog(rt: Runtime) -> TransparencyLog:
         return rt.service.tlog
-
-    def readable(rt: Runtime, principal: Principal, row: LogEntryRecord) -> bool:
-        return row.namespace is not None and "verify" in rt.auth.permissions(principal,
-                                                                              row.namespace)
-
-    def rekor_entry(rt: Runtime, row: LogEntryRecord) -> dict[str, Any]:
-        log = tlog(rt)
-        head = log.head()
-
-        def batch() -> SignedTree:
-            found = log.batch_checkpoint(int(row.idx))
-            return SignedTree(int(found.size), bytes(found.root_hash), found.envelope)
-
-        # After a rotation the entry may be a retired key's: verification says which
-        # checkpoint (and so which key) its inclusion is proved in.
-        signed_by, tree = inclusion_checkpoint(
-            rt.trust.tlogs, log.log_id,
-            SignedTree(int(head.size), bytes(head.root_hash), head.checkpoint), batch)
-        size, root, checkpoint = tree.size, tree.root_hash, tree.envelope
-        hashes = log.inclusion_proof(int(row.idx), size)
-        return {entry_uuid(bytes(row.body)): {
-            "body": base64.b64encode(bytes(row.body)).decode(),
-            "integratedTime": int(row.integrated_time),
-            "logID": signed_by.hex(),
-            "logIndex": int(row.idx),
-            "verification": {
-                "inclusionProof": {
-                    "checkpoint": checkpoint, "hashes": [h.hex() for h in hashes],
-                    "logIndex": int(row.idx), "rootHash": root.hex(),
-                    "treeSize": size,
-                },
-                "signedEntryTimestamp": base64.b64encode(
-                    bytes(row.signed_entry_timestamp or b"")).decode(),
-            },
-        }}
 
     @api.get("/api/v1/log")
     def log_info(rt: RuntimeDep) -> dict[str, Any]:

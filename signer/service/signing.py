@@ -95,15 +95,18 @@ class SigningService:
         self._issuer_key_hash = sct.issuer_key_hash(ca.certificate)
 
     # -- certificates -------------------------------------------------------------------------
-    def issue_certificate(self, principal: Principal, namespace: str, csr_pem: str,
+    def issue_certificate(self, principal: Principal, namespace: str,
+                          csr_pem: str | ec.EllipticCurvePublicKey,
                           declared: Mapping[str, str | None]) -> Issued:
+        """``csr_pem``: a PEM CSR, or a key whose possession the caller proved otherwise
+        (Fulcio's API: `ca.parse_csr(…, sigstore_client=True)`, `ca.key_from_proof`)."""
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
         unknown = [k for k in declared if k not in BY_KEY or not BY_KEY[k].flag]
         if unknown:
             raise UsageError(f"Unknown provenance fields: {', '.join(unknown)}.",
                              "Use the fields the CLI flags name (source_repository_ref, …).")
-        csr = parse_csr(csr_pem)
+        csr = csr_pem if isinstance(csr_pem, ec.EllipticCurvePublicKey) else parse_csr(csr_pem)
         if principal.oidc_issuer is not None:
             # The issuer's kind decides what its claims mean (signer.issuers).
             provenance = principal.oidc_issuer.provenance(principal.claims, namespace)

@@ -53,3 +53,26 @@ def check_own_leaf(cert: x509.Certificate, ca_certificate: x509.Certificate, ide
         raise LeafMalformed(str(exc)) from exc
     if Provenance.from_certificate(cert).namespace != namespace or leaf_identity != identity:
         raise NotTheCallers("the certificate was issued to another identity or namespace")
+
+
+def own_leaf_holder(cert: x509.Certificate, ca_certificate: x509.Certificate, now: datetime
+                    ) -> tuple[str, str]:
+    """For an upload that carries no credentials (Rekor's API): the identity and namespace
+    ``cert`` was issued to, if it is ours and valid ``now``; raises a `LeafRefused` subclass.
+
+    Whoever signs with the leaf's key holds it; that the signature verifies is the caller's
+    check. Issuance is checked before anything of the certificate is read.
+    """
+    try:
+        cert.verify_directly_issued_by(ca_certificate)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise NotIssuedByUs("the certificate was not issued by this service's CA") from exc
+    try:
+        identity = certificate_identity(cert)
+        namespace = Provenance.from_certificate(cert).namespace
+    except (PolicyError, ValueError) as exc:
+        raise LeafMalformed(str(exc)) from exc
+    if namespace is None:
+        raise LeafMalformed("the certificate names no namespace")
+    check_own_leaf(cert, ca_certificate, identity, namespace, now)
+    return identity, namespace
