@@ -130,13 +130,21 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
         help="Pinned trusted_root.json (else fetched from --api, with a note).")
 @option("bundle", type=click.Path(dir_okay=False, path_type=Path),
         help="Verify this bundle offline (needs --trust-root); revocation is not checked.")
+@option("key", type=click.Path(dir_okay=False, path_type=Path),
+        help="A bundle signed with this managed key (PEM): no certificate, no identity check.")
+@option("predicate-type", help="Verify attestations (DSSE bundles) whose in-toto statement "
+        "has this predicate type; without it only signatures verify.")
 @provenance_options
 @connection_options
 def verify(name: str | None, file: Path | None, certificate_identity: str | None,
            certificate_identity_regexp: str | None, trust_root: Path | None,
-           bundle: Path | None, output: str, namespace: str | None, **kwargs: Any) -> None:
+           bundle: Path | None, key: Path | None, predicate_type: str | None, output: str,
+           namespace: str | None, **kwargs: Any) -> None:
     """Verify every signature of an artifact: chain, timestamp, signature, identity,
-    provenance, revocation. Exits 1 when none passes."""
+    provenance, revocation. Exits 1 when none passes.
+
+    --trust-root takes any Sigstore trusted_root.json (signer's, Sigstore's public
+    instance, GitHub's, a private deployment's) or a ClientTrustConfig."""
     provenance = _provenance(kwargs)
     issuer = provenance.pop("issuer")
     ref = _ref(name, file)
@@ -145,7 +153,8 @@ def verify(name: str | None, file: Path | None, certificate_identity: str | None
     report = operations.verify(
         ref, operations.load_trust(client, trust_root), issuer, certificate_identity,
         certificate_identity_regexp, provenance, client,
-        None if offline else _namespace(namespace), bundle)
+        None if offline else _namespace(namespace), bundle, key_path=key,
+        predicate_type=predicate_type, file=file)
     data = {
         "verified": report.ok, "name": str(ref), "revocation_checked": report.revocation_checked,
         "entries": [{

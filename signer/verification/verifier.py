@@ -652,20 +652,33 @@ class Report:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What `Verifier.verify` takes beyond the artifact's SHA-256 and the policy."""
+
+    predicate_type: str | None = None
+    key: PublicKeyTypes | None = None
+    digests: Mapping[str, bytes] = field(default_factory=dict)
+
+
 def verify_entries(
     verifier: Verifier,
     entries: Sequence[tuple[str, SignedArtifact, Revocation | None]],
     digest: bytes,
-    policy: Policy,
+    policy: Policy | None,
     revocation_checked: bool,
+    options: VerifyOptions | None = None,
 ) -> Report:
     """Pass when one entry passes; otherwise say, per entry, which step failed and why.
 
     One bad entry never aborts the report: any error while checking it is its failure."""
+    options = options or VerifyOptions()
     results = []
     for entry_id, artifact, revocation in entries:
         try:
-            verified = verifier.verify(artifact, digest, policy)
+            verified = verifier.verify(artifact, digest, policy,
+                                       predicate_type=options.predicate_type, key=options.key,
+                                       digests=options.digests)
         except StepFailed as exc:
             results.append(EntryResult.failed(entry_id, exc))
             continue
