@@ -183,7 +183,7 @@ def check_entry(entry: TransparencyLogEntry, tlogs: Mapping[bytes, TlogKey],
         raise LogCheckError("the entry has no inclusion proof (a v0.2+ bundle and a Rekor v2 "
                             "entry need one)")
     if proof is not None:
-        _check_inclusion(entry, proof, found)
+        _check_inclusion(entry, proof, found, rekor_v2)
     integrated = None
     if not rekor_v2:
         if entry.inclusion_promise is None:
@@ -290,8 +290,11 @@ def _same_verifier(pem: bytes, signed: Signed) -> bool:
         return False
 
 
-def _check_inclusion(entry: TransparencyLogEntry, proof: InclusionProof, log: TlogKey) -> None:
-    if proof.log_index != entry.log_index:
+def _check_inclusion(entry: TransparencyLogEntry, proof: InclusionProof, log: TlogKey,
+                     rekor_v2: bool) -> None:
+    # Rekor v1 numbers entries across its shards (the entry's logIndex, which the promise
+    # signs) and proves them in the active shard's tree (the proof's); a v2 log has one tree.
+    if rekor_v2 and proof.log_index != entry.log_index:
         raise LogCheckError("the inclusion proof is for another index than the entry")
     try:
         merkle.verify_inclusion(merkle.leaf_hash(entry.canonicalized_body), proof.log_index,
