@@ -69,9 +69,6 @@ STEPS = {
     9: "revocation",
 }
 REVOCATION_STEP = 9
-# A bundle signed with a managed key has no certificate: step 3 checks it is the key given,
-# steps 4, 5 and 8 have nothing to check.
-KEY_STEPS = (4, 5, 8)
 
 
 class StepFailed(VerificationFailed):
@@ -327,15 +324,18 @@ class Verifier:
         except ValueError as exc:
             raise StepFailed(2, "the timestamp is not a valid RFC 3161 response") from exc
         outside = []
+        gen_time = response.tst_info.gen_time
         for check in self._tsas:
-            if not check.verify_message(response, signature):
-                continue
-            gen_time = response.tst_info.gen_time
             leaf = check.leaf
-            if not within(leaf.not_valid_before_utc, leaf.not_valid_after_utc, gen_time):
+            # Said first and plainly: a token by a pinned TSA's certificate at a time that
+            # certificate does not cover (the CMS check below would refuse it too).
+            if check.signed_by(response) and not within(
+                    leaf.not_valid_before_utc, leaf.not_valid_after_utc, gen_time):
                 outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
                                f"certificate's validity ({leaf.not_valid_before_utc.isoformat()}"
                                f" to {leaf.not_valid_after_utc.isoformat()})")
+                continue
+            if not check.verify_message(response, signature):
                 continue
             # A rotated TSA key counts only for times inside its validFor.
             window = Window(check.tsa.start, check.tsa.end)
@@ -567,6 +567,14 @@ class _TimestampCheck:
             self._leaf_ok = eku.critical and ExtendedKeyUsageOID.TIME_STAMPING in eku.value
         except x509.ExtensionNotFound:
             self._leaf_ok = False
+
+    def signed_by(self, response: TimeStampResponse) -> bool:
+        """Whether the token's one SignerInfo names this TSA's leaf (unverified)."""
+        infos = response.signed_data.signer_infos
+        if len(infos) != 1:
+            return False
+        (info,) = infos
+        return (info.issuer, info.serial_number) == (self._leaf_issuer, self._leaf_serial)
 
     def verify_message(self, response: TimeStampResponse, message: bytes) -> bool:
         if PKIStatus(response.status) != PKIStatus.GRANTED:

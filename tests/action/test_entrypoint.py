@@ -242,3 +242,21 @@ def test_unknown_command(runner: FakeRunner, issuer: FakeGitHubIssuer) -> None:
                           text=True, check=False)
     assert done.returncode == 2
     assert done.stdout.startswith("::error title=signer action::Unknown command 'publish'")
+
+
+def test_verify_offline_with_another_instances_trust_root(runner: FakeRunner) -> None:
+    """trust_root takes any Sigstore trust root: a Sigstore staging bundle (Rekor v2, email
+    identity) against the ClientTrustConfig sigstore-python pins for it, no service asked."""
+    import shutil
+    from pathlib import Path
+
+    assets = Path(__file__).resolve().parents[1] / "assets" / "sigstore-python"
+    shutil.copy(assets / "staging-rekor-v2.txt.sigstore.json", runner.workspace / "b.json")
+    shutil.copy(assets / "staging-but-sign-with-rekor-v2.json", runner.workspace / "root.json")
+    digest = "15f67246115921bb7c1de0e7e9e9275c8016dc254a0c009888944b7ed3644aaa"
+    done = runner.run("verify", token=False, artifact_name=f"staging.txt@sha256:{digest}",
+                      certificate_oidc_issuer="https://github.com/login/oauth",
+                      certificate_identity="jku@goto.fi", bundle_path="b.json",
+                      trust_root="root.json", api_url="")
+    assert done.returncode == 0, done.log
+    assert done.outputs == {"verified": "true"}

@@ -258,6 +258,25 @@ def make(ctx: Any) -> TrustMaterial:
                                                   signed_entry_timestamp=promise))],
         digest=digest, signature=message_signature))
 
+    # A TSA whose certificate expired before it stamped: pinned, in its window, refused.
+    from signer.service import ca as cas
+    from signer.service.tsa import TimestampAuthority
+    from signer.trust import Authority
+    expired_key = ctx.key("expired tsa")
+    now = datetime.now(UTC).replace(microsecond=0)
+    expired_cert = cas._end_entity(  # the service's TSA profile, with a past validity
+        x509.CertificateBuilder().subject_name(cas._name("signer expired timestamp authority"))
+        .not_valid_before(now - timedelta(days=2)).not_valid_after(now - timedelta(days=1)),
+        expired_key.public_key(), ours.root, x509.oid.ExtendedKeyUsageOID.TIME_STAMPING,
+        eku_critical=True).sign(ours.root_key, hashes.SHA256())
+    expired_tsa = TimestampAuthority(expired_key, [expired_cert, ours.root])
+    write("trusted_root-with-expired-tsa.json", ctx.trust_json(dataclasses.replace(
+        trust, tsas=(*trust.tsas, Authority((expired_cert, ours.root), ctx.start)))))
+    write("timestamp-outside-tsa-certificate-validity.sigstore.json", make_bundle(
+        v03, certificate(cert), [expired_tsa.timestamp(message_signature)], [
+            v1_entry("hashedrekord", "0.0.1", body)], digest=digest,
+        signature=message_signature))
+
     # -- (5) an SCT with extensions -----------------------------------------------------------
     ext_key = ctx.key("leaf with sct extensions")
     ext_cert = ctx.issue(ours, ext_key, logs.ctlog.key, sct_extensions=b"\x00\x00\x05\x00\x00\x00\x00\x07")

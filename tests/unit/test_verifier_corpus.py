@@ -68,6 +68,9 @@ NO_V1_INTOTO_TIME = ("sigstore-python takes a v1 integrated time only from hashe
 NO_LOGLESS = ("sigstore-python refuses a trust root without transparency logs ('trusted root "
               "contains no transparency log instances'): GitHub's private instance logs "
               "nothing, and its bundles carry only an RFC 3161 timestamp")
+SKIPS_BAD_TIMESTAMPS = ("sigstore-python skips a timestamp that does not verify and goes on with "
+                        "the others (here the promised integrated time); a bundle that carries "
+                        "a false time claim is refused here, as sigstore-go does")
 PROOF_REQUIRED = ("sigstore-python's bundle model requires inclusionProof even in v0.1, whose "
                   "specification makes the promise enough")
 NO_PROMISE_TIME = ("the entry has a proof and no promise: the proof does not cover the "
@@ -116,6 +119,9 @@ CASES = [
     # -- (4) time ------------------------------------------------------------------------------
     Case("corpus/integrated-time-in-the-future.sigstore.json", CORPUS_ROOT, 2,
          "is in the future", reference=False),
+    Case("corpus/timestamp-outside-tsa-certificate-validity.sigstore.json",
+         "corpus/trusted_root-with-expired-tsa.json", 2, "outside its TSA certificate's validity",
+         reference=True, why=SKIPS_BAD_TIMESTAMPS),
     # -- (5) SCTs -----------------------------------------------------------------------------
     Case("corpus/leaf-sct-with-extensions.sigstore.json", CORPUS_ROOT, None, reference=True),
     # -- (6) managed keys ------------------------------------------------------------------------
