@@ -249,3 +249,46 @@ def test_every_disagreement_says_why() -> None:
     for case in CASES:
         if case.reference is None or case.reference != (case.step is None):
             assert case.why, case.id
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("media_type", ["application/vnd.dev.sigstore.bundle.v0.3+json",
+                                        "application/vnd.dev.sigstore.bundle+json;version=0.3"])
+def test_both_spellings_of_v03(media_type: str) -> None:
+    data = json.loads((ASSETS / "corpus/rekor-v2-hashedrekord.sigstore.json").read_text())
+    data["mediaType"] = media_type
+    verifier = Verifier(trust.read(ASSETS / CORPUS_ROOT))
+    verified = verifier.verify(bundle.parse(json.dumps(data)), DIGEST,
+                               from_flags(META["issuer"], META["identity"]))
+    assert verified.log_index is not None
+
+
+def test_a_v03_bundle_with_a_chain_is_refused() -> None:
+    from signer.errors import UsageError
+
+    data = json.loads((ASSETS / "corpus/v02-chain-proof-and-promise.sigstore.json").read_text())
+    data["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    with pytest.raises(UsageError, match="v0.3 carries the leaf as 'certificate'"):
+        bundle.parse(json.dumps(data))
+
+
+def test_provenance_flags_read_a_production_fulcio_leaf() -> None:
+    """A GitHub Actions leaf of Sigstore's public instance (sigstore-go's bundle-v02.json):
+    the identity policy and provenance flags read its Fulcio extensions."""
+    from signer.verification.policy import (
+        PolicyError,
+        certificate_identities,
+        certificate_provenance,
+    )
+
+    leaf = bundle.read(ASSETS / "sigstore-go/bundle-v02.json").leaf
+    assert leaf is not None
+    identities, provenance = certificate_identities(leaf), certificate_provenance(leaf)
+    beacon = "sigstore-conformance/extremely-dangerous-public-oidc-beacon"
+    policy = from_flags("https://token.actions.githubusercontent.com", None,
+                        rf"https://github\.com/{beacon}/.*",
+                        {"source_repository": beacon, "source_repository_ref": "refs/heads/main"})
+    policy.verify(identities, provenance)
+    with pytest.raises(PolicyError, match="Source repository ref does not match"):
+        from_flags("https://token.actions.githubusercontent.com", None, ".*",
+                   {"source_repository_ref": "refs/tags/v1"}).verify(identities, provenance)
