@@ -268,7 +268,7 @@ def test_a_v03_bundle_with_a_chain_is_refused() -> None:
 
     data = json.loads((ASSETS / "corpus/v02-chain-proof-and-promise.sigstore.json").read_text())
     data["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
-    with pytest.raises(UsageError, match="v0.3 carries the leaf as 'certificate'"):
+    with pytest.raises(UsageError, match=r"v0\.3 carries the leaf as 'certificate'"):
         bundle.parse(json.dumps(data))
 
 
