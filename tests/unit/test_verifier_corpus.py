@@ -32,6 +32,7 @@ CORPUS_ROOT = "corpus/trusted_root.json"
 STAGING_ROOT = "sigstore-python/staging-but-sign-with-rekor-v2.json"
 PUBLIC_GOOD_ROOT = "sigstore-go/trusted-root-public-good.json"
 GITHUB_ROOT = "sigstore-go/trusted-root-github-staging.json"
+GITHUB_WHL = bytes.fromhex("c4e92e9ecc828bef2aa7dba1de8ac983511f7532a0df11c770d39099a25cf201")
 NPM_SHA512 = bytes.fromhex(
     "76176ffa33808b54602c7c35de5c6e9a4deb96066dba6533f50ac234f4f1f4c6"
     "b3527515dc17c06fbe2860030f410eee69ea20079bd3a2c6f3dcf3b329b10751")
@@ -49,6 +50,8 @@ class Case:
     predicate_type: str | None = None
     key: str | None = None
     digests: dict[str, bytes] = field(default_factory=dict)
+    regexp: str | None = None
+    provenance: dict[str, str] = field(default_factory=dict)
     reference: bool | None = None  # sigstore-python's verdict; None: it cannot say
     why: str = ""  # why sigstore-python's verdict differs from ours
 
@@ -150,6 +153,17 @@ CASES = [
              "11ad7efa24975ee4b0c3c3a38ed18737f0658a5f75a0a96787b576a78a023361"),
          issuer="https://accounts.google.com", identity="ifont@redhat.com",
          predicate_type="https://model_signing/Digests/v0.1", reference=True),
+    Case("sigstore-python/bundle_v3_github.whl.sigstore", PUBLIC_GOOD_ROOT, None,
+         digest=GITHUB_WHL, issuer="https://token.actions.githubusercontent.com", identity=None,
+         regexp=r"https://github\.com/trailofbits/rfc8785\.py/\.github/workflows/.*",
+         provenance={"source_repository": "trailofbits/rfc8785.py",
+                     "source_repository_ref": "refs/tags/v0.1.2",
+                     "runner_environment": "github-hosted"}, reference=True),
+    Case("sigstore-python/bundle_v3_github.whl.sigstore", PUBLIC_GOOD_ROOT, 8,
+         "Source repository ref does not match", digest=GITHUB_WHL,
+         issuer="https://token.actions.githubusercontent.com", identity=None,
+         provenance={"source_repository_ref": "refs/tags/v9.9.9"}, reference=True,
+         why="the reference runs without an identity policy (UnsafeNoOp)"),
     Case("sigstore-go/bundle-v02.json", PUBLIC_GOOD_ROOT, 2, "nothing says when it was signed",
          digest=bytes.fromhex(
              "a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf"),
@@ -189,8 +203,9 @@ def _key(name: str | None) -> PublicKeyTypes | None:
 
 def ours(case: Case) -> VerifiedSignature:
     material = trust.read(ASSETS / case.root)
-    policy = None if case.key else from_flags(case.issuer, case.identity, None if case.identity
-                                              else ".*")
+    policy = None if case.key else from_flags(
+        case.issuer, case.identity, case.regexp or (None if case.identity else ".*"),
+        case.provenance)
     return Verifier(material).verify(bundle.read(ASSETS / case.bundle), case.digest, policy,
                                      predicate_type=case.predicate_type, key=_key(case.key),
                                      digests=case.digests)
