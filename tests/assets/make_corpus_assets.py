@@ -10,14 +10,12 @@ each broken one changes one thing and fails at one step.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -139,15 +137,6 @@ def sign_envelope(key: ec.EllipticCurvePrivateKey, statement: bytes,
     signed = pae(payload_type, statement) if over_pae else statement
     return DsseEnvelope(payload=statement, payload_type=payload_type, signatures=(
         DsseSignature(sig=key.sign(signed, ec.ECDSA(hashes.SHA256()))),))
-
-
-def public_key_body(digest: bytes, signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
-    """A hashedrekord 0.0.1 body for a managed key: its PEM as ``publicKey``."""
-    pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    return rfc8785.dumps({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-        "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
-        "signature": {"content": base64.b64encode(signature).decode(),
-                      "publicKey": {"content": base64.b64encode(pem).decode()}}}})
 
 
 def make(ctx: Any) -> TrustMaterial:
@@ -296,8 +285,9 @@ def make(ctx: Any) -> TrustMaterial:
     key_signature = ctx.sign(managed, digest)
     write("public-key-hashedrekord.sigstore.json", make_bundle(
         v03, {"public_key": PublicKeyIdentifier(hint="managed key")},
-        [ours.tsa.timestamp(key_signature)], [v1_entry("hashedrekord", "0.0.1", public_key_body(
-            digest, key_signature, managed.public_key()))], digest=digest,
+        [ours.tsa.timestamp(key_signature)], [v1_entry("hashedrekord", "0.0.1", rekor.hashedrekord_body(
+            digest, key_signature, managed.public_key().public_bytes(
+                Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)))], digest=digest,
         signature=key_signature))
     key_envelope = sign_envelope(managed, statement.to_json())
     write("public-key-rekor-v2-dsse.sigstore.json", make_bundle(
