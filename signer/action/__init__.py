@@ -242,7 +242,8 @@ def verify(runner: Runner, inputs: Mapping[str, Any]) -> None:
             ref, operations.load_trust(client, trust_root), inputs[ISSUER_INPUT],
             inputs["certificate_identity"] or None,
             inputs["certificate_identity_regexp"] or None,
-            provenance, client, None if client is None else inputs["namespace"], bundle_path)
+            provenance, client, None if client is None else inputs["namespace"], bundle_path,
+            predicate_type=inputs["predicate_type"] or None)
     except SignerError:
         runner.set_output("verified", "false")  # a gate reads 'false', never a missing value
         raise

@@ -49,6 +49,7 @@ VERIFY: tuple[Input, ...] = (
     Input("certificate_identity_regexp"),
     Input("trust_root"),
     Input("bundle_path"),
+    Input("predicate_type", example="https://slsa.dev/provenance/v1"),
 )
 
 REVOKE: tuple[Input, ...] = (

@@ -260,3 +260,23 @@ def test_verify_offline_with_another_instances_trust_root(runner: FakeRunner) ->
                       trust_root="root.json", api_url="")
     assert done.returncode == 0, done.log
     assert done.outputs == {"verified": "true"}
+
+
+def test_verify_an_attestation_offline_with_its_predicate_type(runner: FakeRunner) -> None:
+    import shutil
+    from pathlib import Path
+
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    meta = json.loads((assets / "verification.meta.json").read_text())
+    shutil.copy(assets / "corpus/dsse-rekor-v1-dsse.sigstore.json", runner.workspace / "a.json")
+    shutil.copy(assets / "corpus/trusted_root.json", runner.workspace / "root.json")
+    inputs = {"artifact_name": f"app.tar.gz@sha256:{meta['digest']}",
+              "certificate_oidc_issuer": meta["issuer"], "certificate_identity": meta["identity"],
+              "bundle_path": "a.json", "trust_root": "root.json", "api_url": ""}
+    refused = runner.run("verify", token=False, **inputs)
+    assert refused.returncode == 1, refused.log
+    assert "pass --predicate-type" in refused.summary or "predicate_type" in refused.summary
+    done = runner.run("verify", token=False, predicate_type="https://slsa.dev/provenance/v1",
+                      **inputs)
+    assert done.returncode == 0, done.log
+    assert done.outputs == {"verified": "true"}
