@@ -383,6 +383,13 @@ class Verifier:
         if not self._cas:
             raise StepFailed(3, "the bundle is signed with a certificate, and the trust root "
                                 "lists no certificate authority")
+        # Every verified time must fall in the leaf's short life, ends included; said plainly
+        # before the path is built (which would refuse it too).
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        for at in times:
+            if not within(start, end, at):
+                raise StepFailed(3, f"the verified time {at.isoformat()} is outside the leaf's "
+                                    f"validity ({start.isoformat()} to {end.isoformat()})")
         first, *others = times
         failures = []
         for ca in self._cas:

@@ -125,6 +125,10 @@ CASES = [
     Case("corpus/timestamp-outside-tsa-certificate-validity.sigstore.json",
          "corpus/trusted_root-with-expired-tsa.json", 2, "outside its TSA certificate's validity",
          reference=True, why=SKIPS_BAD_TIMESTAMPS),
+    Case("sigstore-python/bundle.txt.late_timestamp.sigstore", STAGING_ROOT, 3,
+         "is outside the leaf's validity", digest=bytes.fromhex(
+             "802dd60ff88333802f2585e73043bd21c341285e1992fe5b31755e1cadeae30e"),
+         issuer="https://accounts.google.com", identity=None, reference=False),
     # -- (5) SCTs -----------------------------------------------------------------------------
     Case("corpus/leaf-sct-with-extensions.sigstore.json", CORPUS_ROOT, None, reference=True),
     # -- (6) managed keys ------------------------------------------------------------------------
