@@ -162,6 +162,8 @@ def verify(name: str | None, file: Path | None, certificate_identity: str | None
             "identity": r.verified.identity if r.verified else None,
             "signed_at": r.verified.signed_at.isoformat() if r.verified else None,
             "provenance": r.verified.provenance.as_dict() if r.verified else None,
+            "predicate_type": r.verified.statement.predicate_type
+            if r.verified and r.verified.statement else None,
         } for r in report.results],
     }
     text = ("verified: " if report.ok else "verification failed: ") + str(ref) + "\n" \

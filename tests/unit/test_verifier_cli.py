@@ -70,6 +70,7 @@ def test_an_attestation_needs_its_predicate_type() -> None:
     done = run("--bundle", bundle, "--trust-root", CORPUS_ROOT, *identity(),
                "--predicate-type", SLSA_V1)
     assert done.exit_code == 0, done.output
+    assert entry(done)["predicate_type"] == SLSA_V1
 
 
 def test_a_signature_is_not_an_attestation() -> None:
