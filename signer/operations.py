@@ -24,6 +24,7 @@ from signer.client import Client
 from signer.errors import UsageError
 from signer.key_details import PublicKeyTypes
 from signer.verification import (
+    Policy,
     Report,
     Revocation,
     Verifier,
@@ -119,17 +120,9 @@ def verify(
     statement has this predicate type. ``file``: the artifact itself, so that an in-toto
     subject naming only its SHA-512 (npm's) matches too.
     """
-    key = load_key(key_path) if key_path is not None else None
-    if key is not None:
-        if issuer or identity or identity_regexp or any((provenance or {}).values()):
-            raise UsageError("--key verifies a bundle signed with a managed key: it has no "
-                             "certificate, so no identity or provenance to check.",
-                             "Drop the identity and provenance flags, or drop --key.")
-        policy = None
-    else:
-        policy = from_flags(issuer, identity, identity_regexp, provenance)
+    policy, options = _policy_and_options(issuer, identity, identity_regexp, provenance,
+                                          key_path, predicate_type, file)
     verifier = Verifier.for_trust(trust_material)
-    options = VerifyOptions(predicate_type, key, _other_digests(file))
     entries: list[tuple[str, bundle.SignedArtifact, Revocation | None]] = []
     if bundle_path is not None:
         entries.append((str(bundle_path), bundle.read(bundle_path), None))
@@ -148,6 +141,24 @@ def verify(
                         revocation))
     return verify_entries(verifier, entries, ref.digest_bytes, policy, revocation_checked=True,
                           options=options)
+
+
+def _policy_and_options(
+    issuer: str | None, identity: str | None, identity_regexp: str | None,
+    provenance: Mapping[str, str | None] | None, key_path: Path | None,
+    predicate_type: str | None, file: Path | None,
+) -> tuple[Policy | None, VerifyOptions]:
+    """The identity policy (none with a managed key) and the verifier's options."""
+    key = load_key(key_path) if key_path is not None else None
+    if key is None:
+        policy: Policy | None = from_flags(issuer, identity, identity_regexp, provenance)
+    elif issuer or identity or identity_regexp or any((provenance or {}).values()):
+        raise UsageError("--key verifies a bundle signed with a managed key: it has no "
+                         "certificate, so no identity or provenance to check.",
+                         "Drop the identity and provenance flags, or drop --key.")
+    else:
+        policy = None
+    return policy, VerifyOptions(predicate_type, key, _other_digests(file))
 
 
 def load_key(path: Path) -> PublicKeyTypes:
