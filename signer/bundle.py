@@ -1,4 +1,4 @@
-"""Sigstore bundle v0.3 (``<name>.sigstore.json``): built and parsed once, here.
+"""Sigstore bundles: v0.3 built (``<name>.sigstore.json``), v0.1 to v0.3 parsed, once, here.
 
 Everything else works on :class:`SignedArtifact`, never on raw JSON.
 """
@@ -19,6 +19,7 @@ from signer.sigstore_json import (
     U64,
     Bundle,
     Checkpoint,
+    DsseEnvelope,
     HashOutput,
     InclusionPromise,
     InclusionProof,
@@ -38,16 +39,47 @@ MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_BUNDLE_BYTES = 256 * 1024
 
 
+V01_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+V02_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle+json;version=0.2"
+# The bundle versions by media type (v0.3 has two spellings): what each requires of its log
+# entries is checked by the verifier (v0.1: an inclusion promise; v0.2 on: a proof).
+VERSIONS: Final = {V01_MEDIA_TYPE: 1, V02_MEDIA_TYPE: 2, BUNDLE_MEDIA_TYPES[2]: 3,
+                   MEDIA_TYPE: 3}
+_FIX = "Pass a Sigstore bundle (.sigstore.json)."
+
+
 @dataclass(frozen=True)
 class SignedArtifact:
-    """The parts of a bundle that verification reads."""
+    """The parts of a bundle that verification reads.
 
-    certificate: x509.Certificate
-    digest: bytes
+    The content is a message signature over ``digest`` or a DSSE ``envelope`` (then
+    ``digest`` is None and ``signature`` is the envelope's one signature, over its PAE). The
+    signer is a certificate (``leaf``; v0.1/v0.2 carry it first in a chain, whose other
+    certificates verification ignores: the trust root says which CAs count) or a managed key
+    named by ``key_hint``.
+    """
+
+    leaf: x509.Certificate | None
+    digest: bytes | None
     signature: bytes
     timestamps: tuple[bytes, ...]
     tlog_entries: tuple[TransparencyLogEntry, ...]
     model: Bundle
+    envelope: DsseEnvelope | None = None
+    key_hint: str | None = None
+
+    @property
+    def version(self) -> int:
+        """The bundle's minor version: 1, 2 or 3."""
+        return VERSIONS[self.model.media_type]
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The leaf, for callers that only handle certificate bundles (the service's own)."""
+        if self.leaf is None:
+            raise UsageError("The bundle is signed with a managed key, not a certificate.",
+                             "Verify it with --key.")
+        return self.leaf
 
     def to_json(self) -> str:
         return self.model.to_json()
@@ -99,42 +131,70 @@ def build(
 
 
 def parse(text: str | bytes, source: str = "the bundle") -> SignedArtifact:
+    """Any Sigstore bundle, v0.1 to v0.3, or `UsageError` saying what it is not."""
     if len(text) > MAX_BUNDLE_BYTES:
         raise UsageError(f"{source} is {len(text)} bytes; a bundle is at most "
-                         f"{MAX_BUNDLE_BYTES}.", "Pass the .sigstore.json file signer wrote.")
+                         f"{MAX_BUNDLE_BYTES}.", _FIX)
     try:
         model = Bundle.from_json(text)
     except WireError as exc:
-        raise UsageError(f"{source} is not a Sigstore bundle: {exc}.",
-                         "Pass the .sigstore.json file signer wrote.") from exc
-    if model.media_type not in BUNDLE_MEDIA_TYPES:
+        raise UsageError(f"{source} is not a Sigstore bundle: {exc}.", _FIX) from exc
+    if model.media_type not in VERSIONS:
         raise UsageError(f"{source} has the media type {model.media_type[:80]!r}, not a "
-                         "Sigstore bundle's.", "Pass the .sigstore.json file signer wrote.")
+                         "Sigstore bundle's.", _FIX)
     material = model.verification_material
-    signature = model.message_signature
-    if model.dsse_envelope is not None or material.public_key is not None:
-        raise UsageError(f"{source} holds a DSSE envelope or a public key; signer verifies "
-                         "message signatures over a certificate.",
-                         "Pass the .sigstore.json file signer wrote.")
-    certificate = material.certificate
-    if certificate is None and material.x509_certificate_chain is not None:
-        # A v0.2 bundle (sigstore-js writes them): its leaf is what was signed with; the
-        # rest of the chain is not read, the pinned trust root is.
-        certificate = next(iter(material.x509_certificate_chain.certificates), None)
-    if certificate is None or signature is None or signature.message_digest is None:
-        raise UsageError(f"{source} has no certificate or no message signature with a digest.",
-                         "Only artifact-signature bundles with a certificate are supported.")
-    if signature.message_digest.algorithm != SHA2_256:
-        raise UsageError(f"{source} uses {signature.message_digest.algorithm}; only SHA2_256 "
-                         "is supported.")
-    try:
-        cert = x509.load_der_x509_certificate(certificate.raw_bytes)
-    except ValueError as exc:
-        raise UsageError(f"{source} holds a certificate that cannot be parsed.") from exc
+    leaf, hint = _signer(material, VERSIONS[model.media_type], source)
     tsd = material.timestamp_verification_data
     timestamps = tuple(t.signed_timestamp for t in tsd.rfc3161_timestamps) if tsd else ()
-    return SignedArtifact(cert, signature.message_digest.digest, signature.signature,
-                          timestamps, tuple(material.tlog_entries), model)
+    entries = tuple(material.tlog_entries)
+    envelope, message = model.dsse_envelope, model.message_signature
+    if envelope is not None and message is not None:
+        raise UsageError(f"{source} holds a DSSE envelope and a message signature; a bundle "
+                         "holds one of them.", _FIX)
+    if envelope is not None:
+        # Sigstore's bundle specification: the envelope carries exactly one signature.
+        if len(envelope.signatures) != 1:
+            raise UsageError(f"{source} holds a DSSE envelope with {len(envelope.signatures)} "
+                             "signatures; a Sigstore bundle's carries exactly one.", _FIX)
+        return SignedArtifact(leaf, None, envelope.signatures[0].sig, timestamps, entries,
+                              model, envelope, hint)
+    if message is None or message.message_digest is None:
+        raise UsageError(f"{source} has no message signature with a digest and no DSSE "
+                         "envelope.", _FIX)
+    if message.message_digest.algorithm != SHA2_256:
+        raise UsageError(f"{source} uses {message.message_digest.algorithm}; only SHA2_256 "
+                         "is supported.")
+    return SignedArtifact(leaf, message.message_digest.digest, message.signature, timestamps,
+                          entries, model, None, hint)
+
+
+def _signer(material: VerificationMaterial, version: int, source: str
+            ) -> tuple[x509.Certificate | None, str | None]:
+    """The leaf certificate, or the hint of the managed key, that signed."""
+    given = [m for m in (material.certificate, material.x509_certificate_chain,
+                         material.public_key) if m is not None]
+    if len(given) != 1:
+        raise UsageError(f"{source} has no certificate, certificate chain or public key"
+                         if not given else f"{source} names more than one signer (certificate, "
+                         "chain, public key)", _FIX)
+    if material.public_key is not None:
+        return None, material.public_key.hint or ""
+    if material.x509_certificate_chain is not None:
+        # v0.3 replaced the chain with the leaf alone (protobuf-specs bundle.proto).
+        if version == 3:
+            raise UsageError(f"{source} is a v0.3 bundle with a certificate chain; v0.3 "
+                             "carries the leaf as 'certificate'.", _FIX)
+        certificates = material.x509_certificate_chain.certificates
+        if not certificates:
+            raise UsageError(f"{source} has an empty certificate chain.", _FIX)
+        der = certificates[0].raw_bytes
+    else:
+        assert material.certificate is not None
+        der = material.certificate.raw_bytes
+    try:
+        return x509.load_der_x509_certificate(der), None
+    except ValueError as exc:
+        raise UsageError(f"{source} holds a certificate that cannot be parsed.") from exc
 
 
 def read(path: Path) -> SignedArtifact:

@@ -186,14 +186,22 @@ def push(name: str, bundle: Path, predicate_type: str | None,
 @option("from-registry", is_flag=True, default=False,
         help="Verify every Sigstore bundle attached to the image in its registry, offline.")
 @registry_option
+@option("key", type=click.Path(dir_okay=False, path_type=Path),
+        help="A bundle signed with this managed key (PEM): no certificate, no identity check.")
+@option("predicate-type", help="Verify attestations (DSSE bundles) whose in-toto statement "
+        "has this predicate type; without it only signatures verify.")
 @provenance_options
 @connection_options
 def verify(name: str | None, file: Path | None, certificate_identity: str | None,
            certificate_identity_regexp: str | None, trust_root: Path | None,
            bundle: Path | None, from_registry: bool, allow_insecure_registry: bool | None,
-           output: str, namespace: str | None, **kwargs: Any) -> None:
+           key: Path | None, predicate_type: str | None, output: str, namespace: str | None,
+           **kwargs: Any) -> None:
     """Verify every signature of an artifact: chain, timestamp, signature, identity,
-    provenance, revocation. Exits 1 when none passes."""
+    provenance, revocation. Exits 1 when none passes.
+
+    --trust-root takes any Sigstore trusted_root.json (signer's, Sigstore's public
+    instance, GitHub's, a private deployment's) or a ClientTrustConfig."""
     provenance = _provenance(kwargs)
     issuer = provenance.pop("issuer")
     ref = _ref(name, file)
@@ -204,14 +212,16 @@ def verify(name: str | None, file: Path | None, certificate_identity: str | None
         client = None if trust_root else _client(**kwargs)
         report = operations.verify_from_registry(
             ref, operations.load_trust(client, trust_root), issuer, certificate_identity,
-            certificate_identity_regexp, provenance, allow_insecure_registry)
+            certificate_identity_regexp, provenance, allow_insecure_registry,
+            key_path=key, predicate_type=predicate_type, file=file)
     else:
         offline = bundle is not None
         client = None if offline else _client(**kwargs)
         report = operations.verify(
             ref, operations.load_trust(client, trust_root), issuer, certificate_identity,
             certificate_identity_regexp, provenance, client,
-            None if offline else _namespace(namespace), bundle)
+            None if offline else _namespace(namespace), bundle, key_path=key,
+            predicate_type=predicate_type, file=file)
     data = {
         "verified": report.ok, "name": str(ref), "revocation_checked": report.revocation_checked,
         "entries": [{
@@ -219,6 +229,8 @@ def verify(name: str | None, file: Path | None, certificate_identity: str | None
             "identity": r.verified.identity if r.verified else None,
             "signed_at": r.verified.signed_at.isoformat() if r.verified else None,
             "provenance": r.verified.provenance.as_dict() if r.verified else None,
+            "predicate_type": r.verified.statement.predicate_type
+            if r.verified and r.verified.statement else None,
         } for r in report.results],
     }
     text = ("verified: " if report.ok else "verification failed: ") + str(ref) + "\n" \

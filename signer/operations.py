@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sys
 from collections.abc import Mapping
@@ -15,17 +16,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_public_key
 
 from signer import bundle, registry, trust
 from signer.artifact import ArtifactRef
 from signer.client import Client
 from signer.errors import UsageError, VerificationFailed
+from signer.key_details import PublicKeyTypes
 from signer.verification import (
     EntryResult,
+    Policy,
     Report,
     Revocation,
     Verifier,
+    VerifyOptions,
     from_flags,
     verify_entries,
 )
@@ -105,15 +109,26 @@ def verify(
     client: Client | None = None,
     namespace: str | None = None,
     bundle_path: Path | None = None,
+    *,
+    key_path: Path | None = None,
+    predicate_type: str | None = None,
+    file: Path | None = None,
 ) -> Report:
-    """Online: every entry the service holds for the name; offline: one bundle file."""
-    policy = from_flags(issuer, identity, identity_regexp, provenance)
+    """Online: every entry the service holds for the name; offline: one bundle file.
+
+    ``key_path``: the managed key (PEM) a bundle without a certificate is signed with; no
+    identity is checked then. ``predicate_type``: verify attestations (DSSE bundles) whose
+    statement has this predicate type. ``file``: the artifact itself, so that an in-toto
+    subject naming only its SHA-512 (npm's) matches too.
+    """
+    policy, options = _policy_and_options(issuer, identity, identity_regexp, provenance,
+                                          key_path, predicate_type, file)
     verifier = Verifier.for_trust(trust_material)
     entries: list[tuple[str, bundle.SignedArtifact, Revocation | None]] = []
     if bundle_path is not None:
         entries.append((str(bundle_path), bundle.read(bundle_path), None))
         return verify_entries(verifier, entries, ref.digest_bytes, policy,
-                              revocation_checked=False)
+                              revocation_checked=False, options=options)
     if client is None or not namespace:
         raise UsageError("Online verification needs --api and --namespace.",
                          "Or verify offline with --bundle and --trust-root.")
@@ -125,7 +140,8 @@ def verify(
                                     datetime.fromisoformat(r["revoked_at"]), r.get("log_index"))
         entries.append((view["id"], bundle.parse(_dumps(view["bundle"]), view["id"]),
                         revocation))
-    return verify_entries(verifier, entries, ref.digest_bytes, policy, revocation_checked=True)
+    return verify_entries(verifier, entries, ref.digest_bytes, policy, revocation_checked=True,
+                          options=options)
 
 
 # -- registries -------------------------------------------------------------------------------
@@ -155,10 +171,15 @@ def verify_from_registry(
     identity_regexp: str | None = None,
     provenance: Mapping[str, str | None] | None = None,
     allow_insecure: bool | None = None,
+    *,
+    key_path: Path | None = None,
+    predicate_type: str | None = None,
+    file: Path | None = None,
 ) -> Report:
     """Every Sigstore bundle referring to the image, each verified offline as ``--bundle``
     would be; one that cannot be read or parsed is reported as not verified, with why."""
-    policy = from_flags(issuer, identity, identity_regexp, provenance)
+    policy, options = _policy_and_options(issuer, identity, identity_regexp, provenance,
+                                          key_path, predicate_type, file)
     verifier = Verifier.for_trust(trust_material)
     found = registry_referrers(ref, allow_insecure, fetch_bundles=True)
     image = registry.image_ref(ref)
@@ -181,7 +202,53 @@ def verify_from_registry(
             "Sign with 'signer artifact sign --name … --push' (action: push_to_registry: "
             "true), or verify a bundle file with --bundle.")
     report = verify_entries(verifier, entries, ref.digest_bytes, policy,
-                            revocation_checked=False)
+                            revocation_checked=False, options=options)
     return Report(tuple(unread) + report.results, revocation_checked=False,
                   notes=(f"bundles read from {image.registry}/{image.repository} "
                          f"({found.index})",))
+
+
+def _policy_and_options(
+    issuer: str | None, identity: str | None, identity_regexp: str | None,
+    provenance: Mapping[str, str | None] | None, key_path: Path | None,
+    predicate_type: str | None, file: Path | None,
+) -> tuple[Policy | None, VerifyOptions]:
+    """The identity policy (none with a managed key) and the verifier's options."""
+    key = load_key(key_path) if key_path is not None else None
+    if key is None:
+        policy: Policy | None = from_flags(issuer, identity, identity_regexp, provenance)
+    elif issuer or identity or identity_regexp or any((provenance or {}).values()):
+        raise UsageError("--key verifies a bundle signed with a managed key: it has no "
+                         "certificate, so no identity or provenance to check.",
+                         "Drop the identity and provenance flags, or drop --key.")
+    else:
+        policy = None
+    return policy, VerifyOptions(predicate_type, key, _other_digests(file))
+
+
+def load_key(path: Path) -> PublicKeyTypes:
+    """A managed key's public half, PEM (SubjectPublicKeyInfo)."""
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"Cannot read the key {path}: {exc.strerror}.") from exc
+    except ValueError as exc:
+        raise UsageError(f"{path} is not a PEM public key.",
+                         "Pass the public key as '-----BEGIN PUBLIC KEY-----' PEM.") from exc
+    if not isinstance(key, PublicKeyTypes):
+        raise UsageError(f"{path} holds a {type(key).__name__}, not an ECDSA, Ed25519 or RSA "
+                         "key.")
+    return key
+
+
+def _other_digests(file: Path | None) -> dict[str, bytes]:
+    if file is None:
+        return {}
+    digest = hashlib.sha512()
+    try:
+        with file.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UsageError(f"Cannot read {file}: {exc.strerror}.") from exc
+    return {"sha512": digest.digest()}

@@ -161,8 +161,9 @@ class TransparencyLogEntry(Message):
     log_index: U64
     log_id: LogId
     kind_version: KindVersion
-    inclusion_proof: InclusionProof
     canonicalized_body: bytes
+    # v0.1 bundles may carry only the promise; v0.2 on require the proof (the verifier says).
+    inclusion_proof: InclusionProof | None = None
     integrated_time: U64 | None = None
     inclusion_promise: InclusionPromise | None = None
 

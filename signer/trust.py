@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -137,15 +138,21 @@ def _authority(model: CertificateAuthority) -> Authority:
 
 
 def parse(text: str | bytes, source: str = "the trust root") -> TrustMaterial:
+    """A Sigstore ``trusted_root.json`` (any instance's), or the trusted root inside a
+    ``ClientTrustConfig`` (what sigstore-python and cosign pin)."""
     fix = "Export it with 'signer trust-root export' or GET /v1/trust-root."
     try:
-        model = TrustedRoot.from_json(text)
+        data = json.loads(text)
+        if isinstance(data, dict) and str(data.get("mediaType", "")).startswith(
+                CLIENT_CONFIG_MEDIA_TYPE.split(".v0")[0]) and "trustedRoot" in data:
+            data = data["trustedRoot"]
+        model = TrustedRoot.from_dict(data)
         material = TrustMaterial(
             cas=tuple(_authority(a) for a in model.certificate_authorities),
             tsas=tuple(_authority(a) for a in model.timestamp_authorities),
             tlogs=model.tlogs, ctlogs=model.ctlogs,
         )
-    except (WireError, ValueError) as exc:
+    except (WireError, ValueError, RecursionError) as exc:
         raise UsageError(f"{source} is not a Sigstore trusted_root.json: {exc}.", fix) from exc
     if model.media_type not in TRUSTED_ROOT_MEDIA_TYPES:
         raise UsageError(f"{source} has the media type {model.media_type[:80]!r}, not a "

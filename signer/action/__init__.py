@@ -312,11 +312,13 @@ def verify(runner: Runner, inputs: Mapping[str, Any]) -> None:
             if image is not None:
                 report = operations.verify_from_registry(
                     ref, trust_material, *policy,
-                    allow_insecure=inputs["allow_insecure_registry"] or None)
+                    allow_insecure=inputs["allow_insecure_registry"] or None,
+                    predicate_type=inputs["predicate_type"] or None)
             else:
                 report = operations.verify(
                     ref, trust_material, *policy, client,
-                    None if client is None else inputs["namespace"], bundle_path)
+                    None if client is None else inputs["namespace"], bundle_path,
+                    predicate_type=inputs["predicate_type"] or None)
         except SignerError:
             runner.set_output("verified", "false")  # a gate reads 'false', never a missing value
             raise

@@ -62,6 +62,7 @@ VERIFY: tuple[Input, ...] = (
     Input("bundle_path"),
     Input("bundle_source", example="registry"),
     *_REGISTRY,
+    Input("predicate_type", example="https://slsa.dev/provenance/v1"),
 )
 
 REVOKE: tuple[Input, ...] = (

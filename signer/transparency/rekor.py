@@ -36,11 +36,13 @@ class SignedEntryTimestampError(ValueError):
 
 
 def hashedrekord_body(digest: bytes, signature: bytes, leaf_pem: bytes) -> bytes:
-    """Canonical body of a hashedrekord 0.0.1 entry for a SHA-256 ``digest``."""
+    """Canonical body of a hashedrekord 0.0.1 entry for a SHA-256 ``digest``; ``leaf_pem``
+    is the leaf certificate's PEM, or a managed key's (SubjectPublicKeyInfo)."""
     if len(digest) != 32:
         raise ValueError(f"hashedrekord digest must be SHA-256 (32 bytes), got {len(digest)}")
-    if not leaf_pem.startswith(b"-----BEGIN CERTIFICATE-----"):
-        raise ValueError("hashedrekord public key must be the leaf certificate's PEM")
+    if not leaf_pem.startswith((b"-----BEGIN CERTIFICATE-----", b"-----BEGIN PUBLIC KEY-----")):
+        raise ValueError("hashedrekord public key must be the leaf certificate's or a public "
+                         "key's PEM")
     # RFC 8785 of the object below, written out: its keys are in canonical order already and
     # its values (hex, base64) need no escaping, so this is byte for byte what
     # ``rfc8785.dumps`` makes of it (tests/unit/test_rekor_body.py compares the two).

@@ -139,16 +139,18 @@ def sign_precert_sct(
     timestamp_ms: int,
     issuer_key_hash: bytes,
     tbs_precert_der: bytes,
+    extensions: bytes = b"",
 ) -> bytes:
-    """A TLS-encoded v1 SignedCertificateTimestamp for a precertificate, no extensions."""
+    """A TLS-encoded v1 SignedCertificateTimestamp for a precertificate (``extensions``: the
+    opaque CtExtensions, which the signature covers; our CT log writes none)."""
     public_key = check_log_key(signer.public_key)
     signature = signer.sign(
-        _signature_input(timestamp_ms, issuer_key_hash, tbs_precert_der, b""))
+        _signature_input(timestamp_ms, issuer_key_hash, tbs_precert_der, extensions))
     return (
         bytes([_V1])
         + log_id(public_key)
         + timestamp_ms.to_bytes(8, "big")
-        + _opaque(b"", 2)  # CtExtensions
+        + _opaque(extensions, 2)  # CtExtensions
         + bytes([_HASH_SHA256, _SIGNATURE_ECDSA])
         + _opaque(signature, 2)
     )

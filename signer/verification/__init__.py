@@ -8,6 +8,7 @@ from signer.verification.verifier import (
     StepFailed,
     VerifiedSignature,
     Verifier,
+    VerifyOptions,
     verify_entries,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "StepFailed",
     "VerifiedSignature",
     "Verifier",
+    "VerifyOptions",
     "from_flags",
     "verify_entries",
 ]

@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -32,16 +32,28 @@ from rfc3161_client import PKIStatus, TimeStampResponse, decode_timestamp_respon
 from rfc3161_client._rust import verify as _rfc3161_rust
 
 from signer.bundle import SignedArtifact
+from signer.dsse import IN_TOTO_PAYLOAD_TYPE, DsseError, Statement
+from signer.dsse import verify_signature as verify_envelope
 from signer.errors import UsageError, VerificationFailed
+from signer.key_details import PublicKeyTypes
 from signer.provenance import Provenance
 from signer.transparency.sct import issuer_key_hash
 from signer.trust import Authority, TrustMaterial
-from signer.verification.policy import Policy, PolicyError, certificate_identity
+from signer.verification.policy import (
+    Policy,
+    PolicyError,
+    certificate_identities,
+    certificate_provenance,
+)
 from signer.verification.transparency import (
     LogCheckError,
+    Signed,
     check_entry,
     check_sct,
     log_keys,
+    outside_window,
+    promised_time,
+    tlog_keys,
 )
 from signer.verification.windows import Window, within
 
@@ -92,10 +104,18 @@ class Revocation:
 
 @dataclass(frozen=True)
 class VerifiedSignature:
+    """What a verified bundle says. ``identity`` is the leaf's first identity (all of them in
+    ``identities``), or ``key <SHA-256 of the SPKI>`` for a managed key; ``log_index`` is None
+    for a bundle of an instance without a log (GitHub's private attestations);
+    ``statement`` is the in-toto statement of a DSSE bundle."""
+
     identity: str
     provenance: Provenance
     signed_at: datetime
-    log_index: int
+    log_index: int | None
+    statement: Statement | None = None
+    identities: tuple[str, ...] = ()
+    verified_times: tuple[datetime, ...] = ()
 
 
 def _ee_policy() -> tuple[ExtensionPolicy, ExtensionPolicy]:
@@ -109,25 +129,27 @@ def _ee_policy() -> tuple[ExtensionPolicy, ExtensionPolicy]:
 
 
 class Verifier:
-    """Verifies bundles against one trust root.
+    """Verifies bundles against one trust root: signer's, Sigstore's public instance, GitHub's,
+    a private deployment's.
 
     Whatever is the same for every bundle is prepared here, once: the TSA checks (trusted
     certificates, the TSA leaf's profile), each CA's intermediate checked against its root,
     the CT and log keys. Nothing about a bundle is remembered: every call checks every step.
     A verifier holds no mutable state, so one instance may serve many threads.
+
+    The trust root says what the instance has: with no transparency log listed, bundles
+    carry no log entry (GitHub's private attestations); with no CT log, leaves carry no SCT.
     """
 
     def __init__(self, trust: TrustMaterial) -> None:
-        if not trust.cas or not trust.tsas:
-            raise UsageError("The trust root names no certificate authority or no timestamp "
-                             "authority.", "Export a complete trust root from the service.")
+        if not trust.cas and not trust.tlogs and not trust.tsas:
+            raise UsageError("The trust root names no certificate authority, transparency log "
+                             "or timestamp authority.",
+                             "Export a complete trust root with 'signer trust-root export'.")
         self.trust = trust
         self._ca_policy, self._ee_policy = _ee_policy()
-        self._tlogs = log_keys(trust.tlogs)
+        self._tlogs = tlog_keys(trust.tlogs)
         self._ctlogs = log_keys(trust.ctlogs)
-        if not self._tlogs or not self._ctlogs:
-            raise UsageError("The trust root names no transparency log or no CT log.",
-                             "Export a complete trust root with 'signer trust-root export'.")
         self._cas = tuple(_CaPath.prepare(ca, self._ca_policy) for ca in trust.cas)
         self._tsas = tuple(_TimestampCheck(tsa) for tsa in trust.tsas)
         # RFC 6962 issuer_key_hash of every certificate that may issue a leaf.
@@ -149,140 +171,326 @@ class Verifier:
                 _VERIFIERS.popitem(last=False)
         return verifier
 
-    def verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy
-               ) -> VerifiedSignature:
+    def verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy | None, *,
+               predicate_type: str | None = None, key: PublicKeyTypes | None = None,
+               digests: Mapping[str, bytes] | None = None) -> VerifiedSignature:
         """The verified signature, or `StepFailed` naming the step: whatever goes wrong
-        inside a step (a malformed extension, a library's error) is that step's failure."""
+        inside a step (a malformed extension, a library's error) is that step's failure.
+
+        ``digest`` is the artifact's SHA-256; ``digests`` may add others (``sha512``: what an
+        in-toto subject may name instead). A DSSE bundle is an attestation: verified only
+        with the ``predicate_type`` its statement must have. ``key``: the managed key a
+        bundle without a certificate must be signed with (then ``policy`` may be None).
+        """
         progress = _Progress()
         try:
-            return self._verify(artifact, digest, policy, progress)
+            return self._verify(artifact, {**(digests or {}), "sha256": digest}, policy,
+                                predicate_type, key, progress)
         except StepFailed:
             raise
         except Exception as exc:
             raise StepFailed(progress.step, _unexpected(exc)) from exc
 
-    def _verify(self, artifact: SignedArtifact, digest: bytes, policy: Policy,
-                progress: _Progress) -> VerifiedSignature:
-        cert = artifact.certificate
-        # (1) The bundle signs the artifact we were asked about.
+    def _verify(self, artifact: SignedArtifact, digests: Mapping[str, bytes],
+                policy: Policy | None, predicate_type: str | None,
+                given_key: PublicKeyTypes | None, progress: _Progress) -> VerifiedSignature:
+        cert = artifact.leaf
+        # (1) The bundle signs the artifact we were asked about: the message digest, or a
+        # subject of the attestation's in-toto statement (of the predicate type asked for).
         progress.step = 1
-        if artifact.digest != digest:
-            raise StepFailed(1, f"the bundle signs sha256:{artifact.digest.hex()}, not "
-                                f"sha256:{digest.hex()}")
-        # (2) A trusted TSA timestamped this very signature: that is the signing time.
+        statement = self._verify_content(artifact, digests, predicate_type)
+        # (2) When it was signed: each RFC 3161 timestamp by a trusted TSA over this very
+        # signature, and a Rekor v1 entry's integrated time that its promise signs (verified
+        # with the entry in step 6). At least one; none in the future.
         progress.step = 2
-        signed_at = self._verify_timestamp(artifact)
-        # (3) The leaf chains to a pinned root, and was valid at the signing time.
+        times = self._verified_times(artifact)
+        # (3) The signer: the leaf chains to a trusted CA at every verified time, or the
+        # bundle is signed with the managed key given.
         progress.step = 3
-        issuer = self._verify_chain(cert, signed_at)
-        # (4) The leaf is a signing certificate of our profile.
-        progress.step = 4
-        try:
-            ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        except x509.ExtensionNotFound as exc:
-            raise StepFailed(4, "the certificate has no KeyUsage extension (needs "
-                                "digitalSignature)") from exc
-        try:
-            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except x509.ExtensionNotFound:
-            eku = x509.ExtendedKeyUsage([])
-        if not ku.digital_signature or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
-            raise StepFailed(4, "the certificate is not for code signing "
-                                "(needs digitalSignature and EKU codeSigning)")
-        # (5) A trusted CT log promised to publish this certificate (its embedded SCT).
-        progress.step = 5
-        try:
-            check_sct(cert, issuer, self._ctlogs, self._key_hashes.get(issuer))
-        except LogCheckError as exc:
-            raise StepFailed(5, str(exc)) from exc
-        # (6) The signature is in the transparency log: body, proof, checkpoint, promise.
+        if cert is None:
+            if given_key is None:
+                raise StepFailed(3, f"the bundle is signed with a managed key (hint "
+                                    f"{artifact.key_hint!r}), not a certificate: verify it "
+                                    "with --key")
+            key: PublicKeyTypes = given_key
+            issuer = None
+        else:
+            if given_key is not None:
+                raise StepFailed(3, "the bundle is signed with a certificate, not a managed "
+                                    "key: verify it with the identity flags, without --key")
+            issuer = self._verify_chain(cert, times)
+            leaf_key = cert.public_key()
+            if not isinstance(leaf_key, PublicKeyTypes):
+                raise StepFailed(3, f"the certificate's key ({type(leaf_key).__name__}) is "
+                                    "not one Sigstore signs with")
+            key = leaf_key
+        if cert is not None and issuer is not None:
+            # (4) The leaf is a signing certificate of Fulcio's profile.
+            progress.step = 4
+            _check_profile(cert)
+            # (5) A trusted CT log promised to publish this certificate (its embedded SCT).
+            progress.step = 5
+            if self._ctlogs or self.trust.ctlogs:
+                try:
+                    check_sct(cert, issuer, self._ctlogs, self._key_hashes.get(issuer))
+                except LogCheckError as exc:
+                    raise StepFailed(5, str(exc)) from exc
+        # (6) The signature is in a trusted log: body, proof, checkpoint, promise, key window.
         progress.step = 6
-        try:
-            log_index = check_entry(artifact.tlog_entries, self._tlogs, cert, digest,
-                                    artifact.signature)
-        except LogCheckError as exc:
-            raise StepFailed(6, str(exc)) from exc
-        # (7) The signature over the digest verifies with the leaf's key.
+        log_index = self._verify_log_entry(artifact, cert, key, times)
+        # (7) The signature verifies with the signer's key: over the digest, or over the
+        # envelope's PAE.
         progress.step = 7
-        key = cert.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise StepFailed(7, "the certificate's key is not an ECDSA key")
-        try:
-            key.verify(artifact.signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        except InvalidSignature as exc:
-            raise StepFailed(7, "the signature does not verify with the certificate's key "
-                                "over this digest") from exc
-        # (8) Who signed, from which build: issuer, identity, every provenance flag.
+        _verify_signature(artifact, key)
+        if cert is None:
+            identity = "key " + hashlib.sha256(key.public_bytes(
+                Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+            return VerifiedSignature(identity, Provenance(), times[0], log_index, statement,
+                                     (identity,), times)
+        # (8) Who signed, from which build: issuer, identity (any of the leaf's), every
+        # provenance flag.
         progress.step = 8
+        if policy is None:
+            raise StepFailed(8, "no identity policy was given for a certificate bundle")
         try:
-            identity = certificate_identity(cert)
-            provenance = Provenance.from_certificate(cert)
-            policy.verify(identity, provenance)
+            identities = certificate_identities(cert)
+            provenance = certificate_provenance(cert)
+            policy.verify(identities, provenance)
         except (PolicyError, UsageError) as exc:
             raise StepFailed(8, str(exc)) from exc
-        return VerifiedSignature(identity, provenance, signed_at, log_index)
+        return VerifiedSignature(identities[0], provenance, times[0], log_index, statement,
+                                 identities, times)
 
-    def _verify_timestamp(self, artifact: SignedArtifact) -> datetime:
-        if not artifact.timestamps:
-            raise StepFailed(2, "the bundle has no RFC 3161 timestamp")
+    def _verify_content(self, artifact: SignedArtifact, digests: Mapping[str, bytes],
+                        predicate_type: str | None) -> Statement | None:
+        envelope = artifact.envelope
+        if envelope is None:
+            if predicate_type is not None:
+                raise StepFailed(1, "the bundle is a signature, not an attestation: it has no "
+                                    f"statement of predicate type {predicate_type!r}")
+            assert artifact.digest is not None
+            if artifact.digest != digests["sha256"]:
+                raise StepFailed(1, f"the bundle signs sha256:{artifact.digest.hex()}, not "
+                                    f"sha256:{digests['sha256'].hex()}")
+            return None
+        if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
+            raise StepFailed(1, f"the DSSE payload type is {envelope.payload_type!r}, not an "
+                                f"in-toto statement ({IN_TOTO_PAYLOAD_TYPE})")
+        try:
+            statement = Statement.parse(envelope.payload)
+        except DsseError as exc:
+            raise StepFailed(1, str(exc)) from exc
+        if predicate_type is None:
+            raise StepFailed(1, f"the bundle is an attestation (predicate type "
+                                f"{statement.predicate_type!r}): pass --predicate-type to "
+                                "verify it as one")
+        if statement.predicate_type != predicate_type:
+            raise StepFailed(1, f"the statement's predicate type is "
+                                f"{statement.predicate_type!r}, not {predicate_type!r}")
+        for subject in statement.subjects:
+            for algorithm, value in digests.items():
+                if subject.digest.get(algorithm) == value.hex():
+                    return statement
+        named = ", ".join(f"{a}:{v[:16]}…" for s in statement.subjects
+                          for a, v in s.digest.items())
+        raise StepFailed(1, f"the artifact (sha256:{digests['sha256'].hex()}) is not a subject "
+                            f"of the statement (subjects: {named})")
+
+    def _verified_times(self, artifact: SignedArtifact) -> tuple[datetime, ...]:
+        times = [self._verify_timestamp(der, artifact.signature) for der in artifact.timestamps]
+        now = datetime.now(UTC)
+        for entry in artifact.tlog_entries:
+            integrated = promised_time(entry)
+            if integrated is None:
+                continue
+            if integrated > now + _CLOCK_SKEW:
+                raise StepFailed(2, f"the log entry's integrated time {integrated.isoformat()} "
+                                    "is in the future")
+            times.append(integrated)
+        if not times:
+            raise StepFailed(2, "the bundle has no RFC 3161 timestamp and no log entry with "
+                                "an inclusion promise: nothing says when it was signed")
+        return tuple(times)
+
+    def _verify_timestamp(self, der: bytes, signature: bytes) -> datetime:
+        """The time a trusted TSA attests, within that TSA's window and its certificate's
+        validity; any timestamp that is not is the bundle's failure (it carries a false
+        claim)."""
+        if not self._tsas:
+            raise StepFailed(2, "the bundle carries an RFC 3161 timestamp, and the trust root "
+                                "lists no timestamp authority")
+        try:
+            response = decode_timestamp_response(der)
+        except ValueError as exc:
+            raise StepFailed(2, "the timestamp is not a valid RFC 3161 response") from exc
         outside = []
-        for der in artifact.timestamps:
-            try:
-                response = decode_timestamp_response(der)
-            except ValueError as exc:
-                raise StepFailed(2, "the timestamp is not a valid RFC 3161 response") from exc
-            for check in self._tsas:
-                if check.verify_message(response, artifact.signature):
-                    tsa = check.tsa
-                    gen_time = response.tst_info.gen_time
-                    # A rotated TSA key counts only for times inside its validFor.
-                    window = Window(tsa.start, tsa.end)
-                    if window.contains(gen_time):
-                        return gen_time
-                    outside.append(f"the timestamp says {gen_time.isoformat()}, outside its "
-                                   f"TSA key's validity {window.describe()}")
+        gen_time = response.tst_info.gen_time
+        for check in self._tsas:
+            leaf = check.leaf
+            # Said first and plainly: a token by a pinned TSA's certificate at a time that
+            # certificate does not cover (the CMS check below would refuse it too).
+            if check.signed_by(response) and not within(
+                    leaf.not_valid_before_utc, leaf.not_valid_after_utc, gen_time):
+                outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
+                               f"certificate's validity ({leaf.not_valid_before_utc.isoformat()}"
+                               f" to {leaf.not_valid_after_utc.isoformat()})")
+                continue
+            if not check.verify_message(response, signature):
+                continue
+            # A rotated TSA key counts only for times inside its validFor.
+            window = Window(check.tsa.start, check.tsa.end)
+            if window.contains(gen_time):
+                return gen_time
+            outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
+                           f"key's validity {window.describe()}")
         if outside:
             raise StepFailed(2, "; ".join(outside))
         raise StepFailed(2, "no trusted timestamp authority signed a timestamp over this "
                             "signature")
 
-    def _verify_chain(self, cert: x509.Certificate, at: datetime) -> x509.Certificate:
-        """Returns the leaf's issuer on the verified path."""
+    def _verify_log_entry(self, artifact: SignedArtifact, cert: x509.Certificate | None,
+                          key: PublicKeyTypes, times: Sequence[datetime]) -> int | None:
+        entries = artifact.tlog_entries
+        if not self._tlogs and not self.trust.tlogs:
+            if entries:
+                raise StepFailed(6, "the bundle carries a log entry, and the trust root lists "
+                                    "no transparency log")
+            return None  # an instance without a log: the TSA's time stands alone
+        if len(entries) != 1:
+            raise StepFailed(6, f"the bundle must hold exactly one log entry, it holds "
+                                f"{len(entries)}")
+        signed = Signed(artifact.signature, artifact.digest, artifact.envelope, cert, key)
+        try:
+            logged = check_entry(entries[0], self._tlogs, artifact.version, signed)
+        except LogCheckError as exc:
+            raise StepFailed(6, str(exc)) from exc
+        if logged.rekor_v2 and not artifact.timestamps:
+            raise StepFailed(6, "a Rekor v2 entry carries no time: the bundle needs an RFC 3161 "
+                                "timestamp")
+        # A rotated log key is trusted only for entries it logged while it was the log's key:
+        # the integrated time it signed (v1), or the signing time (v2).
+        judged = [logged.integrated_time] if logged.integrated_time else list(times)
+        for at in judged:
+            outside = outside_window(logged.log, at)
+            if outside:
+                raise StepFailed(6, f"the entry was logged at {at.isoformat()} by log key "
+                                    f"{entries[0].log_id.key_id.hex()}, {outside}")
+        return logged.log_index
+
+    def _verify_chain(self, cert: x509.Certificate, times: Sequence[datetime]
+                      ) -> x509.Certificate:
+        """Returns the leaf's issuer on the path verified at every one of ``times``."""
+        if not self._cas:
+            raise StepFailed(3, "the bundle is signed with a certificate, and the trust root "
+                                "lists no certificate authority")
+        # Every verified time must fall in the leaf's short life, ends included; said plainly
+        # before the path is built (which would refuse it too).
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        for at in times:
+            if not within(start, end, at):
+                raise StepFailed(3, f"the verified time {at.isoformat()} is outside the leaf's "
+                                    f"validity ({start.isoformat()} to {end.isoformat()})")
+        first, *others = times
         failures = []
         for ca in self._cas:
-            verifier = (
-                PolicyBuilder().store(ca.store).time(at)
-                .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
-                .build_client_verifier()
-            )
             try:
-                chain = verifier.verify(cert, ca.intermediates).chain
-            except VerificationError as exc:
+                chain = self._path(ca, cert, first)
+            except _PathRefused as exc:
                 failures.append(str(exc))
                 continue
-            # The path stopped at the intermediate, checked against the root once: what
-            # depends on the time is the root's validity, checked here as the full path would.
-            if ca.above is not None and chain[-1] == ca.above.issued:
-                root = ca.above.root
-                if not within(root.not_valid_before_utc, root.not_valid_after_utc, at):
-                    failures.append(f"the root {root.subject.rfc4514_string()} is not valid "
-                                    f"at {at.isoformat()}")
-                    continue
-            # A rotated CA counts only for leaves it issued, and signatures made, while it was
-            # the issuing CA (its validFor).
-            window = Window(ca.authority.start, ca.authority.end)
-            issued = cert.not_valid_before_utc
-            if not window.contains(issued):
-                failures.append(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
-                                f"only {window.describe()}")
-                continue
-            if not window.contains(at):
-                failures.append(f"the signature was made at {at.isoformat()} with a leaf of a "
-                                f"CA trusted only {window.describe()}")
+            # The path is the same at every time; what depends on the time is each
+            # certificate's validity and the CA's window, checked as path building would.
+            late = next((f"the path is not valid at {at.isoformat()}" for at in others
+                         if not all(within(c.not_valid_before_utc, c.not_valid_after_utc, at)
+                                    for c in chain)
+                         or not Window(ca.authority.start, ca.authority.end).contains(at)),
+                        None)
+            if late:
+                failures.append(late)
                 continue
             return chain[1]
         raise StepFailed(3, "the certificate does not chain to a trusted root at the signing "
-                            f"time {at.isoformat()}: {'; '.join(failures)}")
+                            f"time {first.isoformat()}: {'; '.join(failures)}")
+
+    def _path(self, ca: _CaPath, cert: x509.Certificate, at: datetime
+              ) -> list[x509.Certificate]:
+        verifier = (
+            PolicyBuilder().store(ca.store).time(at)
+            .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
+            .build_client_verifier()
+        )
+        try:
+            chain = list(verifier.verify(cert, ca.intermediates).chain)
+        except VerificationError as exc:
+            raise _PathRefused(str(exc)) from exc
+        # The path stopped at the intermediate, checked against the root once: what
+        # depends on the time is the root's validity, checked here as the full path would.
+        if ca.above is not None and chain[-1] == ca.above.issued:
+            root = ca.above.root
+            if not within(root.not_valid_before_utc, root.not_valid_after_utc, at):
+                raise _PathRefused(f"the root {root.subject.rfc4514_string()} is not valid "
+                                   f"at {at.isoformat()}")
+            chain.append(root)
+        # A rotated CA counts only for leaves it issued, and signatures made, while it was
+        # the issuing CA (its validFor).
+        window = Window(ca.authority.start, ca.authority.end)
+        issued = cert.not_valid_before_utc
+        if not window.contains(issued):
+            raise _PathRefused(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
+                               f"only {window.describe()}")
+        if not window.contains(at):
+            raise _PathRefused(f"the signature was made at {at.isoformat()} with a leaf of a "
+                               f"CA trusted only {window.describe()}")
+        return chain
+
+
+class _PathRefused(Exception):
+    """One CA of the trust root does not vouch for the leaf; the message says why."""
+
+
+# A log's clock and ours may differ by a little; an integrated time later than this is a lie.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check_profile(cert: x509.Certificate) -> None:
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise StepFailed(4, "the certificate has no KeyUsage extension (needs "
+                            "digitalSignature)") from exc
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = x509.ExtendedKeyUsage([])
+    if not ku.digital_signature or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        raise StepFailed(4, "the certificate is not for code signing "
+                            "(needs digitalSignature and EKU codeSigning)")
+
+
+def _verify_signature(artifact: SignedArtifact, key: PublicKeyTypes) -> None:
+    signer = "the certificate's key" if artifact.leaf is not None else "the key given"
+    if artifact.envelope is not None:
+        if isinstance(key, rsa.RSAPublicKey):
+            raise StepFailed(7, "RSA-signed DSSE envelopes are not supported")
+        try:
+            verify_envelope(artifact.envelope, key)
+        except DsseError as exc:
+            raise StepFailed(7, f"{exc} ({signer})") from exc
+        return
+    assert artifact.digest is not None
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(artifact.signature, artifact.digest,
+                       ec.ECDSA(Prehashed(hashes.SHA256())))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(artifact.signature, artifact.digest, padding.PKCS1v15(),
+                       Prehashed(hashes.SHA256()))
+        else:
+            raise StepFailed(7, "an Ed25519 key cannot sign a message digest (Sigstore signs "
+                                "the artifact itself with Ed25519, which a digest cannot check)")
+    except InvalidSignature as exc:
+        raise StepFailed(7, f"the signature does not verify with {signer} over this "
+                            "digest") from exc
 
 
 _VERIFIERS: OrderedDict[int, Verifier] = OrderedDict()
@@ -366,6 +574,14 @@ class _TimestampCheck:
             self._leaf_ok = eku.critical and ExtendedKeyUsageOID.TIME_STAMPING in eku.value
         except x509.ExtensionNotFound:
             self._leaf_ok = False
+
+    def signed_by(self, response: TimeStampResponse) -> bool:
+        """Whether the token's one SignerInfo names this TSA's leaf (unverified)."""
+        infos = response.signed_data.signer_infos
+        if len(infos) != 1:
+            return False
+        (info,) = infos
+        return (info.issuer, info.serial_number) == (self._leaf_issuer, self._leaf_serial)
 
     def verify_message(self, response: TimeStampResponse, message: bytes) -> bool:
         if PKIStatus(response.status) != PKIStatus.GRANTED:
@@ -451,20 +667,33 @@ class Report:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What `Verifier.verify` takes beyond the artifact's SHA-256 and the policy."""
+
+    predicate_type: str | None = None
+    key: PublicKeyTypes | None = None
+    digests: Mapping[str, bytes] = field(default_factory=dict)
+
+
 def verify_entries(
     verifier: Verifier,
     entries: Sequence[tuple[str, SignedArtifact, Revocation | None]],
     digest: bytes,
-    policy: Policy,
+    policy: Policy | None,
     revocation_checked: bool,
+    options: VerifyOptions | None = None,
 ) -> Report:
     """Pass when one entry passes; otherwise say, per entry, which step failed and why.
 
     One bad entry never aborts the report: any error while checking it is its failure."""
+    options = options or VerifyOptions()
     results = []
     for entry_id, artifact, revocation in entries:
         try:
-            verified = verifier.verify(artifact, digest, policy)
+            verified = verifier.verify(artifact, digest, policy,
+                                       predicate_type=options.predicate_type, key=options.key,
+                                       digests=options.digests)
         except StepFailed as exc:
             results.append(EntryResult.failed(entry_id, exc))
             continue

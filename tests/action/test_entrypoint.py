@@ -242,3 +242,41 @@ def test_unknown_command(runner: FakeRunner, issuer: FakeGitHubIssuer) -> None:
                           text=True, check=False)
     assert done.returncode == 2
     assert done.stdout.startswith("::error title=signer action::Unknown command 'publish'")
+
+
+def test_verify_offline_with_another_instances_trust_root(runner: FakeRunner) -> None:
+    """trust_root takes any Sigstore trust root: a Sigstore staging bundle (Rekor v2, email
+    identity) against the ClientTrustConfig sigstore-python pins for it, no service asked."""
+    import shutil
+    from pathlib import Path
+
+    assets = Path(__file__).resolve().parents[1] / "assets" / "sigstore-python"
+    shutil.copy(assets / "staging-rekor-v2.txt.sigstore.json", runner.workspace / "b.json")
+    shutil.copy(assets / "staging-but-sign-with-rekor-v2.json", runner.workspace / "root.json")
+    digest = "15f67246115921bb7c1de0e7e9e9275c8016dc254a0c009888944b7ed3644aaa"
+    done = runner.run("verify", token=False, artifact_name=f"staging.txt@sha256:{digest}",
+                      certificate_oidc_issuer="https://github.com/login/oauth",
+                      certificate_identity="jku@goto.fi", bundle_path="b.json",
+                      trust_root="root.json", api_url="")
+    assert done.returncode == 0, done.log
+    assert done.outputs == {"verified": "true"}
+
+
+def test_verify_an_attestation_offline_with_its_predicate_type(runner: FakeRunner) -> None:
+    import shutil
+    from pathlib import Path
+
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    meta = json.loads((assets / "verification.meta.json").read_text())
+    shutil.copy(assets / "corpus/dsse-rekor-v1-dsse.sigstore.json", runner.workspace / "a.json")
+    shutil.copy(assets / "corpus/trusted_root.json", runner.workspace / "root.json")
+    inputs = {"artifact_name": f"app.tar.gz@sha256:{meta['digest']}",
+              "certificate_oidc_issuer": meta["issuer"], "certificate_identity": meta["identity"],
+              "bundle_path": "a.json", "trust_root": "root.json", "api_url": ""}
+    refused = runner.run("verify", token=False, **inputs)
+    assert refused.returncode == 1, refused.log
+    assert "pass --predicate-type" in refused.summary or "predicate_type" in refused.summary
+    done = runner.run("verify", token=False, predicate_type="https://slsa.dev/provenance/v1",
+                      **inputs)
+    assert done.returncode == 0, done.log
+    assert done.outputs == {"verified": "true"}

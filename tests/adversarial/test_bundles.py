@@ -279,7 +279,7 @@ def test_malformed_signatures_are_refused(service: Service, tenant: Tenant, labe
 @pytest.mark.parametrize("asset", ["bundle-not-json.txt", "bundle-empty-object.json",
                                    "bundle-wrong-media-type.json",
                                    "bundle-without-certificate.json",
-                                   "bundle-sha512-digest.json", "bundle-without-timestamp.json"])
+                                   "bundle-sha512-digest.json"])
 def test_broken_bundle_files_fail_cleanly_in_the_cli(asset: str, tmp_path: Path) -> None:
     import subprocess
 
@@ -295,3 +295,23 @@ def test_broken_bundle_files_fail_cleanly_in_the_cli(asset: str, tmp_path: Path)
     assert done.returncode in (1, 2), done.stderr
     assert "Traceback" not in done.stderr and done.stderr.strip()
     assert "verified:" not in done.stdout
+
+
+def test_a_bundle_without_timestamp_verifies_by_its_promised_time(tmp_path: Path) -> None:
+    """No RFC 3161 timestamp, but a Rekor v1 entry whose inclusion promise signs its
+    integrated time: that is a verified time (the bundle specification; sigstore-python
+    agrees). It used to be refused when signer required a TSA timestamp."""
+    import subprocess
+
+    from tests.service_process import SIGNER, clean_env
+
+    meta = json.loads(asset_text("bundle-from-foreign-service.meta.json"))
+    done = subprocess.run(
+        [SIGNER, "artifact", "verify", "--name", meta["name"], "--bundle",
+         str(asset_path("bundle-without-timestamp.json")), "--trust-root",
+         str(asset_path("trusted_root-foreign-service.json")),
+         "--certificate-oidc-issuer", meta["issuer"], "--certificate-identity", meta["identity"]],
+        capture_output=True, text=True, env=clean_env(SIGNER_API="http://127.0.0.1:9"),
+        timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "verified:" in done.stdout

@@ -22,6 +22,7 @@ import json
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,13 +38,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 from signer import bundle as bundles  # noqa: E402
 from signer.issuers import resolve  # noqa: E402
 from signer.service import ca as cas  # noqa: E402
 from signer.service.database import create_engine, migrate  # noqa: E402
 from signer.service.keys import FileKey, KeySigner, sign_certificate  # noqa: E402
-from signer.service.log import LogItem, Sequenced, TransparencyLog  # noqa: E402
+from signer.service.log import LogItem, Sequenced  # noqa: E402
+from signer.service.log.rfc6962 import Rfc6962Log  # noqa: E402
 from signer.service.tsa import TimestampAuthority  # noqa: E402
 from signer.transparency import rekor, sct  # noqa: E402
 from signer.transparency.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
@@ -108,31 +111,31 @@ class Logs:
     def __init__(self, directory: Path) -> None:
         engine = create_engine(f"sqlite:///{directory / 'signer.db'}")
         migrate(engine)
-        self.tlog = TransparencyLog("tlog", engine, FileKey(key("tlog")), TLOG_URL, signs_entries=True)
-        self.ctlog = TransparencyLog("ctlog", engine, FileKey(key("ctlog")), CTLOG_URL,
+        self.tlog = Rfc6962Log("tlog", engine, FileKey(key("tlog")), TLOG_URL, signs_entries=True)
+        self.ctlog = Rfc6962Log("ctlog", engine, FileKey(key("ctlog")), CTLOG_URL,
                                      signs_entries=False)
         self.tlog.create()
         self.ctlog.create()
 
-    def entry(self, body: bytes) -> Any:
-        """Log a hashedrekord body; the bundle's entry for it."""
+    def entry(self, body: bytes, kind: str = rekor.HASHEDREKORD_KIND,
+              version: str = rekor.HASHEDREKORD_VERSION) -> Any:
+        """Log a body (hashedrekord unless told); the bundle's entry for it."""
         def write(_tx: Any, entry: Sequenced) -> Any:
             return bundles.tlog_entry(
-                kind=rekor.HASHEDREKORD_KIND, version=rekor.HASHEDREKORD_VERSION,
+                kind=kind, version=version,
                 log_id=self.tlog.log_id, index=entry.index,
                 integrated_time=entry.integrated_time, body=entry.body,
                 promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
                 tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
-        return self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
-                                        version=rekor.HASHEDREKORD_VERSION, body=body,
+        return self.tlog.append(LogItem(kind=kind, version=version, body=body,
                                         namespace=NAMESPACE, write=write))
 
 
-def sct_source(ct_key: KeySigner, issuer: x509.Certificate
+def sct_source(ct_key: KeySigner, issuer: x509.Certificate, extensions: bytes = b""
                ) -> Callable[[x509.Certificate], bytes]:
     def source(precert: x509.Certificate) -> bytes:
         return sct.sign_precert_sct(ct_key, int(time.time() * 1000), sct.issuer_key_hash(issuer),
-                                    sct.precertificate_tbs(precert))
+                                    sct.precertificate_tbs(precert), extensions)
     return source
 
 
@@ -142,11 +145,12 @@ def csr(leaf_key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
 
 
 def issue(h: Hierarchy, leaf_key: ec.EllipticCurvePrivateKey,
-          ct_key: KeySigner | None) -> x509.Certificate:
+          ct_key: KeySigner | None, sct_extensions: bytes = b"") -> x509.Certificate:
     """A leaf as the service issues it (with an SCT from ``ct_key``, or none)."""
     provenance = ISSUER_KIND.provenance(CLAIMS, NAMESPACE)
     return h.ca.issue(csr(leaf_key), str(CLAIMS["sub"]), provenance.extensions(CLAIMS),
-                      sct_source=sct_source(ct_key, h.ca.certificate) if ct_key else None)
+                      sct_source=sct_source(ct_key, h.ca.certificate, sct_extensions)
+                      if ct_key else None)
 
 
 def issue_off_profile(h: Hierarchy, leaf_key: ec.EllipticCurvePrivateKey,
@@ -318,6 +322,11 @@ def main() -> None:
         signed_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
         write("trusted_root-tsa-valid-only-after-signing.json", trust_json(dataclasses.replace(
             trust, tsas=(dataclasses.replace(trust.tsas[0], start=signed_at),))))
+        # The corpus of issue 16: DSSE, Rekor v2, cosigned checkpoints, keys, chains.
+        import make_corpus_assets
+        make_corpus_assets.make(types.SimpleNamespace(
+            HERE=HERE, ROOT=ROOT, ours=ours, logs=logs, trust=trust, digest=digest,
+            start=start, key=key, issue=issue, sign=sign, trust_json=trust_json))
 
 
 if __name__ == "__main__":
