@@ -1,0 +1,84 @@
+"""SoftHSM2 tokens for the tests, each in a directory of its own making, as an operator would
+make them (``softhsm2-util --init-token``).
+
+``SIGNER_TEST_KEYS=pkcs11`` puts every service the suite starts on a token: ``init`` in
+tests/service_process.py then makes one token per data directory in one session-wide SoftHSM2
+directory, and every process the tests start gets its ``SOFTHSM2_CONF`` and the PIN.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+SO_PIN = "so-pin-1234"
+PIN = "user-pin-5678"
+KEYS_ENV = "SIGNER_TEST_KEYS"
+
+
+@dataclass(frozen=True)
+class SoftHSM:
+    """A SoftHSM2 configuration whose tokens live under ``root/tokens``."""
+
+    root: Path
+
+    @classmethod
+    def create(cls, root: Path) -> SoftHSM:
+        (root / "tokens").mkdir(parents=True, exist_ok=True)
+        hsm = cls(root)
+        hsm.conf.write_text(f"directories.tokendir = {root / 'tokens'}\n"
+                            "objectstore.backend = file\nlog.level = ERROR\n")
+        return hsm
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "softhsm2.conf"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SOFTHSM2_CONF": str(self.conf)}
+
+    def new_token(self, label: str) -> Path:
+        """A token labelled ``label`` with the PINs above; → its directory."""
+        before = set((self.root / "tokens").iterdir())
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label,
+                        "--so-pin", SO_PIN, "--pin", PIN], check=True, capture_output=True,
+                       env={**os.environ, **self.env})
+        (made,) = set((self.root / "tokens").iterdir()) - before
+        return made
+
+    def pkcs11_tool(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["pkcs11-tool", "--module", MODULE, *args], capture_output=True,
+                              text=True, env={**os.environ, **self.env}, timeout=60, check=False)
+
+
+def init_args(label: str) -> list[str]:
+    return ["--pkcs11-module", MODULE, "--pkcs11-token-label", label]
+
+
+_session: SoftHSM | None = None
+
+
+def token_keys() -> bool:
+    """True when the suite runs with every key on a token (``SIGNER_TEST_KEYS=pkcs11``)."""
+    mode = os.environ.get(KEYS_ENV, "files")
+    if mode not in ("files", "pkcs11"):
+        raise RuntimeError(f"{KEYS_ENV}={mode}: use 'files' (the default) or 'pkcs11'")
+    return mode == "pkcs11"
+
+
+def session_token() -> list[str]:
+    """A new token in the session's SoftHSM2 directory (made at the first call, whose
+    SOFTHSM2_CONF every later process inherits); → the init flags for it."""
+    global _session
+    if _session is None:
+        _session = SoftHSM.create(Path(tempfile.mkdtemp(prefix="signer-softhsm-")))
+        os.environ.update(_session.env)
+    label = f"t-{uuid.uuid4().hex[:12]}"
+    _session.new_token(label)
+    return init_args(label)
