@@ -8,6 +8,7 @@ directory, and every process the tests start gets its ``SOFTHSM2_CONF`` and the 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -61,9 +62,6 @@ def init_args(label: str) -> list[str]:
     return ["--pkcs11-module", MODULE, "--pkcs11-token-label", label]
 
 
-_session: SoftHSM | None = None
-
-
 def token_keys() -> bool:
     """True when the suite runs with every key on a token (``SIGNER_TEST_KEYS=pkcs11``)."""
     mode = os.environ.get(KEYS_ENV, "files")
@@ -72,13 +70,17 @@ def token_keys() -> bool:
     return mode == "pkcs11"
 
 
+@functools.cache
+def _session() -> SoftHSM:
+    """The session's SoftHSM2 directory, made at the first call; every process started
+    afterwards inherits its SOFTHSM2_CONF."""
+    hsm = SoftHSM.create(Path(tempfile.mkdtemp(prefix="signer-softhsm-")))
+    os.environ.update(hsm.env)
+    return hsm
+
+
 def session_token() -> list[str]:
-    """A new token in the session's SoftHSM2 directory (made at the first call, whose
-    SOFTHSM2_CONF every later process inherits); → the init flags for it."""
-    global _session
-    if _session is None:
-        _session = SoftHSM.create(Path(tempfile.mkdtemp(prefix="signer-softhsm-")))
-        os.environ.update(_session.env)
+    """A new token in the session's SoftHSM2 directory; → the init flags for it."""
     label = f"t-{uuid.uuid4().hex[:12]}"
-    _session.new_token(label)
+    _session().new_token(label)
     return init_args(label)

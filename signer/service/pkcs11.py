@@ -8,8 +8,9 @@ and each key's label — never the PIN (``SIGNER_PKCS11_PIN``), never key bytes:
      "keys": {"root": "root", "intermediate": "ca-2026", "tsa": "tsa", ...}}
 
 :class:`TokenKeys` is the :class:`~signer.service.keys.KeyStore` over it: ``generate(name)``
-makes a P-256 pair on the token (private half CKA_TOKEN, CKA_SENSITIVE, not CKA_EXTRACTABLE;
-label = the name) and records it; ``load(name)`` finds a key by its recorded label. Each
+makes a P-256 pair on the token (private half CKA_TOKEN, CKA_SENSITIVE, not CKA_EXTRACTABLE,
+for signing only; label = the name) and records it; ``load(name)`` finds a key by its
+recorded label. Each
 :class:`TokenKey` hashes with SHA-256 here and has the token sign the digest (CKM_ECDSA:
 SoftHSM2 has no CKM_ECDSA_SHA256), turning the raw r‖s into DER.
 
@@ -126,8 +127,9 @@ class Token:
 
     # -- the token thread -----------------------------------------------------------------
 
-    def call(self, fn: Callable[[], T], timeout: float = CALL_TIMEOUT) -> T:
-        """Run ``fn`` on the token's thread; wait at most ``timeout``."""
+    def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+        """Run ``fn`` on the token's thread; wait at most ``timeout`` [CALL_TIMEOUT]."""
+        timeout = CALL_TIMEOUT if timeout is None else timeout
         future: Future[T] = self._thread.submit(fn)
         try:
             return future.result(timeout)
@@ -214,7 +216,7 @@ class Token:
                              Attribute.VERIFY: True, Attribute.PRIVATE: False},
             private_template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
                               Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
-                              Attribute.SIGN: True})
+                              Attribute.SIGN: True, Attribute.DERIVE: False})
         return self._find(label)
 
     # -- what the keys call ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from tests.interop.conftest import Signed
 from tests.interop.test_own_verifier import our_verify
 from tests.interop.test_sigstore_python import sigstore_verify
 from tests.service_process import SIGNER, Service, Tenant, clean_env
-from tests.softhsm import PIN, SoftHSM, init_args
+from tests.softhsm import MODULE, PIN, SoftHSM, init_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(
     shutil.which("softhsm2-util") is None or shutil.which("pkcs11-tool") is None,
@@ -389,3 +389,25 @@ def _wait(condition: object, what: str, load: Load, timeout: float = 60.0) -> No
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, (what, load.other[:3], load.unavailable[-3:])
         time.sleep(0.05)
+
+
+def test_a_module_call_that_hangs_is_a_503_not_a_hang(token: Hsm, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """A module call that does not return (a network HSM gone quiet) holds no signer: each
+    waits CALL_TIMEOUT at most, then signs again once the call has returned."""
+    from signer.service import pkcs11
+
+    for name, value in token.env.items():
+        monkeypatch.setenv(name, value)
+    store = pkcs11.TokenKeys(tmp_path, pkcs11.Reference(MODULE, LABEL))
+    key = store.generate("hang")
+    monkeypatch.setattr(pkcs11, "CALL_TIMEOUT", 0.3)
+    released = threading.Event()
+    store.token._thread.submit(released.wait, 3.0)  # the token's thread is stuck in a call
+    started = time.monotonic()
+    with pytest.raises(pkcs11.Unavailable, match=r"did not answer within 0\.3 s"):
+        key.sign(b"data")
+    assert time.monotonic() - started < 1.0
+    released.set()
+    time.sleep(pkcs11.RETRY_INTERVAL)
+    key.public_key.verify(key.sign(b"data"), b"data", ec.ECDSA(hashes.SHA256()))
