@@ -15,6 +15,10 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from signer.service.keys import KeySigner
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 SO_PIN = "so-pin-1234"
@@ -58,6 +62,29 @@ class SoftHSM:
                               text=True, env={**os.environ, **self.env}, timeout=60, check=False)
 
 
+def file_keys_only() -> None:
+    """Skip a test about key files (modes, passphrases) when the keys are on a token."""
+    import pytest
+
+    if token_keys():
+        pytest.skip(f"{KEYS_ENV}=pkcs11: the keys are on a token, there are no key files")
+
+
+def service_key(keys_dir: Path, name: str) -> KeySigner:
+    """A service key, as a test forging with it would hold it: from its file, or its token."""
+    from signer.service.keys import key_store
+
+    if (keys_dir / "pkcs11.json").exists():
+        from signer.service import pkcs11
+
+        # SoftHSM2 finds the tokens made since this process loaded it only when initialized
+        # again; the connections made before are dropped with it.
+        if MODULE in pkcs11._libraries:
+            pkcs11._libraries[MODULE].reinitialize()
+        pkcs11._tokens.clear()
+    return key_store(keys_dir, None).load(name)
+
+
 def init_args(label: str) -> list[str]:
     return ["--pkcs11-module", MODULE, "--pkcs11-token-label", label]
 
@@ -76,6 +103,7 @@ def _session() -> SoftHSM:
     afterwards inherits its SOFTHSM2_CONF."""
     hsm = SoftHSM.create(Path(tempfile.mkdtemp(prefix="signer-softhsm-")))
     os.environ.update(hsm.env)
+    os.environ["SIGNER_PKCS11_PIN"] = PIN  # for tests that sign with a service's key
     return hsm
 
 
