@@ -1,12 +1,13 @@
 """Signings/s with every key on a PKCS#11 token (SoftHSM2) beside the same with key files.
 
-``python -m bench.tokenkeys [--quick]``: one real service per cell (``signer server init``
-and ``start``, SQLite, 1 worker), the keys in files or on a fresh SoftHSM2 token
+``python -m bench.tokenkeys [--quick] [--no-write]``: one real service per cell (``signer
+server init`` and ``start``, SQLite, 1 worker), the keys in files or on a fresh SoftHSM2 token
 (``SIGNER_TEST_KEYS=pkcs11``, tests/softhsm.py), complete signings (certificate + signature
 upload) from the load generator, interleaved files/token twice (the machine's load drifts;
 the better run of each counts). Also the raw cost of one signature by each kind of key,
 in-process: what the token adds to each of the ~7 signatures of a signing (2 by the CA,
-the SCT, the TSA's, the promise, and a share of two checkpoints).
+the SCT, the TSA's, the promise, and a share of two checkpoints). Writes its section of
+docs/benchmarks.md (not with ``--no-write``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.load import Generator
+from bench.report import write_sections
 from bench.stack import running
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.softhsm import KEYS_ENV, MODULE, PIN, SoftHSM
@@ -77,7 +80,7 @@ def raw_signatures(seconds: float) -> dict[str, float]:
         return rates
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, write: bool) -> None:
     warmup, duration = (0.5, 2.0) if quick else (2.0, 8.0)
     client_counts = (8,) if quick else (8, 32)
     raw = raw_signatures(0.5 if quick else 2.0)
@@ -99,13 +102,36 @@ def main(quick: bool) -> None:
     finally:
         generator.close()
         issuer.stop()
-    print("\n| clients | file keys (signings/s, p50) | token keys (signings/s, p50) | token/file |")
-    print("|---:|---:|---:|---:|")
+    section = markdown(raw, best, client_counts, warmup, duration)
+    print("\n" + section)
+    if write:
+        write_sections({HEADING: section})
+
+
+HEADING = "## Signing service: keys on a PKCS#11 token beside key files"
+
+
+def markdown(raw: dict[str, float], best: dict[tuple[str, int], Cell],
+             client_counts: tuple[int, ...], warmup: float, duration: float) -> str:
+    lines = [
+        HEADING, "",
+        f"`python -m bench.tokenkeys` (`bench/tokenkeys.py`), {datetime.now(UTC):%Y-%m-%d}: "
+        "complete signings (certificate + signature upload) against a real service (SQLite, "
+        "1 worker), every key in files or every key on a SoftHSM2 2.6 token "
+        "(`SIGNER_TEST_KEYS=pkcs11`); the load generator's clients, "
+        f"{warmup:g} s warm-up, {duration:g} s measured, files and token interleaved twice, "
+        "the better run of each. One signature in-process: file key "
+        f"{raw['files']:,.0f}/s ({1e6 / raw['files']:.0f} µs), token key "
+        f"{raw['pkcs11']:,.0f}/s ({1e6 / raw['pkcs11']:.0f} µs); a signing makes 5 "
+        "signatures plus a share of two checkpoints (docs/keys.md).", "",
+        "| clients | file keys /s | p50 ms | token keys /s | p50 ms | token ÷ files |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for clients in client_counts:
         f, t = best[("files", clients)], best[("pkcs11", clients)]
-        print(f"| {clients} | {f.rate:.1f}, {f.p50_ms:.0f} ms | {t.rate:.1f}, {t.p50_ms:.0f} ms "
-              f"| {t.rate / f.rate:.2f} |")
-
+        lines.append(f"| {clients} | {f.rate:.0f} | {f.p50_ms:.0f} | {t.rate:.0f} | "
+                     f"{t.p50_ms:.0f} | {t.rate / f.rate:.0%} |")
+    return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv[1:])
+    main("--quick" in sys.argv[1:], "--no-write" not in sys.argv[1:])
