@@ -2,8 +2,9 @@
 make them (``softhsm2-util --init-token``).
 
 ``SIGNER_TEST_KEYS=pkcs11`` puts every service the suite starts on a token: ``init`` in
-tests/service_process.py then makes one token per data directory in one session-wide SoftHSM2
-directory, and every process the tests start gets its ``SOFTHSM2_CONF`` and the PIN.
+tests/service_process.py then generates each data directory's keys on the session's one
+SoftHSM2 token, under a label prefix of its own, and every process the tests start gets its
+``SOFTHSM2_CONF`` and the PIN.
 """
 
 from __future__ import annotations
@@ -74,14 +75,6 @@ def service_key(keys_dir: Path, name: str) -> KeySigner:
     """A service key, as a test forging with it would hold it: from its file, or its token."""
     from signer.service.keys import key_store
 
-    if (keys_dir / "pkcs11.json").exists():
-        from signer.service import pkcs11
-
-        # SoftHSM2 finds the tokens made since this process loaded it only when initialized
-        # again; the connections made before are dropped with it.
-        if MODULE in pkcs11._libraries:
-            pkcs11._libraries[MODULE].reinitialize()
-        pkcs11._tokens.clear()
     return key_store(keys_dir, None).load(name)
 
 
@@ -98,17 +91,29 @@ def token_keys() -> bool:
 
 
 @functools.cache
-def _session() -> SoftHSM:
-    """The session's SoftHSM2 directory, made at the first call; every process started
-    afterwards inherits its SOFTHSM2_CONF."""
+def _session() -> tuple[SoftHSM, str]:
+    """The session's SoftHSM2 directory and its one token, made at the first call (before this
+    process loads the module: SoftHSM2 sees tokens made later only when initialized again);
+    every process started afterwards inherits its SOFTHSM2_CONF."""
     hsm = SoftHSM.create(Path(tempfile.mkdtemp(prefix="signer-softhsm-")))
     os.environ.update(hsm.env)
     os.environ["SIGNER_PKCS11_PIN"] = PIN  # for tests that sign with a service's key
-    return hsm
+    label = "signer-tests"
+    hsm.new_token(label)
+    return hsm, label
 
 
 def session_token() -> list[str]:
-    """A new token in the session's SoftHSM2 directory; → the init flags for it."""
-    label = f"t-{uuid.uuid4().hex[:12]}"
-    _session().new_token(label)
-    return init_args(label)
+    """The init flags for the session's token, each data directory's keys under a prefix."""
+    _, label = _session()
+    return [*init_args(label), "--pkcs11-label-prefix", f"{uuid.uuid4().hex[:10]}-"]
+
+
+def fresh_module() -> None:
+    """Initialize SoftHSM2 again in this process (a new SOFTHSM2_CONF, or tokens made since it
+    was loaded); the connections made before are dropped with it."""
+    from signer.service import pkcs11
+
+    if MODULE in pkcs11._libraries:
+        pkcs11._libraries[MODULE].reinitialize()
+    pkcs11._tokens.clear()

@@ -5,11 +5,11 @@ The data directory holds a reference, ``keys/pkcs11.json``: the module path, the
 and each key's label — never the PIN (``SIGNER_PKCS11_PIN``), never key bytes::
 
     {"version": 1, "module": "/usr/lib/softhsm/libsofthsm2.so", "token_label": "signer",
-     "keys": {"root": "root", "intermediate": "ca-2026", "tsa": "tsa", ...}}
+     "label_prefix": "", "keys": {"root": "root", "intermediate": "ca-2026", ...}}
 
 :class:`TokenKeys` is the :class:`~signer.service.keys.KeyStore` over it: ``generate(name)``
 makes a P-256 pair on the token (private half CKA_TOKEN, CKA_SENSITIVE, not CKA_EXTRACTABLE,
-for signing only; label = the name) and records it; ``load(name)`` finds a key by its
+for signing only; label = the prefix + the name) and records it; ``load(name)`` finds a key by its
 recorded label. Each
 :class:`TokenKey` hashes with SHA-256 here and has the token sign the digest (CKM_ECDSA:
 SoftHSM2 has no CKM_ECDSA_SHA256), turning the raw r‖s into DER.
@@ -71,6 +71,7 @@ class Reference:
     module: str
     token_label: str
     keys: dict[str, str] = field(default_factory=dict)
+    label_prefix: str = ""  # of generated keys' labels: several services on one token
 
     @staticmethod
     def path(directory: Path) -> Path:
@@ -84,7 +85,8 @@ class Reference:
         try:
             data = json.loads(path.read_text())
             reference = cls(str(data["module"]), str(data["token_label"]),
-                            {str(k): str(v) for k, v in data["keys"].items()})
+                            {str(k): str(v) for k, v in data["keys"].items()},
+                            str(data.get("label_prefix", "")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"The PKCS#11 reference {path} is damaged ({exc}).",
                              "Restore it from a backup of the data directory.") from exc
@@ -97,7 +99,8 @@ class Reference:
         path = self.path(directory)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": REFERENCE_VERSION, "module": self.module,
-                                   "token_label": self.token_label, "keys": self.keys},
+                                   "token_label": self.token_label,
+                                   "label_prefix": self.label_prefix, "keys": self.keys},
                                   indent=2) + "\n")
         os.replace(tmp, path)
 
@@ -290,7 +293,7 @@ class TokenKeys:
         self.token = connect(reference.module, reference.token_label, pin())
 
     def label(self, name: str) -> str:
-        return self.reference.keys.get(name, name)
+        return self.reference.keys.get(name, self.reference.label_prefix + name)
 
     def exists(self, name: str) -> bool:
         return name in self.reference.keys
@@ -299,14 +302,15 @@ class TokenKeys:
         return f"pkcs11:{self.label(name)}"
 
     def generate(self, name: str) -> TokenKey:
-        """A new key labelled ``name``, recorded in the reference — unless the operator named
-        an existing key for it (``--pkcs11-key-label``), which is used instead."""
+        """A new key labelled ``<prefix><name>``, recorded in the reference — unless the
+        operator named an existing key for it (``--pkcs11-key-label``), used instead."""
         if name in self.reference.keys:
             return self.token.key(self.reference.keys[name])
-        key = self.token.key(name, generate=True)
+        label = self.reference.label_prefix + name
+        key = self.token.key(label, generate=True)
         current = Reference.read(self.directory) or self.reference  # another store's additions
         self.reference.keys.update(current.keys)
-        self.reference.keys[name] = name
+        self.reference.keys[name] = label
         self.reference.write(self.directory)
         return key
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,7 +31,7 @@ from tests.interop.conftest import Signed
 from tests.interop.test_own_verifier import our_verify
 from tests.interop.test_sigstore_python import sigstore_verify
 from tests.service_process import SIGNER, Service, Tenant, clean_env
-from tests.softhsm import MODULE, PIN, SoftHSM, init_args
+from tests.softhsm import MODULE, PIN, SoftHSM, fresh_module, init_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(
     shutil.which("softhsm2-util") is None or shutil.which("pkcs11-tool") is None,
@@ -189,6 +190,9 @@ def test_keys_on_the_token_sign_rotate_and_restart(token: Hsm, service: Service,
     objects = _private_key_objects(token)
     assert set(objects) == set(reference["keys"].values())
     _assert_never_extractable(objects)
+    listed = token.hsm.pkcs11_tool("--token-label", LABEL, "--login", "--pin", PIN,
+                                   "--list-objects", "--type", "privkey").stdout
+    assert re.findall(r"Usage:\s+(.+)", listed) == ["sign"] * 5, listed  # for signing only
 
     tenant = service.tenant()
     before = _sign(service, issuer, tenant, tmp_path / "before", "before")
@@ -271,7 +275,7 @@ def test_clear_errors_at_init_and_start(token: Hsm, issuer: FakeGitHubIssuer,
     _init(token, data)
     start = [SIGNER, "server", "start", "--data-dir", str(data), "--port", "1"]
     for env, expected in (({**token.env, "SIGNER_PKCS11_PIN": "wrong"}, "refused the PIN"),
-                          (token.hsm.env, "SIGNER_PKCS11_PIN")):
+                          ({**token.hsm.env, "SIGNER_PKCS11_PIN": ""}, "SIGNER_PKCS11_PIN")):
         done = subprocess.run(start, capture_output=True, text=True, timeout=60,
                               env=clean_env(**env))
         assert done.returncode == 2 and expected in done.stderr, done.stderr
@@ -399,7 +403,17 @@ def test_a_module_call_that_hangs_is_a_503_not_a_hang(token: Hsm, monkeypatch: p
 
     for name, value in token.env.items():
         monkeypatch.setenv(name, value)
-    store = pkcs11.TokenKeys(tmp_path, pkcs11.Reference(MODULE, LABEL))
+    fresh_module()  # this test's SOFTHSM2_CONF, whatever this process loaded before
+    try:
+        _hang(pkcs11.TokenKeys(tmp_path, pkcs11.Reference(MODULE, LABEL)), monkeypatch)
+    finally:
+        monkeypatch.undo()
+        fresh_module()  # back to the SOFTHSM2_CONF the other tests of this process use
+
+
+def _hang(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from signer.service import pkcs11
+
     key = store.generate("hang")
     monkeypatch.setattr(pkcs11, "CALL_TIMEOUT", 0.3)
     released = threading.Event()
