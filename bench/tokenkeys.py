@@ -123,7 +123,8 @@ def markdown(raw: dict[str, float], best: dict[tuple[str, int], Cell],
         "the better run of each. One signature in-process: file key "
         f"{raw['files']:,.0f}/s ({1e6 / raw['files']:.0f} µs), token key "
         f"{raw['pkcs11']:,.0f}/s ({1e6 / raw['pkcs11']:.0f} µs); a signing makes 5 "
-        "signatures plus a share of two checkpoints (docs/keys.md).", "",
+        "signatures plus a share of two checkpoints (docs/keys.md). Load average at the "
+        f"start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.", "",
         "| clients | file keys /s | p50 ms | token keys /s | p50 ms | token ÷ files |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
