@@ -569,13 +569,31 @@ server_options = settings_options("data_dir", "database_url")
 
 @server.command("init")
 @server_options
-def server_init(data_dir: Path, database_url: str | None) -> None:
+@option("pkcs11-module", help="Keys on a PKCS#11 token: the module (.so) [default: key files].")
+@option("pkcs11-token-label", help="The token's label (its PIN: env SIGNER_PKCS11_PIN).")
+@option("pkcs11-key-label", "pkcs11_key_labels", multiple=True, metavar="KIND=LABEL",
+        help="Use this existing token key for KIND (root, ca, tsa, tlog, ctlog) instead of "
+             "generating one. Repeatable.")
+@option("pkcs11-label-prefix", default="", help="Prefix of the generated keys' labels (several "
+        "services on one token).")
+def server_init(data_dir: Path, database_url: str | None, pkcs11_module: str | None,
+                pkcs11_token_label: str | None, pkcs11_key_labels: tuple[str, ...],
+                pkcs11_label_prefix: str) -> None:
     """Create the CA, the TSA, the database; print the admin API key once."""
     from signer.service.bootstrap import initialize
     from signer.service.config import Settings
     from signer.service.tuf_repository import root_key_path
 
-    token = initialize(Settings(data_dir=data_dir, database_url=database_url))
+    reference = None
+    if pkcs11_module or pkcs11_token_label or pkcs11_key_labels or pkcs11_label_prefix:
+        if not (pkcs11_module and pkcs11_token_label):
+            raise UsageError("Keys on a PKCS#11 token need both --pkcs11-module and "
+                             "--pkcs11-token-label.")
+        from signer.service import pkcs11
+
+        reference = pkcs11.Reference(str(Path(pkcs11_module).absolute()), pkcs11_token_label,
+                                     pkcs11.key_labels(pkcs11_key_labels), pkcs11_label_prefix)
+    token = initialize(Settings(data_dir=data_dir, database_url=database_url), reference)
     click.echo(f"initialized {data_dir}", err=True)
     _tuf_root_notice(data_dir, root_key_path(data_dir))
     click.echo("admin API key (shown once, store it as a secret):", err=True)

@@ -20,6 +20,7 @@ import requests
 
 from signer.client import Client
 from signer.errors import Conflict, RateLimited
+from tests import softhsm
 
 BIN = Path(sys.executable).parent
 SIGNER = str(BIN / "signer")
@@ -38,6 +39,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SIGNER_", "ACTIONS_ID_TOKEN", "GITHUB_", "INPUT_"))}
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    if softhsm.token_keys():
+        env["SIGNER_PKCS11_PIN"] = softhsm.PIN  # the test token's; SOFTHSM2_CONF is inherited
     env.update(extra)
     return env
 
@@ -66,9 +69,12 @@ def database(backend: str) -> Iterator[str | None]:
 
 
 def init(data_dir: Path, database_url: str | None = None, **env: str) -> str:
+    """``signer server init``; with SIGNER_TEST_KEYS=pkcs11, every key on a new SoftHSM2 token."""
     args = [SIGNER, "server", "init", "--data-dir", str(data_dir)]
     if database_url:
         args += ["--database-url", database_url]
+    if softhsm.token_keys():
+        args += softhsm.session_token()
     done = subprocess.run(args, capture_output=True, text=True, env=clean_env(**env), check=True)
     return done.stdout.strip()
 

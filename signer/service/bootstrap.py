@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from signer.errors import Conflict
 from signer.service import ca, database, keyring, keys, tuf_repository
@@ -12,17 +13,27 @@ from signer.service.log import TransparencyLog
 from signer.service.log.rfc6962 import Rfc6962Log
 from signer.service.store import Store
 
+if TYPE_CHECKING:
+    from signer.service.pkcs11 import Reference
 
-def initialize(settings: Settings) -> str:
+
+def initialize(settings: Settings, token: Reference | None = None) -> str:
     """Create the CA hierarchy, the TSA, the TUF repository (its root key at
     :func:`tuf_repository.root_key_path`, for the operator), the database; return the admin
-    API key (shown once)."""
+    API key (shown once).
+
+    ``token``: the keys are made (or, for the labels it names, found) on that PKCS#11 token,
+    and the data directory holds only certificates and ``keys/pkcs11.json``."""
     layout = settings.layout
     if layout.certificate("root").exists():
         raise Conflict(f"{settings.data_dir} is already initialized.",
                        "Start it with 'signer server start', or choose an empty --data-dir.")
     layout.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret = passphrase()
+    if token is not None:
+        from signer.service import pkcs11
+
+        pkcs11.use_token(layout.keys, token)
 
     store = keys.key_store(layout.keys, secret)
     root_key, intermediate_key, tsa_key = (store.generate(name)
@@ -37,9 +48,9 @@ def initialize(settings: Settings) -> str:
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))
     migrate(settings, engine)
-    _, token = Store(engine).create_api_key(None, "admin", ["admin"], "signer server init")
+    _, admin_key = Store(engine).create_api_key(None, "admin", ["admin"], "signer server init")
     engine.dispose()
-    return token
+    return admin_key
 
 
 def migrate(settings: Settings, engine: Engine) -> str:
@@ -48,7 +59,7 @@ def migrate(settings: Settings, engine: Engine) -> str:
     layout = settings.layout
     store = keys.key_store(layout.keys, passphrase())
     for name in LOG_NAMES:
-        if not layout.key(name).exists():
+        if not store.exists(name):
             store.generate(name)
     for log in transparency_logs(settings, engine):
         log.create()

@@ -11,7 +11,8 @@ never rotated has no entry and keeps the files ``server init`` wrote (``intermed
 ``tsa.key``, ``tlog.key`` …), valid since its certificate (CA, TSA) or the root (logs).
 
 Rotation writes the new key under a new name (mode 0600, encrypted with
-``SIGNER_CA_PASSPHRASE`` like ``init``), then replaces ``keyring.json`` atomically: that rename
+``SIGNER_CA_PASSPHRASE`` like ``init``; on a PKCS#11 token, a new token key labelled with that
+name, listed as ``pkcs11:<label>``), then replaces ``keyring.json`` atomically: that rename
 is the one moment the rotation happens, so an interruption leaves either the old state or the
 new, never half of each. Retired private keys stay on disk but are never read again (only
 their public part is); an operator may shred them. The boundary is a whole second (timestamps
@@ -59,21 +60,27 @@ class KeyVersion:
     """One key of a kind: where it is, its public part, and when it may be trusted."""
 
     kind: str
-    key_file: str  # relative to the keys directory
+    key_file: str  # relative to the keys directory, or pkcs11:<label> for a token key
     certificate: x509.Certificate | None  # CA and TSA
     public_key: ec.EllipticCurvePublicKey
     start: datetime
     end: datetime | None = None
+    name: str = ""  # the key store's name of the key [default: key_file without .key]
+
+    @property
+    def key_name(self) -> str:
+        return self.name or self.key_file.removesuffix(".key")
 
     @property
     def active(self) -> bool:
         return self.end is None
 
     def to_json(self) -> dict[str, Any]:
+        named = {} if self.key_file == f"{self.key_name}.key" else {"name": self.key_name}
         return {
             "key": self.key_file,
-            "certificate": self.key_file.removesuffix(".key") + ".pem"
-            if self.certificate is not None else None,
+            **named,
+            "certificate": f"{self.key_name}.pem" if self.certificate is not None else None,
             "public_key": self.public_key.public_bytes(
                 Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode(),
             "start": _iso(self.start),
@@ -100,7 +107,8 @@ def _manifest(layout: Layout) -> dict[str, Any]:
     return data
 
 
-def _initial(layout: Layout, kind: str, signer: keys.KeySigner) -> KeyVersion:
+def _initial(layout: Layout, kind: str, signer: keys.KeySigner, store: keys.KeyStore
+             ) -> KeyVersion:
     """The key ``server init`` made, never rotated: valid since its certificate, or the root."""
     name = INITIAL_FILE[kind]
     if kind in CERTIFIED:
@@ -112,7 +120,7 @@ def _initial(layout: Layout, kind: str, signer: keys.KeySigner) -> KeyVersion:
         public = signer.public_key
         start = keys.read_certificate(layout.certificate("root")).not_valid_before_utc
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    return KeyVersion(kind, f"{name}.key", cert, public, start)
+    return KeyVersion(kind, store.describe(name), cert, public, start, name=name)
 
 
 def _from_json(layout: Layout, kind: str, item: dict[str, Any]) -> KeyVersion:
@@ -123,7 +131,7 @@ def _from_json(layout: Layout, kind: str, item: dict[str, Any]) -> KeyVersion:
         raise UsageError(f"The key ring lists a {kind} key that is not ECDSA.")
     end = item.get("end")
     return KeyVersion(kind, item["key"], cert, public, datetime.fromisoformat(item["start"]),
-                      datetime.fromisoformat(end) if end else None)
+                      datetime.fromisoformat(end) if end else None, item.get("name", ""))
 
 
 @dataclass(frozen=True)
@@ -147,18 +155,13 @@ def load(layout: Layout, kind: str, secret: bytes | None) -> Ring:
     listed = _manifest(layout)["keys"].get(kind)
     if not listed:
         signer = store.load(INITIAL_FILE[kind])
-        return Ring(signer, (_initial(layout, kind, signer),))
+        return Ring(signer, (_initial(layout, kind, signer, store),))
     versions = tuple(_from_json(layout, kind, item) for item in listed)
-    signer = store.load(_key_name(versions[-1]))
+    signer = store.load(versions[-1].key_name)
     if signer.public_key != versions[-1].public_key:
-        raise UsageError(f"The {kind} key file {versions[-1].key_file} does not match the key "
+        raise UsageError(f"The {kind} key {versions[-1].key_file} does not match the key "
                          "ring.", f"Restore {layout.keys} from a backup.")
     return Ring(signer, versions)
-
-
-def _key_name(version: KeyVersion) -> str:
-    """The key store's name of a version's key: its file without ``.key``."""
-    return version.key_file.removesuffix(".key")
 
 
 @contextmanager
@@ -190,12 +193,11 @@ def rotate(settings: Settings, kind: str) -> tuple[KeyVersion, KeyVersion]:
         old = listed[-1]
         at = _boundary(datetime.now(UTC))
         stem = f"{INITIAL_FILE[kind]}-{at.strftime('%Y%m%dT%H%M%SZ')}"
-        key_path = layout.keys / f"{stem}.key"
-        if key_path.exists():
-            raise UsageError(f"{key_path} exists: two rotations of {kind} within a second.",
-                             "Run the command again.")
         store = keys.key_store(layout.keys, secret)
-        # The root key loads before the new key is written: if it cannot, nothing changes.
+        if store.exists(stem):
+            raise UsageError(f"The key {store.describe(stem)} exists: two rotations of {kind} "
+                             "within a second.", "Run the command again.")
+        # The root signs first: a wrong passphrase for it fails before the new key exists.
         root_signer = store.load("root") if kind in CERTIFIED else None
         new_key = store.generate(stem)
         new_public = new_key.public_key
@@ -206,8 +208,9 @@ def rotate(settings: Settings, kind: str) -> tuple[KeyVersion, KeyVersion]:
             create = ca.create_intermediate if kind == "ca" else ca.create_tsa_certificate
             cert = create(new_public, root_signer, root)
             keys.write_certificate(layout.keys / f"{stem}.pem", cert)
-        retired = KeyVersion(kind, old.key_file, old.certificate, old.public_key, old.start, at)
-        new = KeyVersion(kind, key_path.name, cert, new_public, at)
+        retired = KeyVersion(kind, old.key_file, old.certificate, old.public_key, old.start, at,
+                             old.name)
+        new = KeyVersion(kind, store.describe(stem), cert, new_public, at, name=stem)
         data = _manifest(layout)
         data["keys"][kind] = [v.to_json() for v in (*listed[:-1], retired, new)]
         tmp = layout.keys / f"{MANIFEST}.tmp"

@@ -3,10 +3,12 @@
 Issuance, timestamping, checkpoints, SCTs and inclusion promises hold a :class:`KeySigner`:
 a public key and ``sign(data)``. Keys are made and found by a :class:`KeyStore`
 (``generate(name)``, ``load(name)``); :func:`key_store` picks the one this service uses.
-Today that is :class:`KeyFiles`: PEM files of mode 0600 under the keys directory, encrypted
+The default is :class:`KeyFiles`: PEM files of mode 0600 under the keys directory, encrypted
 when a passphrase is configured, each read once into a :class:`FileKey` that signs
-in-process. A PKCS#11 or KMS key is another ``KeySigner`` from another ``KeyStore``; nothing
-that signs changes. No private key object leaves this module.
+in-process. A data directory whose keys directory holds ``pkcs11.json`` has its keys on a
+PKCS#11 token instead (:mod:`signer.service.pkcs11`); a KMS key would be another
+``KeySigner`` from another ``KeyStore`` (docs/keys.md); nothing that signs changes. No
+private key object leaves this module.
 
 Certificates: cryptography's ``CertificateBuilder.sign`` wants a private key object, so
 :func:`sign_certificate` signs a builder with any ``KeySigner``: a ``FileKey`` directly, any
@@ -53,6 +55,12 @@ class KeyStore(Protocol):
 
     def load(self, name: str) -> KeySigner: ...
 
+    def exists(self, name: str) -> bool: ...
+
+    def describe(self, name: str) -> str:
+        """Where the key is, for the key ring and the operator: ``tsa.key``, ``pkcs11:tsa``."""
+        ...
+
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
@@ -95,9 +103,22 @@ class KeyFiles:
     def load(self, name: str) -> FileKey:
         return FileKey(_read_key(self.path(name), self.passphrase))
 
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def describe(self, name: str) -> str:
+        return self.path(name).name
+
 
 def key_store(directory: Path, passphrase: bytes | None) -> KeyStore:
-    """The service's key store (the one place a PKCS#11 or KMS backend will be chosen)."""
+    """The service's key store: a PKCS#11 token if ``pkcs11.json`` refers to one (its PIN in
+    ``SIGNER_PKCS11_PIN``), else the key files. The one place a backend is chosen."""
+    if (directory / "pkcs11.json").exists():
+        from signer.service import pkcs11  # python-pkcs11 is needed only then
+
+        reference = pkcs11.Reference.read(directory)
+        assert reference is not None
+        return pkcs11.TokenKeys(directory, reference)
     return KeyFiles(directory, passphrase)
 
 

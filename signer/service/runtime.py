@@ -54,7 +54,7 @@ def load(settings: Settings) -> Runtime:
     if current != head:
         raise UsageError(f"The database schema is at {current}, this release needs {head}.",
                          "Run 'signer server migrate' first.")
-    if not all(layout.key(name).exists() for name in LOG_NAMES):
+    if not all(keys.key_store(layout.keys, secret).exists(name) for name in LOG_NAMES):
         raise UsageError("The transparency log keys are missing.",
                          "Run 'signer server migrate' first.")
     rings.update((name, keyring.load(layout, name, secret)) for name in LOG_NAMES)

@@ -174,7 +174,8 @@ class SigningService:
         try:
             timestamp = self.tsa.timestamp(signature)
         except Exception as exc:  # any TSA failure: refuse, and store nothing
-            raise Unavailable("The timestamp authority failed; nothing was stored.",
+            why = f" ({exc.detail.rstrip('.')})" if isinstance(exc, Unavailable) else ""
+            raise Unavailable(f"The timestamp authority failed{why}; nothing was stored.",
                               "Retry in a few seconds.") from exc
         provenance = Provenance.from_certificate(cert)
         new = NewSignature(

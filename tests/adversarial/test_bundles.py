@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -30,6 +29,7 @@ from signer.artifact import parse_ref
 from signer.client import Client
 from signer.errors import SignerError
 from signer.operations import sign, verify
+from signer.service.keys import sign_certificate
 from tests.adversarial.builders import (
     assert_problem,
     asset_path,
@@ -40,6 +40,7 @@ from tests.adversarial.builders import (
     stored,
 )
 from tests.service_process import Service, Tenant
+from tests.softhsm import service_key
 
 pytestmark = pytest.mark.integration
 
@@ -176,15 +177,14 @@ def _stolen_leaf_used_late(service: Service, tenant: Tenant, minutes_ago: int = 
     key, csr = new_csr()
     issued = request_cert(service, tenant.api_key, tenant.namespace, csr)
     live = x509.load_pem_x509_certificate(issued.json()["certificate_chain"][0].encode())
-    ca_key = serialization.load_pem_private_key(
-        (service.data_dir / "keys" / "intermediate.key").read_bytes(), None)
+    ca_key = service_key(service.data_dir / "keys", "intermediate")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
     builder = (x509.CertificateBuilder().subject_name(live.subject).issuer_name(live.issuer)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(start).not_valid_after(start + timedelta(minutes=5)))
     for ext in live.extensions:
         builder = builder.add_extension(ext.value, ext.critical)
-    return key, builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    return key, sign_certificate(builder, ca_key)
 
 
 def test_a_leaf_used_after_its_five_minutes_is_refused(service: Service, tenant: Tenant

@@ -11,12 +11,14 @@ import pytest
 
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.service_process import SIGNER, Service, clean_env, init
+from tests.softhsm import file_keys_only
 
 pytestmark = pytest.mark.integration
 
 
 def test_keys_are_private_and_encrypted_with_a_passphrase(tmp_path: Path,
                                                           issuer: FakeGitHubIssuer) -> None:
+    file_keys_only()
     data = tmp_path / "data"
     admin_key = init(data, SIGNER_CA_PASSPHRASE="correct horse")
     assert admin_key.startswith("sgk_")

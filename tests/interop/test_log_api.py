@@ -14,12 +14,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from signer import bundle as bundles
-from signer.service.keys import FileKey, KeyFiles
+from signer.service.keys import FileKey, KeySigner
 from signer.transparency import merkle
 from signer.transparency.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.interop.conftest import Signed
 from tests.service_process import Service, Tenant, database, init
+from tests.softhsm import service_key
 
 pytestmark = pytest.mark.integration
 
@@ -122,8 +123,8 @@ def test_monitor_detects_a_fork(service: Service, signed: Signed, tmp_path: Path
     assert refused.returncode == 1 and "does not verify" in refused.stdout
 
 
-def _tlog_key(service: Service) -> FileKey:
-    return KeyFiles(service.data_dir / "keys", None).load("tlog")
+def _tlog_key(service: Service) -> KeySigner:
+    return service_key(service.data_dir / "keys", "tlog")
 
 
 def test_two_replicas_one_log(issuer: FakeGitHubIssuer, tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
-    load_pem_private_key,
 )
 
+from signer.service.keys import sign_certificate
 from tests.interop.conftest import Signed
 from tests.service_process import BIN
+from tests.softhsm import service_key
 
 pytestmark = pytest.mark.integration
 SIGSTORE = str(BIN / "sigstore")
@@ -77,7 +78,7 @@ def _strip_sct(data: dict[str, Any], signed: Signed) -> None:
     """The same leaf, re-issued by the real CA key without the SCT: only the SCT is missing."""
     cert = x509.load_der_x509_certificate(base64.b64decode(
         data["verificationMaterial"]["certificate"]["rawBytes"]))
-    key = load_pem_private_key(signed.ca_key.read_bytes(), None)
+    key = service_key(signed.ca_key.parent, "intermediate")
     builder = x509.CertificateBuilder().subject_name(cert.subject).issuer_name(
         cert.issuer).public_key(cert.public_key()).serial_number(cert.serial_number
         ).not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc)
@@ -85,7 +86,7 @@ def _strip_sct(data: dict[str, Any], signed: Signed) -> None:
         if ext.oid.dotted_string != "1.3.6.1.4.1.11129.2.4.2":
             builder = builder.add_extension(ext.value, ext.critical)
     data["verificationMaterial"]["certificate"]["rawBytes"] = base64.b64encode(
-        builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)).decode()  # type: ignore[arg-type]
+        sign_certificate(builder, key).public_bytes(Encoding.DER)).decode()
 
 
 TAMPERING: dict[str, Callable[[dict[str, Any], Signed], None]] = {

@@ -20,6 +20,7 @@ from tests.interop.conftest import Signed
 from tests.interop.test_sigstore_js import js_verify
 from tests.interop.test_sigstore_python import sigstore_verify
 from tests.service_process import SIGNER, Service, clean_env, database, init
+from tests.softhsm import file_keys_only
 
 pytestmark = pytest.mark.integration
 PASSPHRASE = "rotation test passphrase"
@@ -171,6 +172,7 @@ def _entry(rotated: Rotated, name: str) -> dict[str, Any]:
 
 
 def test_key_files_are_private_and_encrypted(rotated: Rotated) -> None:
+    file_keys_only()
     for kind in KINDS:
         path = rotated.service.data_dir / "keys" / rotated.rotations[kind]["active"]["key"]
         assert path.stat().st_mode & 0o777 == 0o600
