@@ -593,13 +593,13 @@ def server_rotate_admin_key(data_dir: Path, database_url: str | None) -> None:
 
 @server.command("rotate-key")
 @server_options
-@click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog"]))
+@click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog", "tlog2"]))
 @option("output", type=click.Choice(["text", "json"]), default="text")
 def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, output: str
                       ) -> None:
-    """Replace the CA intermediate, TSA, tlog or CT log key. The old key's validFor closes
-    now and it stays in the trust root, so old bundles still verify. Restart every replica
-    afterwards: each reads the keys at start."""
+    """Replace the CA intermediate, TSA, tlog, CT log or Rekor v2 log (tlog2) key. The old
+    key's validFor closes now and it stays in the trust root, so old bundles still verify.
+    Restart every replica afterwards: each reads the keys at start."""
     from signer.service.bootstrap import rotate_key
     from signer.service.config import Settings
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from signer import issuers, trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, UsageError
-from signer.service import limits, log_api, models, problems, web
+from signer.service import limits, log_api, models, problems, tile_api, web
 from signer.service.auth import Principal, check_policy, parse_permissions
 from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
 from signer.service.runtime import Runtime
@@ -49,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(_issuer_routes())
     app.include_router(_operations_routes())
     app.include_router(log_api.router())
+    app.include_router(tile_api.router())
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app

@@ -152,21 +152,23 @@ class Rfc6962Log:
         return sign_checkpoint(Checkpoint(self.origin(tree_id), size, root), self.signer_name,
                                self.signer)
 
+    def _signed_by_active_key(self, envelope: str) -> bool:
+        return key_hint(self.signer.public_key) in signature_key_hints(envelope)
+
     def resign_head(self) -> bool:
         """Sign the tree head again when the log's active key did not sign it (after a
         rotation).
 
         Runs under the tree's row lock, like appends; the head's size and root do not change.
         """
-        hint = key_hint(self.signer.public_key)
         with self.engine.connect() as conn:  # the usual case, at every start: no write lock
             current = conn.execute(sa.select(log_trees.c.checkpoint)
                                    .where(log_trees.c.name == self.name)).scalar()
-        if current is None or hint in signature_key_hints(current):
+        if current is None or self._signed_by_active_key(current):
             return False
         with self._writer.begin() as tx:
             head = tx.execute(_LOCK_TREE, {"tree": self.name}).first()
-            if head is None or hint in signature_key_hints(head.checkpoint):
+            if head is None or self._signed_by_active_key(head.checkpoint):
                 return False
             envelope = self._sign(int(head.tree_id), int(head.size), bytes(head.root_hash))
             tx.execute(log_trees.update().where(log_trees.c.name == self.name).values(
