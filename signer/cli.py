@@ -331,14 +331,22 @@ def log_group() -> None:
 @option("trust-root", type=click.Path(dir_okay=False, path_type=Path),
         help="Pinned trusted_root.json (else fetched from --api, with a note).")
 @option("checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("signer-checkpoint.txt"), show_default=True,
-        help="The last checkpoint this monitor saw; updated when the new one is proven.")
+        help="The last checkpoint this monitor saw; updated when the new one is proven "
+             "[default: signer-checkpoint.txt, with --v2 signer-checkpoint-v2.txt].")
+@option("v2", is_flag=True,
+        help="Monitor the Rekor v2 tile log (/api/v2/checkpoint and its tiles).")
 @option("output", type=click.Choice(["text", "json"]), default="text")
-def log_verify(api: str, trust_root: Path | None, checkpoint: Path, output: str) -> None:
+def log_verify(api: str, trust_root: Path | None, checkpoint: Path | None, v2: bool,
+               output: str) -> None:
     """Monitor the log: the latest checkpoint is signed by the pinned key and extends the
     saved one (consistency proof). Exits 1 on a fork or a bad signature."""
     client = Client(api)
-    result = monitor.check(client, operations.load_trust(client, trust_root), checkpoint)
+    trust = operations.load_trust(client, trust_root)
+    if v2:
+        result = monitor.check_tiles(client, trust,
+                                     checkpoint or Path("signer-checkpoint-v2.txt"))
+    else:
+        result = monitor.check(client, trust, checkpoint or Path("signer-checkpoint.txt"))
     _print(output, result.explain(), result.as_dict())
     if not result.ok:
         sys.exit(1)
