@@ -184,3 +184,34 @@ def rollback(engine: sa.Engine, size: int) -> None:
             if (idx + 1) << level > size:
                 tx.execute(sa.text("DELETE FROM log_nodes WHERE tree = 'tlog2' AND "
                                    "level = :l AND idx = :i"), {"l": level, "i": idx})
+
+
+def test_rotating_the_v2_key_keeps_the_tree_and_the_monitor_follows(
+        service: Service, engine: sa.Engine, tmp_path: Path) -> None:
+    roots, state = tmp_path / "before.json", tmp_path / "v2-checkpoint.txt"
+    roots.write_text(requests.get(f"{service.url}/v1/trust-root", timeout=30).text)
+    verify = ("log", "verify", "--v2", "--checkpoint", str(state), "--output", "json")
+    assert service.cli(*verify, "--trust-root", str(roots)).returncode == 0
+    before = reader.parse_checkpoint_body(checkpoint(service))
+
+    args = ["server", "rotate-key", "tlog2", "--data-dir", str(service.data_dir)]
+    if service.database_url:
+        args += ["--database-url", service.database_url]
+    done = service.cli(*args)
+    assert done.returncode == 0, done.stderr
+    service.stop()
+    service.start()
+
+    after = requests.get(f"{service.url}/v1/trust-root", timeout=30).text
+    v2 = [t for t in json.loads(after)["tlogs"] if "checkpointKeyId" in t]
+    assert len(v2) == 2 and "end" in v2[0]["publicKey"]["validFor"]
+    assert "end" not in v2[1]["publicKey"]["validFor"]
+    envelope = checkpoint(service)
+    assert reader.parse_checkpoint_body(envelope) == before  # same tree, signed anew
+    _, signed_by = verify_tile_checkpoint(envelope, trust_root.parse(after))
+    assert signed_by.log_id.key_id == trust_root.parse(after).tlogs[-1].log_id.key_id
+    append(replica_log(service, engine), 5)
+    roots.write_text(after)
+    done = service.cli(*verify, "--trust-root", str(roots))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["previous_size"] == before[1]
