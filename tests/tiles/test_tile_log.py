@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,26 @@ def test_resign_head_after_a_new_key_keeps_the_tree(log: TileLog, tmp_path: Path
     assert reader.parse_checkpoint_body(head) == before
     note.verify_checkpoint(head, note.NoteVerifier("signer.example.com",
                                                    rotated.signer.public_key))
+
+
+def test_the_specification_example_of_70000_entries(log: TileLog) -> None:
+    """c2sp.org/tlog-tiles: "a tree of size 70,000 will be represented by 273 full level 0
+    tiles, one partial level 0 tile of width 112, one full level 1 tile, one partial level 1
+    tile of width 17, and one partial level 2 tile of width 1"."""
+    size = 70_000
+    with ThreadPoolExecutor(max_workers=256) as pool:  # many waiting: big batches
+        list(pool.map(lambda i: log.append(item(i)), range(size)))
+    assert log.head().size == size
+    fetched: list[str] = []
+
+    def fetch(path: str) -> bytes:
+        fetched.append(path)
+        return fetcher(log)(path)
+
+    entries, root = reader.read_log(fetch, size)
+    assert root == reader.parse_checkpoint_body(log.head().checkpoint)[2]
+    assert sorted(entries) == sorted(item(i).body for i in range(size))
+    hashes = [p for p in fetched if not p.startswith("tile/entries/")]
+    assert len([p for p in hashes if p.startswith("tile/0/") and ".p/" not in p]) == 273
+    assert [p for p in hashes if ".p/" in p or not p.startswith("tile/0/")] == [
+        "tile/0/273.p/112", "tile/1/000", "tile/1/001.p/17", "tile/2/000.p/1"]
