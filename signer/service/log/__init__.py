@@ -1,11 +1,11 @@
 """The service's transparency logs, behind one interface.
 
-Two logs run: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and every
-revocation) and ``ctlog`` (every precertificate, RFC 6962). Both are ``rfc6962.Rfc6962Log``
-today: the tree's nodes in the database, proofs computed by the service. ``TransparencyLog``
-is what the signing service and the routes rely on, so another kind of log (a C2SP tile log,
-as Rekor v2 serves it: ``checkpoint``, ``tile/<L>/<N>``, ``tile/entries/<N>``) can sit
-behind it.
+Three logs run: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and every
+revocation) and ``ctlog`` (every precertificate, RFC 6962), both ``rfc6962.Rfc6962Log``: the
+tree's nodes in the database, proofs computed by the service; and ``tlog2``, the Rekor v2
+log, a ``tiles.TileLog``: the same storage, published as a C2SP tile log (``checkpoint``,
+``tile/<L>/<N>``, ``tile/entries/<N>``). ``TransparencyLog`` is what the signing service and
+the routes rely on.
 
 Whatever the kind, an appended entry and its caller's rows commit in one transaction, and
 every checkpoint extends the one before it (the log never forks).

@@ -84,8 +84,9 @@ def _checkpoint(row: sa.Row[Any]) -> CheckpointRecord:
 NODE_CACHE_SIZE = 65_536
 
 
-class _Nodes:
-    """A merkle.NodeReader over the tree's stored nodes, plus nodes not yet committed."""
+class TreeNodes:
+    """A merkle.NodeReader over the tree's stored nodes, plus nodes not yet committed (the
+    tile log reads its tiles through it too)."""
 
     def __init__(self, tx: sa.Connection, tree: str,
                  committed: Mapping[merkle.NodeKey, bytes] | None = None) -> None:
@@ -234,7 +235,7 @@ class Rfc6962Log:
         with self._writer.begin() as tx:
             tree = tx.execute(_LOCK_TREE, {"tree": self.name}).one()
             size = int(tree.size)
-            nodes = _Nodes(tx, self.name, self._committed)
+            nodes = TreeNodes(tx, self.name, self._committed)
             leaves = [merkle.leaf_hash(item.body) for item in items]
             new_nodes = merkle.append_nodes(size, leaves, nodes)
             for level, idx, digest in new_nodes:
@@ -297,12 +298,12 @@ class Rfc6962Log:
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_sizes(index + 1, size)
         with self.engine.connect() as conn:
-            return merkle.inclusion_proof(index, size, _Nodes(conn, self.name))
+            return merkle.inclusion_proof(index, size, TreeNodes(conn, self.name))
 
     def consistency_proof(self, first: int, last: int) -> list[bytes]:
         self._check_sizes(first, last)
         with self.engine.connect() as conn:
-            return merkle.consistency_proof(first, last, _Nodes(conn, self.name))
+            return merkle.consistency_proof(first, last, TreeNodes(conn, self.name))
 
     def checkpoint_at(self, size: int) -> CheckpointRecord:
         with self.engine.connect() as conn:

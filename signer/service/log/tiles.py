@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from signer.errors import NotFound, UsageError
 from signer.service.keys import KeySigner
 from signer.service.log import LogItem
-from signer.service.log.rfc6962 import Rfc6962Log, _Nodes
+from signer.service.log.rfc6962 import Rfc6962Log, TreeNodes
 from signer.transparency import note, tiles
 from signer.transparency.checkpoint import Checkpoint
 
@@ -80,7 +80,7 @@ class TileLog(Rfc6962Log):
             raise NotFound(f"The {self.name} (size {size}) has no {tile.path()}.",
                            "Fetch the checkpoint first and only the tiles its size needs.")
         with self.engine.connect() as conn:
-            return tiles.tile_data(tile, _Nodes(conn, self.name))
+            return tiles.tile_data(tile, TreeNodes(conn, self.name))
 
     def entry_bundle(self, tile: tiles.Tile) -> bytes:
         """The entries of level-0 tile ``tile``, once the tree has them all; else NotFound."""
