@@ -98,9 +98,9 @@ class CheckpointRecord:
 class TransparencyLog(Protocol):
     """An append-only Merkle tree (RFC 6962 hashing) with signed checkpoints."""
 
-    name: str  # tlog or ctlog
-    base_url: str  # where clients find the log
-    log_id: bytes  # SHA-256 of the active key's public key (DER)
+    name: str  # tlog, ctlog or tlog2
+    base_url: str  # where clients find the log (the trust root's baseUrl)
+    log_id: bytes  # SHA-256 of the active key (DER); a tile log: its C2SP checkpoint key id
     signer: KeySigner  # the active key
 
     def create(self) -> None:
