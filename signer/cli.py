@@ -345,14 +345,22 @@ def log_group() -> None:
 @option("trust-root", type=click.Path(dir_okay=False, path_type=Path),
         help="Pinned trusted_root.json (else fetched from --api, with a note).")
 @option("checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("signer-checkpoint.txt"), show_default=True,
-        help="The last checkpoint this monitor saw; updated when the new one is proven.")
+        help="The last checkpoint this monitor saw; updated when the new one is proven "
+             "[default: signer-checkpoint.txt, with --v2 signer-checkpoint-v2.txt].")
+@option("v2", is_flag=True,
+        help="Monitor the Rekor v2 tile log (/api/v2/checkpoint and its tiles).")
 @option("output", type=click.Choice(["text", "json"]), default="text")
-def log_verify(api: str, trust_root: Path | None, checkpoint: Path, output: str) -> None:
+def log_verify(api: str, trust_root: Path | None, checkpoint: Path | None, v2: bool,
+               output: str) -> None:
     """Monitor the log: the latest checkpoint is signed by the pinned key and extends the
     saved one (consistency proof). Exits 1 on a fork or a bad signature."""
     client = Client(api)
-    result = monitor.check(client, operations.load_trust(client, trust_root), checkpoint)
+    trust = operations.load_trust(client, trust_root)
+    if v2:
+        result = monitor.check_tiles(client, trust,
+                                     checkpoint or Path("signer-checkpoint-v2.txt"))
+    else:
+        result = monitor.check(client, trust, checkpoint or Path("signer-checkpoint.txt"))
     _print(output, result.explain(), result.as_dict())
     if not result.ok:
         sys.exit(1)
@@ -627,13 +635,13 @@ def server_rotate_admin_key(data_dir: Path, database_url: str | None) -> None:
 
 @server.command("rotate-key")
 @server_options
-@click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog"]))
+@click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog", "tlog2"]))
 @option("output", type=click.Choice(["text", "json"]), default="text")
 def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, output: str
                       ) -> None:
-    """Replace the CA intermediate, TSA, tlog or CT log key. The old key's validFor closes
-    now and it stays in the trust root, so old bundles still verify. Restart every replica
-    afterwards: each reads the keys at start."""
+    """Replace the CA intermediate, TSA, tlog, CT log or Rekor v2 log (tlog2) key. The old
+    key's validFor closes now and it stays in the trust root, so old bundles still verify.
+    Restart every replica afterwards: each reads the keys at start."""
     from signer.service.bootstrap import rotate_key
     from signer.service.config import Settings
     from signer.service.runtime import publish_rotation

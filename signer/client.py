@@ -102,6 +102,15 @@ class Client:
     def log_info(self) -> dict[str, Any]:
         return dict(self.request("GET", "/api/v1/log", authenticated=False))
 
+    def tile_checkpoint(self) -> str:
+        """The Rekor v2 log's C2SP checkpoint (a signed note)."""
+        return bytes(self.request("GET", "/api/v2/checkpoint", authenticated=False,
+                                  raw=True)).decode()
+
+    def tile(self, path: str) -> bytes:
+        """A C2SP tile or entry bundle of the Rekor v2 log: ``tile/<L>/<N>[.p/<W>]``."""
+        return bytes(self.request("GET", f"/api/v2/{path}", authenticated=False, raw=True))
+
     def log_consistency(self, first: int, last: int) -> list[str]:
         body = self.request("GET", "/api/v1/log/proof", authenticated=False,
                             params={"firstSize": first, "lastSize": last})

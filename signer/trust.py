@@ -32,6 +32,7 @@ from signer.sigstore_json import (
     X509Certificate,
     X509CertificateChain,
 )
+from signer.transparency import note
 from signer.transparency.sct import log_id
 
 MEDIA_TYPE: Final = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -56,6 +57,11 @@ class TrustMaterial:
     tsas: tuple[Authority, ...]
     tlogs: tuple[TransparencyLogInstance, ...] = ()
     ctlogs: tuple[TransparencyLogInstance, ...] = ()
+
+    @property
+    def rekor_v1_tlogs(self) -> tuple[TransparencyLogInstance, ...]:
+        """The Rekor v1 log's keys: a v2 log's instance carries its checkpointKeyId."""
+        return tuple(t for t in self.tlogs if t.checkpoint_key_id is None)
 
     def to_json(self) -> str:
         return self.to_model().to_json()
@@ -116,16 +122,22 @@ def signing_config_json(trust: TrustMaterial, url: str, start: datetime) -> str:
 
 
 def log_instance(base_url: str, key: ec.EllipticCurvePublicKey, start: datetime,
-                 end: datetime | None = None) -> TransparencyLogInstance:
+                 end: datetime | None = None, checkpoint_name: str | None = None
+                 ) -> TransparencyLogInstance:
     """A log key as the trust root lists it: URL, DER SPKI, log id (SHA-256 of the SPKI),
-    validity. A rotated log is listed once per key, so entries and checkpoints name theirs."""
+    validity. A rotated log is listed once per key, so entries and checkpoints name theirs.
+
+    ``checkpoint_name``: a Rekor v2 log's key name; its logId and checkpointKeyId are then
+    both the C2SP checkpoint key id (rekor-tiles CLIENTS.md), for ECDSA the same hash."""
     der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    key_id = log_id(key) if checkpoint_name is None else note.log_id(checkpoint_name, key)
     return TransparencyLogInstance(
         base_url=base_url,
         hash_algorithm=SHA2_256,
         public_key=PublicKey(raw_bytes=der, key_details=PKIX_ECDSA_P256_SHA_256,
                              valid_for=TimeRange(start=start, end=end)),
-        log_id=LogId(key_id=log_id(key)),
+        log_id=LogId(key_id=key_id),
+        checkpoint_key_id=None if checkpoint_name is None else LogId(key_id=key_id),
     )
 
 

@@ -13,7 +13,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from signer import issuers, trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied
-from signer.service import limits, log_api, models, problems, sigstore_api, timestamping, web
+from signer.service import (
+    limits,
+    log_api,
+    models,
+    problems,
+    sigstore_api,
+    tile_api,
+    timestamping,
+    web,
+)
 from signer.service.auth import Principal, check_policy, parse_permissions
 from signer.service.dependencies import PrincipalDep, RuntimeDep
 from signer.service.runtime import Runtime
@@ -50,6 +59,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(log_api.router())
     app.include_router(_tuf_routes())
     app.include_router(sigstore_api.router())
+    app.include_router(tile_api.router())
     app.include_router(web.router())
     app.mount(web.STATIC_PATH, web.static_files(), name="ui-static")
     return app

@@ -11,6 +11,7 @@ from signer.service.config import Settings, passphrase
 from signer.service.database import Engine
 from signer.service.log import TransparencyLog
 from signer.service.log.rfc6962 import Rfc6962Log
+from signer.service.log.tiles import TileLog
 from signer.service.store import Store
 
 if TYPE_CHECKING:
@@ -66,14 +67,16 @@ def migrate(settings: Settings, engine: Engine) -> str:
     return head
 
 
-LOG_NAMES = ("tlog", "ctlog")
+# The signature log (Rekor v1), the CT log, the Rekor v2 tile log: in this order everywhere.
+LOG_NAMES = ("tlog", "ctlog", "tlog2")
 
 
 def transparency_logs(settings: Settings, engine: Engine,
                       rings: Mapping[str, keyring.Ring] | None = None
                       ) -> tuple[TransparencyLog, ...]:
-    """The signature log and the CT log, each signing with its active key (``signer server
-    rotate-key`` changes it; the tree stays). ``rings``: the logs' keys, if loaded already."""
+    """The signature log, the CT log and the Rekor v2 log, each signing with its active key
+    (``signer server rotate-key`` changes it; the tree stays). ``rings``: the logs' keys, if
+    loaded already."""
     if rings is None:
         secret = passphrase()
         rings = {name: keyring.load(settings.layout, name, secret) for name in LOG_NAMES}
@@ -83,9 +86,12 @@ def transparency_logs(settings: Settings, engine: Engine,
 def transparency_log(settings: Settings, engine: Engine, name: str, ring: keyring.Ring
                      ) -> TransparencyLog:
     """``tlog``: the signature log (Rekor API at the service's URL, entries promised);
-    ``ctlog``: the CT log (under /ct)."""
+    ``ctlog``: the CT log (under /ct); ``tlog2``: the Rekor v2 log (its write and read APIs
+    under the service's URL + /api/v2)."""
     if name == "tlog":
         return Rfc6962Log("tlog", engine, ring.signer, settings.url, signs_entries=True)
+    if name == "tlog2":
+        return TileLog("tlog2", engine, ring.signer, settings.url)
     return Rfc6962Log("ctlog", engine, ring.signer, settings.url + "/ct", signs_entries=False)
 
 

@@ -1,8 +1,9 @@
 """Key rotation: which key of each kind signs now, and the retired ones verifiers still need.
 
-Four kinds rotate: ``ca`` (the intermediate that issues leaves), ``tsa`` (the timestamping key
-and its certificate), ``tlog`` and ``ctlog`` (the log keys; the trees stay, entries and indices
-continue, only the signing key changes). The root does not rotate.
+Five kinds rotate: ``ca`` (the intermediate that issues leaves), ``tsa`` (the timestamping key
+and its certificate), ``tlog``, ``ctlog`` and ``tlog2`` (the log keys, ``tlog2`` the Rekor v2
+tile log's; the trees stay, entries and indices continue, only the signing key changes).
+The root does not rotate.
 
 Where they live: ``<data-dir>/keys/keyring.json`` lists, per kind, every key version in order,
 each with its file, its public part (a certificate, or the public key for logs), and its
@@ -47,9 +48,10 @@ from signer.errors import UsageError
 from signer.service import ca, keys
 from signer.service.config import Layout, Settings, passphrase
 
-KINDS: Final = ("ca", "tsa", "tlog", "ctlog")
+KINDS: Final = ("ca", "tsa", "tlog", "ctlog", "tlog2")
 # The files ``server init`` (and ``migrate``, for the logs) wrote for each kind.
-INITIAL_FILE: Final = {"ca": "intermediate", "tsa": "tsa", "tlog": "tlog", "ctlog": "ctlog"}
+INITIAL_FILE: Final = {"ca": "intermediate", "tsa": "tsa", "tlog": "tlog", "ctlog": "ctlog",
+                       "tlog2": "tlog2"}
 CERTIFIED: Final = frozenset({"ca", "tsa"})
 MANIFEST: Final = "keyring.json"
 MANIFEST_VERSION: Final = 1

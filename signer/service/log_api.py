@@ -56,7 +56,7 @@ def rekor_entry(rt: Runtime, row: LogEntryRecord) -> dict[str, Any]:
     # After a rotation the entry may be a retired key's: verification says which
     # checkpoint (and so which key) its inclusion is proved in.
     signed_by, tree = inclusion_checkpoint(
-        rt.trust.tlogs, log.log_id,
+        rt.trust.rekor_v1_tlogs, log.log_id,
         SignedTree(int(head.size), bytes(head.root_hash), head.checkpoint), batch)
     size, root, checkpoint = tree.size, tree.root_hash, tree.envelope
     hashes = log.inclusion_proof(int(row.idx), size)

@@ -15,10 +15,12 @@ from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
 from signer.service.config import Settings, passphrase
 from signer.service.log import TransparencyLog
+from signer.service.log.tiles import TileLog
 from signer.service.signing import SigningService
 from signer.service.store import Store
 from signer.service.tsa import TimestampAuthority
 from signer.sigstore_json import TransparencyLogInstance
+from signer.transparency import note
 from signer.trust import Authority, TrustMaterial, log_instance
 
 
@@ -58,10 +60,11 @@ def load(settings: Settings) -> Runtime:
         raise UsageError("The transparency log keys are missing.",
                          "Run 'signer server migrate' first.")
     rings.update((name, keyring.load(layout, name, secret)) for name in LOG_NAMES)
-    tlog, ctlog = transparency_logs(settings, engine, rings)
-    for log in (tlog, ctlog):
+    tlog, ctlog, tlog_v2 = transparency_logs(settings, engine, rings)
+    assert isinstance(tlog_v2, TileLog)
+    for log in (tlog, ctlog, tlog_v2):
         log.resign_head()  # after 'signer server rotate-key': the head in the active key
-    trust = _trust_material(rings, root, tlog, ctlog)
+    trust = _trust_material(rings, root, tlog, ctlog, tlog_v2)
     tuf = tuf_repository.load(settings.data_dir, secret)
     if tuf is not None:  # the trust root and config as TUF targets, re-signed if they changed
         publish(tuf, settings, trust)
@@ -69,15 +72,18 @@ def load(settings: Settings) -> Runtime:
     store = Store(engine)
     auth = Authenticator(store, settings.audience, settings.insecure_issuers,
                          settings.service_issuer)
-    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog)
+    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog, tlog_v2)
     return Runtime(settings, store, auth, service, trust, tuf)
 
 
 def _trust_material(rings: dict[str, keyring.Ring], root: x509.Certificate,
-                    tlog: TransparencyLog, ctlog: TransparencyLog) -> TrustMaterial:
+                    tlog: TransparencyLog, ctlog: TransparencyLog, tlog_v2: TransparencyLog
+                    ) -> TrustMaterial:
+    # The v1 log's keys first: a v1 entry finds its key by log id either way.
     return TrustMaterial(cas=_authorities(rings["ca"], root),
                          tsas=_authorities(rings["tsa"], root),
-                         tlogs=_log_instances(tlog, rings["tlog"]),
+                         tlogs=_log_instances(tlog, rings["tlog"])
+                         + _log_instances(tlog_v2, rings["tlog2"], checkpoint_key_id=True),
                          ctlogs=_log_instances(ctlog, rings["ctlog"]))
 
 
@@ -109,8 +115,9 @@ def publish_rotation(settings: Settings) -> int | None:
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))
     try:
-        tlog, ctlog = transparency_logs(settings, engine, rings)
-        return publish(repository, settings, _trust_material(rings, root, tlog, ctlog))
+        tlog, ctlog, tlog_v2 = transparency_logs(settings, engine, rings)
+        return publish(repository, settings,
+                       _trust_material(rings, root, tlog, ctlog, tlog_v2))
     finally:
         engine.dispose()
 
@@ -120,8 +127,10 @@ def _authorities(ring: keyring.Ring, root: x509.Certificate) -> tuple[Authority,
                  for v in ring.versions if v.certificate is not None)
 
 
-def _log_instances(log: TransparencyLog, ring: keyring.Ring
+def _log_instances(log: TransparencyLog, ring: keyring.Ring, checkpoint_key_id: bool = False
                    ) -> tuple[TransparencyLogInstance, ...]:
-    """Every key the log has signed with, the active one last, each with its validFor."""
-    return tuple(log_instance(log.base_url, v.public_key, v.start, v.end)
+    """Every key the log has signed with, the active one last, each with its validFor.
+    ``checkpoint_key_id``: a Rekor v2 log, whose logId is its C2SP checkpoint key id."""
+    name = note.sigstore_log_name(log.base_url) if checkpoint_key_id else None
+    return tuple(log_instance(log.base_url, v.public_key, v.start, v.end, checkpoint_name=name)
                  for v in ring.versions)

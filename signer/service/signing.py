@@ -32,6 +32,7 @@ from signer.provenance import BY_KEY, Provenance
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
 from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
+from signer.service.log.tiles import TileLog
 from signer.service.store import NewSignature, SignatureRecord, Store, Transaction
 from signer.service.tsa import TimestampAuthority
 from signer.transparency import rekor, sct
@@ -84,7 +85,7 @@ def revocation_body(namespace: str, name: str, ref: str, reason: str, who: str,
 class SigningService:
     def __init__(self, store: Store, auth: Authenticator, ca: CertificateAuthority,
                  tsa: TimestampAuthority, trust: TrustMaterial, tlog: TransparencyLog,
-                 ctlog: TransparencyLog) -> None:
+                 ctlog: TransparencyLog, tlog_v2: TileLog) -> None:
         self.store = store
         self.auth = auth
         self.ca = ca
@@ -92,6 +93,8 @@ class SigningService:
         self.trust = trust
         self.tlog = tlog
         self.ctlog = ctlog
+        # The Rekor v2 log: POST /api/v2/log/entries appends to it (contract: log/tiles.py).
+        self.tlog_v2 = tlog_v2
         self._issuer_key_hash = sct.issuer_key_hash(ca.certificate)
 
     # -- certificates -------------------------------------------------------------------------

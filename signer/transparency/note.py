@@ -29,6 +29,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -85,6 +86,17 @@ def log_id(name: str, key: NoteKey) -> bytes:
         return hashlib.sha256(name.encode() + b"\n" + ED25519_TYPE + raw).digest()
     der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).digest()
+
+
+def sigstore_log_name(base_url: str) -> str:
+    """The origin and key name of a Rekor v2 log whose trust-root ``baseUrl`` is ``base_url``:
+    its host name, without port or path. sigstore-go verifies a v2 checkpoint with a note
+    verifier named ``url.Hostname()`` of the baseUrl and requires the origin line to equal
+    it (rekor-tiles names its logs so); sigstore-python reads neither."""
+    host = urlsplit(base_url).hostname
+    if not host:
+        raise ValueError(f"a log's base URL needs a host, got {base_url!r}")
+    return host
 
 
 def key_id(name: str, key: NoteKey) -> bytes:

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
 from signer.sigstore_json import TransparencyLogInstance
+from signer.transparency import note
 from signer.transparency.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -38,7 +42,7 @@ def verify_log_checkpoint(envelope: str, trust: TrustMaterial, at: datetime | No
     for the log, old or new (rotation changes the key, not the tree). With ``at``, the key
     must also be valid then (its validFor, both ends included), else `RetiredLogKey`."""
     errors = []
-    for key, log in log_keys(trust.tlogs).values():
+    for key, log in log_keys(trust.rekor_v1_tlogs).values():
         try:
             checkpoint = verify_checkpoint(envelope, urlsplit(log.base_url).netloc, key)
         except CheckpointError as exc:
@@ -49,6 +53,34 @@ def verify_log_checkpoint(envelope: str, trust: TrustMaterial, at: datetime | No
             raise RetiredLogKey(log, outside)
         return checkpoint, log
     raise CheckpointError("; ".join(errors) or "the trust root lists no transparency log")
+
+
+def verify_tile_checkpoint(envelope: str, trust: TrustMaterial, at: datetime | None = None
+                           ) -> tuple[Checkpoint, TransparencyLogInstance]:
+    """A Rekor v2 log's checkpoint (a C2SP signed note), and the pinned key that signed it.
+
+    The v2 logs are the trust root's instances with a checkpointKeyId; each signs as the host
+    of its baseUrl, which is also the checkpoint's origin (`note.sigstore_log_name`, as
+    sigstore-go checks it). With ``at``, the key must be valid then, else `RetiredLogKey`."""
+    errors = []
+    for log in trust.tlogs:
+        if log.checkpoint_key_id is None or log.public_key.raw_bytes is None:
+            continue
+        key = load_der_public_key(log.public_key.raw_bytes)
+        if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            continue
+        name = note.sigstore_log_name(log.base_url)
+        try:
+            checkpoint = note.verify_checkpoint(envelope, note.NoteVerifier(name, key), name)
+        except CheckpointError as exc:
+            errors.append(str(exc))
+            continue
+        outside = None if at is None else outside_window(log, at)
+        if outside:
+            raise RetiredLogKey(log, outside)
+        return checkpoint, log
+    raise CheckpointError("; ".join(errors) or "the trust root lists no Rekor v2 log "
+                          "(a tlog with a checkpointKeyId)")
 
 
 def signing_log_key(envelope: str, tlogs: Sequence[TransparencyLogInstance]) -> bytes | None:

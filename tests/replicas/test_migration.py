@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -28,8 +29,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer.client import Client
 from signer.service import database
+from signer.service.keys import KeyFiles
 from signer.service.schema import metadata
 from signer.service.store import hash_secret
+from signer.transparency import note
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.service_process import SIGNER, Service, clean_env, init
 from tests.service_process import database as fresh_database
@@ -127,6 +130,8 @@ def test_server_migrate_upgrades_the_first_revision_in_place(
     init(data_dir)  # the CA, the TSA and their keys; its database is replaced below
     for leftover in data_dir.glob("signer.db*"):
         leftover.unlink()
+    # A data directory from before the Rekor v2 log: migrate makes its key and tree.
+    (data_dir / "keys" / "tlog2.key").unlink()
     with fresh_database(backend) as url:
         engine = database.create_engine(database.database_url(url, data_dir))
         try:
@@ -190,5 +195,10 @@ def test_server_migrate_upgrades_the_first_revision_in_place(
                                    "--certificate-oidc-issuer", f"{service.url}/auth",
                                    cwd=tmp_path, env=env)
             assert verified.returncode == 0, verified.stderr
+            # The Rekor v2 log migrate created: empty, signed by its new key.
+            key = KeyFiles(data_dir / "keys", None).load("tlog2").public_key
+            envelope = requests.get(f"{service.url}/api/v2/checkpoint", timeout=30).text
+            assert note.verify_checkpoint(envelope, note.NoteVerifier("127.0.0.1", key),
+                                          "127.0.0.1").size == 0
         finally:
             service.stop()

@@ -1,11 +1,11 @@
 """The service's transparency logs, behind one interface.
 
-Two logs run: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and every
-revocation) and ``ctlog`` (every precertificate, RFC 6962). Both are ``rfc6962.Rfc6962Log``
-today: the tree's nodes in the database, proofs computed by the service. ``TransparencyLog``
-is what the signing service and the routes rely on, so another kind of log (a C2SP tile log,
-as Rekor v2 serves it: ``checkpoint``, ``tile/<L>/<N>``, ``tile/entries/<N>``) can sit
-behind it.
+Three logs run: ``tlog`` (every signature as a Rekor ``hashedrekord`` entry, and every
+revocation) and ``ctlog`` (every precertificate, RFC 6962), both ``rfc6962.Rfc6962Log``: the
+tree's nodes in the database, proofs computed by the service; and ``tlog2``, the Rekor v2
+log, a ``tiles.TileLog``: the same storage, published as a C2SP tile log (``checkpoint``,
+``tile/<L>/<N>``, ``tile/entries/<N>``). ``TransparencyLog`` is what the signing service and
+the routes rely on.
 
 Whatever the kind, an appended entry and its caller's rows commit in one transaction, and
 every checkpoint extends the one before it (the log never forks).
@@ -98,9 +98,9 @@ class CheckpointRecord:
 class TransparencyLog(Protocol):
     """An append-only Merkle tree (RFC 6962 hashing) with signed checkpoints."""
 
-    name: str  # tlog or ctlog
-    base_url: str  # where clients find the log
-    log_id: bytes  # SHA-256 of the active key's public key (DER)
+    name: str  # tlog, ctlog or tlog2
+    base_url: str  # where clients find the log (the trust root's baseUrl)
+    log_id: bytes  # SHA-256 of the active key (DER); a tile log: its C2SP checkpoint key id
     signer: KeySigner  # the active key
 
     def create(self) -> None:

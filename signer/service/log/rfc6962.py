@@ -84,8 +84,9 @@ def _checkpoint(row: sa.Row[Any]) -> CheckpointRecord:
 NODE_CACHE_SIZE = 65_536
 
 
-class _Nodes:
-    """A merkle.NodeReader over the tree's stored nodes, plus nodes not yet committed."""
+class TreeNodes:
+    """A merkle.NodeReader over the tree's stored nodes, plus nodes not yet committed (the
+    tile log reads its tiles through it too)."""
 
     def __init__(self, tx: sa.Connection, tree: str,
                  committed: Mapping[merkle.NodeKey, bytes] | None = None) -> None:
@@ -152,21 +153,23 @@ class Rfc6962Log:
         return sign_checkpoint(Checkpoint(self.origin(tree_id), size, root), self.signer_name,
                                self.signer)
 
+    def _signed_by_active_key(self, envelope: str) -> bool:
+        return key_hint(self.signer.public_key) in signature_key_hints(envelope)
+
     def resign_head(self) -> bool:
         """Sign the tree head again when the log's active key did not sign it (after a
         rotation).
 
         Runs under the tree's row lock, like appends; the head's size and root do not change.
         """
-        hint = key_hint(self.signer.public_key)
         with self.engine.connect() as conn:  # the usual case, at every start: no write lock
             current = conn.execute(sa.select(log_trees.c.checkpoint)
                                    .where(log_trees.c.name == self.name)).scalar()
-        if current is None or hint in signature_key_hints(current):
+        if current is None or self._signed_by_active_key(current):
             return False
         with self._writer.begin() as tx:
             head = tx.execute(_LOCK_TREE, {"tree": self.name}).first()
-            if head is None or hint in signature_key_hints(head.checkpoint):
+            if head is None or self._signed_by_active_key(head.checkpoint):
                 return False
             envelope = self._sign(int(head.tree_id), int(head.size), bytes(head.root_hash))
             tx.execute(log_trees.update().where(log_trees.c.name == self.name).values(
@@ -232,7 +235,7 @@ class Rfc6962Log:
         with self._writer.begin() as tx:
             tree = tx.execute(_LOCK_TREE, {"tree": self.name}).one()
             size = int(tree.size)
-            nodes = _Nodes(tx, self.name, self._committed)
+            nodes = TreeNodes(tx, self.name, self._committed)
             leaves = [merkle.leaf_hash(item.body) for item in items]
             new_nodes = merkle.append_nodes(size, leaves, nodes)
             for level, idx, digest in new_nodes:
@@ -295,12 +298,12 @@ class Rfc6962Log:
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_sizes(index + 1, size)
         with self.engine.connect() as conn:
-            return merkle.inclusion_proof(index, size, _Nodes(conn, self.name))
+            return merkle.inclusion_proof(index, size, TreeNodes(conn, self.name))
 
     def consistency_proof(self, first: int, last: int) -> list[bytes]:
         self._check_sizes(first, last)
         with self.engine.connect() as conn:
-            return merkle.consistency_proof(first, last, _Nodes(conn, self.name))
+            return merkle.consistency_proof(first, last, TreeNodes(conn, self.name))
 
     def checkpoint_at(self, size: int) -> CheckpointRecord:
         with self.engine.connect() as conn:
