@@ -551,16 +551,19 @@ def _click_type(parse: Callable[[str], Any], bounds: tuple[int, int | None] | No
 
 
 server_options = settings_options("data_dir", "database_url")
+# Commands that decide (create or rotate keys) write their audit line where the service does.
+audited_options = settings_options("data_dir", "database_url", "audit_log")
 
 
 @server.command("init")
-@server_options
-def server_init(data_dir: Path, database_url: str | None) -> None:
+@audited_options
+def server_init(data_dir: Path, database_url: str | None, audit_log: str | None) -> None:
     """Create the CA, the TSA, the database; print the admin API key once."""
     from signer.service.bootstrap import initialize
     from signer.service.config import Settings
 
-    token = initialize(Settings(data_dir=data_dir, database_url=database_url))
+    token = initialize(Settings(data_dir=data_dir, database_url=database_url,
+                                audit_log=audit_log))
     click.echo(f"initialized {data_dir}", err=True)
     click.echo("admin API key (shown once, store it as a secret):", err=True)
     click.echo(token)
@@ -579,31 +582,34 @@ def server_migrate(data_dir: Path, database_url: str | None) -> None:
 
 
 @server.command("rotate-admin-key")
-@server_options
-def server_rotate_admin_key(data_dir: Path, database_url: str | None) -> None:
+@audited_options
+def server_rotate_admin_key(data_dir: Path, database_url: str | None, audit_log: str | None
+                            ) -> None:
     """Create a new server admin key and revoke the old one(s); prints the new key once."""
     from signer.service.admin_keys import rotate
     from signer.service.config import Settings
 
-    token, revoked = rotate(Settings(data_dir=data_dir, database_url=database_url))
+    token, revoked = rotate(Settings(data_dir=data_dir, database_url=database_url,
+                                     audit_log=audit_log))
     click.echo(f"revoked {len(revoked)} admin key(s): {', '.join(revoked) or '-'}", err=True)
     click.echo("new admin API key (shown once, store it as a secret):", err=True)
     click.echo(token)
 
 
 @server.command("rotate-key")
-@server_options
+@audited_options
 @click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog"]))
 @option("output", type=click.Choice(["text", "json"]), default="text")
-def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, output: str
-                      ) -> None:
+def server_rotate_key(data_dir: Path, database_url: str | None, audit_log: str | None,
+                      kind: str, output: str) -> None:
     """Replace the CA intermediate, TSA, tlog or CT log key. The old key's validFor closes
     now and it stays in the trust root, so old bundles still verify. Restart every replica
     afterwards: each reads the keys at start."""
     from signer.service.bootstrap import rotate_key
     from signer.service.config import Settings
 
-    retired, new = rotate_key(Settings(data_dir=data_dir, database_url=database_url), kind)
+    retired, new = rotate_key(Settings(data_dir=data_dir, database_url=database_url,
+                                       audit_log=audit_log), kind)
     click.echo("restart every replica now; then re-export the trust root "
                "('signer trust-root export') wherever it is pinned", err=True)
     _print(output, f"rotated {kind}: {retired.key_file} retired at {new.start.isoformat()}, "

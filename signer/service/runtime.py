@@ -8,6 +8,7 @@ from cryptography import x509
 
 from signer.errors import UsageError
 from signer.service import database, keyring, keys
+from signer.service.audit import Audit
 from signer.service.auth import Authenticator
 from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
@@ -27,6 +28,7 @@ class Runtime:
     auth: Authenticator
     service: SigningService
     trust: TrustMaterial
+    audit: Audit
 
 
 def load(settings: Settings) -> Runtime:
@@ -62,11 +64,12 @@ def load(settings: Settings) -> Runtime:
                           tsas=_authorities(rings["tsa"], root),
                           tlogs=_log_instances(tlog, rings["tlog"]),
                           ctlogs=_log_instances(ctlog, rings["ctlog"]))
+    audit = Audit.open(settings.audit_log)
     store = Store(engine)
     auth = Authenticator(store, settings.audience, settings.insecure_issuers,
                          settings.service_issuer)
-    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog)
-    return Runtime(settings, store, auth, service, trust)
+    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog, audit)
+    return Runtime(settings, store, auth, service, trust, audit)
 
 
 def _authorities(ring: keyring.Ring, root: x509.Certificate) -> tuple[Authority, ...]:
