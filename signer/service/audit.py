@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 from cryptography import x509
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from signer.errors import Unavailable, UsageError
+from signer.errors import SignerError, Unavailable, UsageError
 from signer.provenance import Provenance
 from signer.service.auth import Principal
 
@@ -260,6 +260,17 @@ class Audit:
                               "nothing it would not have recorded.",
                               "Retry later; an operator must fix the audit log's "
                               "destination (disk full?).") from exc
+
+
+def check_name(exc: SignerError) -> str:
+    """The check an error comes from, as the audit names it: ``PermissionDenied`` → permission."""
+    return CHECKS.get(type(exc).__name__, type(exc).__name__)
+
+
+CHECKS = {"UsageError": "usage", "AuthenticationError": "authentication",
+          "PermissionDenied": "permission", "NotFound": "not-found", "Conflict": "conflict",
+          "TooLarge": "size", "RateLimited": "rate-limit", "RateLimitExceeded": "rate-limit",
+          "Unavailable": "unavailable", "VerificationFailed": "verification"}
 
 
 def refused(check: str, status: int, title: str, detail: str) -> None:

@@ -41,7 +41,7 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
 def install(app: FastAPI) -> None:
     @app.exception_handler(SignerError)
     async def signer_error(_request: Request, exc: SignerError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.explain(), check=check_name(exc))
+        return problem(exc.status, exc.title, exc.explain(), check=audit.check_name(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -70,17 +70,6 @@ def install(app: FastAPI) -> None:
         err = Unavailable("The database is unavailable; nothing was stored.",
                           "Retry in a few seconds.")
         return problem(err.status, err.title, err.explain(), check="database")
-
-
-def check_name(exc: SignerError) -> str:
-    """The audit's name of the check an error comes from: ``PermissionDenied`` → permission."""
-    return CHECKS.get(type(exc).__name__, type(exc).__name__)
-
-
-CHECKS = {"UsageError": "usage", "AuthenticationError": "authentication",
-          "PermissionDenied": "permission", "NotFound": "not-found", "Conflict": "conflict",
-          "TooLarge": "size", "RateLimited": "rate-limit", "RateLimitExceeded": "rate-limit",
-          "Unavailable": "unavailable", "VerificationFailed": "verification"}
 
 
 def _http_detail(status: int) -> str:
