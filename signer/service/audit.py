@@ -52,7 +52,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 MAX_LINE_BYTES = 4096  # PIPE_BUF on Linux: one write of a line is atomic on a pipe too
 MAX_TEXT = 1024  # any one text field (an identity is at most 1024, a name ~600)
-SHORT_TEXT = 128  # the fallback when a line would pass MAX_LINE_BYTES
+SHORTER_TEXT = (128, 32)  # the fallbacks when a line would pass MAX_LINE_BYTES
 
 log = logging.getLogger("signer.service")
 
@@ -286,8 +286,10 @@ def refused(check: str, status: int, title: str, detail: str) -> None:
 # -- encoding and sinks -----------------------------------------------------------------------
 def _line(fields: Mapping[str, Any]) -> bytes:
     line = json.dumps(_bounded(fields, MAX_TEXT), default=_json, separators=(",", ":"))
-    if len(line) >= MAX_LINE_BYTES:
-        line = json.dumps(_bounded(fields, SHORT_TEXT) | {"truncated": True}, default=_json,
+    for limit in SHORTER_TEXT:  # cut the text fields until the line fits in one atomic write
+        if len(line) < MAX_LINE_BYTES:
+            break
+        line = json.dumps(_bounded(fields, limit) | {"truncated": True}, default=_json,
                           separators=(",", ":"))
     return (line + "\n").encode()  # ensure_ascii: as many bytes as characters
 
