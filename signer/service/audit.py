@@ -47,7 +47,7 @@ from signer.service.auth import Principal
 
 LOGGER = "signer.audit"
 ANONYMOUS = "anonymous"
-REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_HEADER = b"x-request-id"  # X-Request-Id, as ASGI spells headers
 # A proxy's request id is kept when it is plain text of a sane length; otherwise ours.
 INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 MAX_LINE_BYTES = 4096  # PIPE_BUF on Linux: one write of a line is atomic on a pipe too
@@ -98,9 +98,9 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
+        given = dict(scope.get("headers") or ()).get(REQUEST_ID_HEADER, b"").decode("latin-1")
         request_id = given if INCOMING_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        header = (b"x-request-id", request_id.encode())
+        header = (REQUEST_ID_HEADER, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
