@@ -573,10 +573,12 @@ def _click_type(parse: Callable[[str], Any], bounds: tuple[int, int | None] | No
 
 
 server_options = settings_options("data_dir", "database_url")
+# Commands that decide (create or rotate keys) write their audit line where the service does.
+audited_options = settings_options("data_dir", "database_url", "audit_log")
 
 
 @server.command("init")
-@server_options
+@audited_options
 @option("pkcs11-module", help="Keys on a PKCS#11 token: the module (.so) [default: key files].")
 @option("pkcs11-token-label", help="The token's label (its PIN: env SIGNER_PKCS11_PIN).")
 @option("pkcs11-key-label", "pkcs11_key_labels", multiple=True, metavar="KIND=LABEL",
@@ -584,7 +586,8 @@ server_options = settings_options("data_dir", "database_url")
              "generating one. Repeatable.")
 @option("pkcs11-label-prefix", default="", help="Prefix of the generated keys' labels (several "
         "services on one token).")
-def server_init(data_dir: Path, database_url: str | None, pkcs11_module: str | None,
+def server_init(data_dir: Path, database_url: str | None, audit_log: str | None,
+                pkcs11_module: str | None,
                 pkcs11_token_label: str | None, pkcs11_key_labels: tuple[str, ...],
                 pkcs11_label_prefix: str) -> None:
     """Create the CA, the TSA, the database; print the admin API key once."""
@@ -601,7 +604,8 @@ def server_init(data_dir: Path, database_url: str | None, pkcs11_module: str | N
 
         reference = pkcs11.Reference(str(Path(pkcs11_module).absolute()), pkcs11_token_label,
                                      pkcs11.key_labels(pkcs11_key_labels), pkcs11_label_prefix)
-    token = initialize(Settings(data_dir=data_dir, database_url=database_url), reference)
+    token = initialize(Settings(data_dir=data_dir, database_url=database_url,
+                                audit_log=audit_log), reference)
     click.echo(f"initialized {data_dir}", err=True)
     _tuf_root_notice(data_dir, root_key_path(data_dir))
     click.echo("admin API key (shown once, store it as a secret):", err=True)
@@ -621,24 +625,26 @@ def server_migrate(data_dir: Path, database_url: str | None) -> None:
 
 
 @server.command("rotate-admin-key")
-@server_options
-def server_rotate_admin_key(data_dir: Path, database_url: str | None) -> None:
+@audited_options
+def server_rotate_admin_key(data_dir: Path, database_url: str | None, audit_log: str | None
+                            ) -> None:
     """Create a new server admin key and revoke the old one(s); prints the new key once."""
     from signer.service.admin_keys import rotate
     from signer.service.config import Settings
 
-    token, revoked = rotate(Settings(data_dir=data_dir, database_url=database_url))
+    token, revoked = rotate(Settings(data_dir=data_dir, database_url=database_url,
+                                     audit_log=audit_log))
     click.echo(f"revoked {len(revoked)} admin key(s): {', '.join(revoked) or '-'}", err=True)
     click.echo("new admin API key (shown once, store it as a secret):", err=True)
     click.echo(token)
 
 
 @server.command("rotate-key")
-@server_options
+@audited_options
 @click.argument("kind", type=click.Choice(["ca", "tsa", "tlog", "ctlog", "tlog2"]))
 @option("output", type=click.Choice(["text", "json"]), default="text")
-def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, output: str
-                      ) -> None:
+def server_rotate_key(data_dir: Path, database_url: str | None, audit_log: str | None,
+                      kind: str, output: str) -> None:
     """Replace the CA intermediate, TSA, tlog, CT log or Rekor v2 log (tlog2) key. The old
     key's validFor closes now and it stays in the trust root, so old bundles still verify.
     Restart every replica afterwards: each reads the keys at start."""
@@ -646,7 +652,7 @@ def server_rotate_key(data_dir: Path, database_url: str | None, kind: str, outpu
     from signer.service.config import Settings
     from signer.service.runtime import publish_rotation
 
-    settings = Settings(data_dir=data_dir, database_url=database_url)
+    settings = Settings(data_dir=data_dir, database_url=database_url, audit_log=audit_log)
     retired, new = rotate_key(settings, kind)
     published = publish_rotation(settings)
     if published is not None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from signer.errors import UsageError
 from signer.service import database
+from signer.service.audit import Audit
 from signer.service.config import Settings
 from signer.service.store import Store
 
@@ -24,6 +25,7 @@ def rotate(settings: Settings) -> tuple[str, list[str]]:
     if not settings.layout.certificate("root").exists():
         raise UsageError(f"{settings.data_dir} is not initialized.",
                          f"Run 'signer server init --data-dir {settings.data_dir}' first.")
+    audit = Audit.for_command(settings.audit_log)
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))
     try:
@@ -36,6 +38,7 @@ def rotate(settings: Settings) -> tuple[str, list[str]]:
             if key.id != new.id:
                 store.revoke_api_key(None, key.id)
                 revoked.append(key.id)
+        audit.admin("admin_key.rotate", id=new.id, name=new.name, revoked=revoked)
         return token, revoked
     finally:
         engine.dispose()

@@ -14,6 +14,7 @@ from signer import issuers, trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied
 from signer.service import (
+    audit,
     limits,
     log_api,
     models,
@@ -51,6 +52,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     limits.install(app, MAX_BODY_BYTES, limits.RateLimiter.from_settings(runtime.settings))
 
     app.add_middleware(Metrics)
+    app.add_middleware(audit.RequestIds, audit=runtime.audit)  # outermost: every answer has one
 
     app.include_router(_signing_routes())
     app.include_router(_admin_routes())
@@ -219,6 +221,7 @@ def _admin_routes() -> APIRouter:
                          principal: PrincipalDep) -> models.NamespaceView:
         _server_admin(principal, "namespaces")
         created = rt.store.create_namespace(check_namespace(body.name))
+        rt.audit.admin("namespace.create", body.name)
         return models.NamespaceView(name=body.name, created_at=created)
 
     @router.get("", response_model=models.NamespaceList)
@@ -235,6 +238,7 @@ def _admin_routes() -> APIRouter:
         policy = rt.store.add_policy(namespace, body.issuer, body.claims,
                                      parse_permissions(body.permissions))
         rt.auth.invalidate_policies()
+        rt.audit.admin("policy.add", **_policy_view(policy).model_dump())
         return _policy_view(policy)
 
     @router.get("/{namespace}/policies", response_model=models.PolicyList)
@@ -250,6 +254,7 @@ def _admin_routes() -> APIRouter:
         namespace_admin(rt, principal, namespace)
         rt.store.remove_policy(namespace, policy_id)
         rt.auth.invalidate_policies()
+        rt.audit.admin("policy.remove", namespace, id=policy_id)
         return Response(status_code=204)
 
     @router.post("/{namespace}/api-keys", response_model=models.ApiKeyCreated,
@@ -260,6 +265,7 @@ def _admin_routes() -> APIRouter:
         key, token = rt.store.create_api_key(namespace, body.name,
                                              parse_permissions(body.permissions),
                                              principal.identity)
+        rt.audit.admin("api_key.create", **_key_view(key).model_dump())  # no token
         return models.ApiKeyCreated(**_key_view(key).model_dump(), token=token)
 
     @router.get("/{namespace}/api-keys", response_model=models.ApiKeyList)
@@ -273,7 +279,9 @@ def _admin_routes() -> APIRouter:
     def revoke_api_key(namespace: str, key_id: str, rt: RuntimeDep, principal: PrincipalDep
                        ) -> models.ApiKeyView:
         namespace_admin(rt, principal, namespace)
-        return _key_view(rt.store.revoke_api_key(namespace, key_id))
+        revoked = _key_view(rt.store.revoke_api_key(namespace, key_id))
+        rt.audit.admin("api_key.revoke", **revoked.model_dump())
+        return revoked
 
     return router
 
@@ -291,6 +299,7 @@ def _issuer_routes() -> APIRouter:
         row = rt.store.add_issuer(issuer.url, issuer.kind, server_url, issuer.allow_http,
                                   principal.identity)
         rt.auth.invalidate_issuers()
+        rt.audit.admin("issuer.add", **_issuer_view(row, issuer).model_dump())
         return _issuer_view(row, issuer)
 
     @router.get("", response_model=models.IssuerList)
@@ -306,6 +315,7 @@ def _issuer_routes() -> APIRouter:
         _server_admin(principal, "issuers")
         rt.store.remove_issuer(issuers.normalized(url))
         rt.auth.invalidate_issuers()
+        rt.audit.admin("issuer.remove", url=issuers.normalized(url))
         return Response(status_code=204)
 
     return router

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from signer.errors import Conflict
 from signer.service import ca, database, keyring, keys, tuf_repository
+from signer.service.audit import Audit
 from signer.service.config import Settings, passphrase
 from signer.service.database import Engine
 from signer.service.log import TransparencyLog
@@ -29,6 +30,7 @@ def initialize(settings: Settings, token: Reference | None = None) -> str:
     if layout.certificate("root").exists():
         raise Conflict(f"{settings.data_dir} is already initialized.",
                        "Start it with 'signer server start', or choose an empty --data-dir.")
+    audit = Audit.for_command(settings.audit_log)  # before anything: a bad path fails first
     layout.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret = passphrase()
     if token is not None:
@@ -49,8 +51,9 @@ def initialize(settings: Settings, token: Reference | None = None) -> str:
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))
     migrate(settings, engine)
-    _, admin_key = Store(engine).create_api_key(None, "admin", ["admin"], "signer server init")
+    key, admin_key = Store(engine).create_api_key(None, "admin", ["admin"], "signer server init")
     engine.dispose()
+    audit.admin("admin_key.create", id=key.id, name=key.name)
     return admin_key
 
 
@@ -98,7 +101,9 @@ def transparency_log(settings: Settings, engine: Engine, name: str, ring: keyrin
 def rotate_key(settings: Settings, kind: str) -> tuple[keyring.KeyVersion, keyring.KeyVersion]:
     """``signer server rotate-key``: the key ring changes; for a log, its tree head is signed
     again by the new key at once (same tree, same size), so monitors see the new key."""
+    audit = Audit.for_command(settings.audit_log)
     retired, new = keyring.rotate(settings, kind)
+    audit.rotated(kind, retired.key_file, new.key_file, new.start)
     if kind in LOG_NAMES:
         engine = database.create_engine(database.database_url(settings.database_url,
                                                               settings.data_dir))

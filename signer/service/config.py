@@ -101,6 +101,10 @@ class Settings:
         bounds=(1, MAX_CERT_VALIDITY // MINUTE)))
     workers: int = setting(1, Option("workers", "Worker processes.", int, bounds=(1, 64)))
     log_level: str = setting("info", Option("log-level", "uvicorn's log level."))
+    audit_log: str | None = setting(None, Option(
+        "audit-log", "Append one JSON line per decision (issued, stored, revoked, refused, "
+        "admin change, key rotation) to this file; '-' for standard output.",
+        shown_default="the service's log (stderr)"))
     # 25 signings a second per credential, sustained (a signing is two requests), and a
     # burst of 100 at once (an org-wide key shared by many parallel jobs): far above what CI
     # does, far below the service's capacity of thousands a second, so one credential

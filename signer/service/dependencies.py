@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from signer.service import limits
+from signer.service import audit, limits
 from signer.service.auth import Principal
 from signer.service.runtime import Runtime
 
@@ -19,6 +19,7 @@ def runtime(request: Request) -> Runtime:
 def principal(request: Request, authorization: Annotated[str | None, Header()] = None
               ) -> Principal:
     caller = runtime(request).auth.authenticate(authorization)
+    audit.identify(caller)
     limits.check(request, caller)
     return caller
 

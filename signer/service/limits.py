@@ -156,7 +156,7 @@ class BodyLimit:
         err = TooLarge(f"The request body is {size} bytes; the limit is {self.limit}.",
                        "Send only the documented fields.")
         response = problems.problem(err.status, err.title, err.explain(),
-                                    headers={"Connection": "close"})
+                                    headers={"Connection": "close"}, check="body-size")
         await response(scope, receive, send)
 
 
@@ -172,7 +172,8 @@ def install(app: FastAPI, max_body_bytes: int, limiter: RateLimiter) -> None:
     async def rate_limited(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RateLimitExceeded)
         return problems.problem(exc.status, exc.title, exc.explain(),
-                                headers={"Retry-After": str(exc.retry_after)})
+                                headers={"Retry-After": str(exc.retry_after)},
+                                check="rate-limit")
 
     app.add_exception_handler(RateLimitExceeded, rate_limited)
 

@@ -22,6 +22,8 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+    request_id: str = Field(description="Also the X-Request-Id header; finds the refusal's "
+                                        "line in the audit log")
 
 
 class CertificateRequest(Model):

@@ -1,4 +1,8 @@
-"""RFC 9457 problem documents for every refusal; a 5xx only when a dependency is down."""
+"""RFC 9457 problem documents for every refusal; a 5xx only when a dependency is down.
+
+Each document carries the request's id (``request_id``, also the ``X-Request-Id`` header), and
+each is recorded in the audit log under that id, so a user's error message finds its line.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,22 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from signer.errors import SignerError, Unavailable
+from signer.service import audit
 
 MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
 log = logging.getLogger("signer.service")
 
 
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None
-            ) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+            check: str = "http") -> JSONResponse:
+    """The refusal's document; ``check`` names, in the audit line, what refused it."""
+    body: dict[str, str | int] = {"type": "about:blank", "title": title, "status": status,
+                                  "detail": detail}
+    request_id = audit.current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    audit.refused(check, status, title, detail)
     if status == 503:
         headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
     if status == 401:
@@ -30,7 +41,7 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
 def install(app: FastAPI) -> None:
     @app.exception_handler(SignerError)
     async def signer_error(_request: Request, exc: SignerError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.explain())
+        return problem(exc.status, exc.title, exc.explain(), check=audit.check_name(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -39,7 +50,8 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where or 'body'}: {err.get('msg')}")
         return problem(422, "Invalid request", "The request does not match the API schema: "
-                       + "; ".join(parts) + ". See /openapi.json for the expected shape.")
+                       + "; ".join(parts) + ". See /openapi.json for the expected shape.",
+                       check="schema")
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -50,14 +62,14 @@ def install(app: FastAPI) -> None:
     async def unstorable(_request: Request, exc: DataError) -> JSONResponse:
         return problem(400, "Bad request", "The request holds a value the store cannot hold "
                        "(such as a NUL character or an out-of-range number). Send printable "
-                       "text and numbers in range.")
+                       "text and numbers in range.", check="store")
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc.__class__.__name__)
         err = Unavailable("The database is unavailable; nothing was stored.",
                           "Retry in a few seconds.")
-        return problem(err.status, err.title, err.explain())
+        return problem(err.status, err.title, err.explain(), check="database")
 
 
 def _http_detail(status: int) -> str:

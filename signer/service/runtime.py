@@ -10,6 +10,7 @@ from cryptography import x509
 from signer import trust as trust_json
 from signer.errors import UsageError
 from signer.service import database, keyring, keys, tuf_repository
+from signer.service.audit import Audit
 from signer.service.auth import Authenticator
 from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
@@ -31,6 +32,7 @@ class Runtime:
     auth: Authenticator
     service: SigningService
     trust: TrustMaterial
+    audit: Audit
     tuf: tuf_repository.Repository | None = None  # None until 'signer tuf init'
 
 
@@ -69,11 +71,12 @@ def load(settings: Settings) -> Runtime:
     if tuf is not None:  # the trust root and config as TUF targets, re-signed if they changed
         publish(tuf, settings, trust)
         tuf.refresh()
+    audit = Audit.open(settings.audit_log)
     store = Store(engine)
     auth = Authenticator(store, settings.audience, settings.insecure_issuers,
                          settings.service_issuer)
-    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog, tlog_v2)
-    return Runtime(settings, store, auth, service, trust, tuf)
+    service = SigningService(store, auth, ca, tsa, trust, tlog, ctlog, tlog_v2, audit)
+    return Runtime(settings, store, auth, service, trust, audit, tuf)
 
 
 def _trust_material(rings: dict[str, keyring.Ring], root: x509.Certificate,

@@ -29,6 +29,7 @@ from signer import bundle as bundles
 from signer.artifact import ArtifactRef, check_name, parse_ref
 from signer.errors import NotFound, PermissionDenied, Unavailable, UsageError
 from signer.provenance import BY_KEY, Provenance
+from signer.service.audit import Audit
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
 from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
@@ -85,7 +86,7 @@ def revocation_body(namespace: str, name: str, ref: str, reason: str, who: str,
 class SigningService:
     def __init__(self, store: Store, auth: Authenticator, ca: CertificateAuthority,
                  tsa: TimestampAuthority, trust: TrustMaterial, tlog: TransparencyLog,
-                 ctlog: TransparencyLog, tlog_v2: TileLog) -> None:
+                 ctlog: TransparencyLog, tlog_v2: TileLog, audit: Audit) -> None:
         self.store = store
         self.auth = auth
         self.ca = ca
@@ -95,6 +96,7 @@ class SigningService:
         self.ctlog = ctlog
         # The Rekor v2 log: POST /api/v2/log/entries appends to it (contract: log/tiles.py).
         self.tlog_v2 = tlog_v2
+        self.audit = audit
         self._issuer_key_hash = sct.issuer_key_hash(ca.certificate)
 
     # -- certificates -------------------------------------------------------------------------
@@ -147,6 +149,7 @@ class SigningService:
             kind="precert", version="rfc6962",
             body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, tbs),
             extra=precert_der, namespace=namespace, write=record))
+        self.audit.issued(cert, namespace, principal.identity, provenance)
         return Issued([cert, *self.ca.chain], principal.identity, provenance)
 
     # -- signatures ---------------------------------------------------------------------------
@@ -204,15 +207,17 @@ class SigningService:
             return row, True
 
         try:
-            return self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
-                                            version=rekor.HASHEDREKORD_VERSION, body=body,
-                                            namespace=namespace, write=write))
+            row, created = self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
+                                                    version=rekor.HASHEDREKORD_VERSION,
+                                                    body=body, namespace=namespace, write=write))
         except Duplicate:
             # The same upload raced this one (another request or replica) and won.
             stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
             if stored is None:
                 raise
             return stored, False
+        self.audit.stored("signature", row.id, namespace, row.name, row.digest, row.log_index)
+        return row, created
 
     def _check_certificate(self, pem: str, principal: Principal, namespace: str
                            ) -> x509.Certificate:
@@ -270,8 +275,11 @@ class SigningService:
                                               principal.identity, at, entry.index)
             return Revoked(rev_id, count, at, entry.index)
 
-        return self.tlog.append(LogItem(kind=REVOCATION_KIND, version=REVOCATION_VERSION,
-                                        body=body, namespace=namespace, write=write))
+        revoked = self.tlog.append(LogItem(kind=REVOCATION_KIND, version=REVOCATION_VERSION,
+                                           body=body, namespace=namespace, write=write))
+        self.audit.revoked(revoked.id, namespace, name, ref, reason, revoked.count,
+                           revoked.log_index)
+        return revoked
 
 
 def _decode_signature(text: str) -> bytes:

@@ -4,7 +4,7 @@ The service runs at debug level (uvicorn's access log on) with an encrypted CA; 
 signs with an API key and with a GitHub Actions token (through the runner's token
 endpoint), verifies online and offline, lists, shows, revokes; a browser signs in to the
 page; refused credentials are tried too. Then every file written (the service log, every
-command's stdout and stderr, bundles, the trust root) and the database itself are scanned
+command's stdout and stderr, bundles, the trust root, the audit log) and the database itself are scanned
 for each API key and its secret, each OIDC token and its signature, the runner's bearer
 token, the page's session cookie, the CA passphrase and the private keys (PEM lines, DER,
 scalar). The two places that show a key once by design (the stdout of ``server init`` and
@@ -116,20 +116,25 @@ def test_flows_at_debug_level_leak_no_secret(recording_issuer: RecordingIssuer, 
     out = Outputs(tmp_path / "out")
     out.root.mkdir()
     data = tmp_path / "data"
+    audit_log = out.root / "audit.jsonl"  # scanned with the other outputs
+    audited = ["--audit-log", str(audit_log)]
     with database(backend) as url:
         db = ["--database-url", url] if url else []
-        init = out.run(["server", "init", "--data-dir", str(data), *db],
+        init = out.run(["server", "init", "--data-dir", str(data), *db, *audited],
                        {"SIGNER_CA_PASSPHRASE": PASSPHRASE}, shows_a_key=True)
         assert init.returncode == 0, init.stderr
         admin_key = init.stdout.strip()
         svc = Service(data, admin_key, issuer.url, database_url=url,
-                      extra_args=["--log-level", "debug"],
+                      extra_args=["--log-level", "debug", *audited],
                       env={"SIGNER_CA_PASSPHRASE": PASSPHRASE})
         svc.start()
         try:
             secrets = _run_flows(svc, issuer, out, admin_key)
         finally:
             svc.stop()
+        rotated = out.run(["server", "rotate-key", "ca", "--data-dir", str(data), *db,
+                           *audited], {"SIGNER_CA_PASSPHRASE": PASSPHRASE})
+        assert rotated.returncode == 0, rotated.stderr
         stored = _database_text(svc, backend)
     secrets += [admin_key, PASSPHRASE, issuer.runner_secret, *_key_material(data)]
     needles = sorted({s for token in secrets for s in _secrets_of(token)}, key=len)
@@ -139,6 +144,9 @@ def test_flows_at_debug_level_leak_no_secret(recording_issuer: RecordingIssuer, 
                                    and "data" not in p.relative_to(tmp_path).parts[:1])]
     assert svc.log_path.stat().st_size > 1000, "the debug log is unexpectedly empty"
     assert "GET /v1/signatures" in svc.log_path.read_text(), "no access log at debug level"
+    events = [json.loads(line)["event"] for line in audit_log.read_text().splitlines()]
+    assert {"certificate_issued", "entry_stored", "revoked", "refused", "admin_change",
+            "key_rotated"} <= set(events), events
     leaks = []
     for path in files:
         text = path.read_text(errors="replace")

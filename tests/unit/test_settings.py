@@ -24,7 +24,7 @@ CHANGED: dict[str, Any] = {
     "public_url": "https://signer.example", "audience": "sigstore",
     "insecure_issuers": frozenset({"http://127.0.0.1:9000", "http://127.0.0.1:9001"}),
     "cert_validity_minutes": 10, "workers": 4, "log_level": "debug", "rate_limit": 2.5,
-    "rate_burst": 7, "sigstore_audience": "fulcio",
+    "rate_burst": 7, "sigstore_audience": "fulcio", "audit_log": "/var/log/signer/audit.jsonl",
 }
 
 

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from signer.artifact import MAX_NAME_LENGTH, ArtifactRef
 from signer.errors import SignerError
+from signer.service import audit
 from signer.service.runtime import Runtime
 from signer.service.store import ArtifactRecord, SignatureRecord
 from signer.service.store.page import (
@@ -146,6 +147,7 @@ def router() -> APIRouter:
         try:
             token, session = _sessions(request).sign_in(api_key)
         except SignerError as exc:
+            audit.refused(audit.check_name(exc), exc.status, exc.title, exc.explain())
             return _sign_in_page(request, _safe_next(next), exc.explain(), exc.status)
         response = _redirect(_safe_next(next))
         response.set_cookie(SESSION_COOKIE, token,
