@@ -108,6 +108,19 @@ def _signing_routes() -> APIRouter:
             response.status_code = 200
         return signature_view(row)
 
+    @router.post("/sign", response_model=models.SignatureView, status_code=201,
+                 responses={200: {"model": models.SignatureView,
+                                  "description": "Already stored (idempotent retry)"}})
+    def sign(body: models.SignRequest, rt: RuntimeDep, principal: PrincipalDep,
+             response: Response) -> dict[str, Any]:
+        row, created = rt.service.sign(principal, body.namespace, body.name, body.csr,
+                                       body.signature, body.provenance)
+        if created:
+            SIGNATURES.inc()
+        else:
+            response.status_code = 200
+        return signature_view(row)
+
     @router.get("/signatures", response_model=models.SignatureList)
     def list_signatures(rt: RuntimeDep, principal: PrincipalDep,
                         namespace: Annotated[str, Query(max_length=64)],

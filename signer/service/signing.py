@@ -99,30 +99,40 @@ class SigningService:
                           declared: Mapping[str, str | None]) -> Issued:
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
+        csr = parse_csr(csr_pem)
+        cert, provenance, precert = self._issue(principal, namespace, csr, declared)
+        self.ctlog.append(precert)
+        return Issued([cert, *self.ca.chain], principal.identity, provenance)
+
+    def _provenance(self, principal: Principal, namespace: str,
+                    declared: Mapping[str, str | None]
+                    ) -> tuple[Provenance, Mapping[str, Any] | None]:
         unknown = [k for k in declared if k not in BY_KEY or not BY_KEY[k].flag]
         if unknown:
             raise UsageError(f"Unknown provenance fields: {', '.join(unknown)}.",
                              "Use the fields the CLI flags name (source_repository_ref, …).")
-        csr = parse_csr(csr_pem)
         if principal.oidc_issuer is not None:
             # The issuer's kind decides what its claims mean (signer.issuers).
             provenance = principal.oidc_issuer.provenance(principal.claims, namespace)
             provenance.with_flags_checked(declared)
-            claims: Mapping[str, Any] | None = principal.oidc_issuer.legacy_claims(
-                principal.claims)
-        else:
-            wanted_issuer = declared.get("issuer")
-            if wanted_issuer and wanted_issuer != principal.issuer:
-                raise UsageError(
-                    f"--certificate-oidc-issuer '{wanted_issuer}' contradicts the API key's "
-                    f"issuer '{principal.issuer}'.", "Remove --certificate-oidc-issuer.")
-            provenance = Provenance.declared(declared, principal.issuer, namespace)
-            claims = None
+            return provenance, principal.oidc_issuer.legacy_claims(principal.claims)
+        wanted_issuer = declared.get("issuer")
+        if wanted_issuer and wanted_issuer != principal.issuer:
+            raise UsageError(
+                f"--certificate-oidc-issuer '{wanted_issuer}' contradicts the API key's "
+                f"issuer '{principal.issuer}'.", "Remove --certificate-oidc-issuer.")
+        return Provenance.declared(declared, principal.issuer, namespace), None
+
+    def _issue(self, principal: Principal, namespace: str, csr: x509.CertificateSigningRequest,
+               declared: Mapping[str, str | None]
+               ) -> tuple[x509.Certificate, Provenance, LogItem[None]]:
+        """The leaf (with its SCT) and the CT log item that records it; not yet logged."""
+        provenance, claims = self._provenance(principal, namespace, declared)
         precerts: list[tuple[int, bytes, bytes]] = []
 
         def sct_source(precert: x509.Certificate) -> bytes:
-            # The CT log promises (signs) first; the precertificate enters its tree below,
-            # in the same transaction that records the certificate.
+            # The CT log promises (signs) first; the precertificate enters its tree when the
+            # item is appended, in the same transaction that records the certificate.
             timestamp_ms = int(time.time() * 1000)
             tbs = sct.precertificate_tbs(precert)
             precerts.append((timestamp_ms, tbs, precert.public_bytes(Encoding.DER)))
@@ -137,11 +147,40 @@ class SigningService:
                 tx, format(cert.serial_number, "x"), namespace, principal.identity,
                 principal.issuer, cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
 
-        self.ctlog.append(LogItem(
+        return cert, provenance, LogItem(
             kind="precert", version="rfc6962",
             body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, tbs),
-            extra=precert_der, namespace=namespace, write=record))
-        return Issued([cert, *self.ca.chain], principal.identity, provenance)
+            extra=precert_der, namespace=namespace, write=record)
+
+    # -- one request: certificate, timestamp, log entry ------------------------------------------
+    def sign(self, principal: Principal, namespace: str, name: str, csr_pem: str,
+             signature_b64: str, declared: Mapping[str, str | None]
+             ) -> tuple[SignatureRecord, bool]:
+        """POST /v1/sign: the client signed the digest with the CSR's key before it had a
+        certificate. The leaf's precertificate and the signature's log entry commit in one
+        transaction (the tlog's batch appends to the ctlog too); nothing is stored on a
+        refusal, and a retry of a stored signature gets that entry, with no new certificate."""
+        check_namespace(namespace)
+        self.auth.authorize(principal, namespace, "sign")
+        ref = parse_ref(name)
+        signature = _decode_signature(signature_b64)
+        csr = parse_csr(csr_pem)
+        key = csr.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
+        try:
+            key.verify(signature, ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
+        except InvalidSignature as exc:
+            raise UsageError(
+                f"The signature does not verify over sha256:{ref.digest} with the CSR's key.",
+                "Sign the digest named in 'name' with the key the CSR was made for.",
+            ) from exc
+        sig_hash = hashlib.sha256(signature).hexdigest()
+        stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
+        if stored is not None:
+            return stored, False
+        cert, _, precert = self._issue(principal, namespace, csr, declared)
+        return self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
+                                   precert)
 
     # -- signatures ---------------------------------------------------------------------------
     def submit_signature(self, principal: Principal, namespace: str, name: str,
@@ -167,6 +206,13 @@ class SigningService:
         stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
         if stored is not None:
             return stored, False
+        return self._log_signature(principal, namespace, ref, cert, signature, sig_hash)
+
+    def _log_signature(self, principal: Principal, namespace: str, ref: ArtifactRef,
+                       cert: x509.Certificate, signature: bytes, sig_hash: str,
+                       precert: LogItem[None] | None = None) -> tuple[SignatureRecord, bool]:
+        """Timestamp, log and store a verified signature; with ``precert``, the CT log's
+        item commits in the same transaction."""
         # Only a timestamped signature is ever stored: a TSA failure raises before commit.
         try:
             timestamp = self.tsa.timestamp(signature)
@@ -199,7 +245,8 @@ class SigningService:
         try:
             return self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
                                             version=rekor.HASHEDREKORD_VERSION, body=body,
-                                            namespace=namespace, write=write))
+                                            namespace=namespace, write=write),
+                                    also=() if precert is None else ((self.ctlog, precert),))
         except Duplicate:
             # The same upload raced this one (another request or replica) and won.
             stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
