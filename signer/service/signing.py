@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 import rfc8785
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -326,10 +327,18 @@ def _decode_signature(text: str) -> bytes:
     return signature
 
 
-def signature_view(row: SignatureRecord) -> dict[str, Any]:
+def signature_view_json(row: SignatureRecord) -> bytes:
+    """:func:`signature_view` as JSON (models.SignatureView's shape and encoding), the stored
+    bundle spliced in as it is: no parse of the bundle, no model validation of the view."""
+    view = signature_view(row, with_bundle=False)
+    head = pydantic_core.to_json(view)
+    return head[:-1] + b',"bundle":' + row.bundle.encode() + b"}"
+
+
+def signature_view(row: SignatureRecord, with_bundle: bool = True) -> dict[str, Any]:
     """The API's view of a stored signature."""
     revocation = row.revocation
-    return {
+    view = {
         "id": row.id,
         "namespace": row.namespace,
         "name": f"{row.name}@sha256:{row.digest}",
@@ -344,5 +353,7 @@ def signature_view(row: SignatureRecord) -> dict[str, Any]:
         "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
                        "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}
         if revocation else None,
-        "bundle": json.loads(row.bundle),
     }
+    if with_bundle:
+        view["bundle"] = json.loads(row.bundle)
+    return view

@@ -52,7 +52,10 @@ def test_one_request_signs_and_a_retry_gets_the_same_entry(
     entries = service.get("/v1/entries", tenant.api_key,
                           params={"namespace": tenant.namespace, "name": NAME}).json()["entries"]
     assert [e["id"] for e in entries] == [view["id"]]
-    assert entries[0]["bundle"] == view["bundle"]
+    assert entries[0] == view
+    shown = service.get(f"/v1/signatures/{view['id']}", tenant.api_key,
+                        params={"namespace": tenant.namespace})
+    assert shown.json() == view
     again = service.post("/v1/sign", issuer.token(), json=body)
     assert again.status_code == 200, again.text
     assert again.json()["id"] == view["id"] and again.json()["bundle"] == view["bundle"]
