@@ -230,6 +230,7 @@ class SigningService:
             signed_at=datetime.now(UTC), bundle="",
         )
         body = rekor.hashedrekord_body(ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
+        skeleton = bundles.build(cert, ref.digest_bytes, signature, timestamp).model.to_dict()
 
         def write(tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
             tlog_entry = bundles.tlog_entry(
@@ -238,9 +239,8 @@ class SigningService:
                 integrated_time=entry.integrated_time, body=entry.body,
                 promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
                 tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
-            artifact = bundles.build(cert, ref.digest_bytes, signature, timestamp, [tlog_entry])
-            row = self.store.insert_signature(
-                tx, dataclasses.replace(new, bundle=artifact.to_json()), entry.index)
+            row = self.store.insert_signature(tx, dataclasses.replace(
+                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), entry.index)
             return row, True
 
         try:
