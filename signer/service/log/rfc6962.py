@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import NotFound, Unavailable, UsageError
+from signer.service.database import deferring
 from signer.service.keys import KeySigner
 from signer.service.log import (
     CheckpointRecord,
@@ -255,7 +256,7 @@ class Rfc6962Log:
                       ) -> tuple[list[Any], list[tuple[Rfc6962Log, dict[merkle.NodeKey, bytes]]]]:
         # Duplicates are not looked for here: the unique constraints catch them (_commit).
         items = [queued.item for queued in batch]
-        with self._writer.begin() as tx:
+        with self._writer.begin() as tx, deferring(tx):
             entries, nodes = self._append_in(tx, items)
             written = [(self, nodes)]
             # Other logs' items, grouped by log, appended after this tree (one lock order).
