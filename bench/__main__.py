@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ceiling, logcost, offline, profiling, report, scale
+from bench import bare, ceiling, logcost, offline, profiling, report, scale
 from bench.load import CellResult, Generator
 from bench.stack import Stack, running
 from signer.artifact import ArtifactRef
@@ -44,8 +44,8 @@ class Plan:
 
 
 FULL = Plan(
-    configs=tuple((backend, workers, (1, 8, 32, 64)) for backend in ("sqlite", "postgresql")
-                  for workers in (1, 2)),
+    configs=(("sqlite", 1, (1, 32)), ("sqlite", 2, (1, 8, 32, 64)), ("postgresql", 1, (1, 32)),
+             ("postgresql", 2, (1, 8, 32, 64))),
     warmup=2.0, duration=8.0, lookup_clients=16, lookup_duration=5.0, ceiling_budget=0.6,
     offline_budget=3.0, scale_backends=("sqlite", "postgresql"), scale_sizes=(1_000, 100_000),
     scale_requests=200, profile=True)
@@ -139,13 +139,21 @@ def _load(run: report.Run, plan: Plan, generator: Generator, stack: Stack, worke
     pgid = service.process.pid if service.process else None
     names: tuple[str, ...] = ()
     for count in clients:
+        # The bare ceiling first, back to back with the signer, by the same generator.
+        with bare.running(workers) as (bare_url, bare_pgid):
+            ceiling_cell = generator.run("bare", (bare_url,), "", tokens, count, plan.warmup,
+                                         plan.duration, f"bare{workers}c{count}",
+                                         server_pgid=bare_pgid)
+        _log(f"bare ceiling, {workers} worker(s), {count} clients: {ceiling_cell.rate:,.0f}/s, "
+             f"{ceiling_cell.server_ms_per_op:.2f} ms CPU each, errors {ceiling_cell.errors}")
         _log(f"signing: {backend}, {workers} worker(s), {count} clients")
         cell = generator.run("sign", urls, stack.tenant.namespace, tokens, count, plan.warmup,
                              plan.duration, f"{backend[0]}{workers}c{count}",
                              server_pgid=pgid)
         names = names or cell.names
-        run.cells.append(_cell(backend, workers, cell))
-        _log(f"  {cell.rate:,.0f}/s, p50 {cell.ms(50):.0f} ms, p99 {cell.ms(99):.0f} ms, "
+        run.cells.append(_cell(backend, workers, cell, ceiling_cell))
+        _log(f"  {cell.rate:,.0f}/s ({cell.rate / ceiling_cell.rate:.2f} of bare)"
+             f", p50 {cell.ms(50):.0f} ms, p99 {cell.ms(99):.0f} ms, "
              f"service {cell.server_cores:.2f} cores, {cell.server_ms_per_op:.1f} ms CPU each, "
              f"errors {cell.errors} {cell.error_sample[:120]}")
     if not names:
@@ -207,10 +215,13 @@ def _profile(run: report.Run, plan: Plan, generator: Generator, stack: Stack,
                              "by_function": found.by_function, "hottest": found.hottest})
 
 
-def _cell(backend: str, workers: int, cell: CellResult) -> report.Cell:
+def _cell(backend: str, workers: int, cell: CellResult, ceiling_cell: CellResult
+          ) -> report.Cell:
     return report.Cell(backend, workers, cell.clients, cell.rate, cell.ms(50), cell.ms(95),
                        cell.ms(99), cell.errors, cell.server_cores, cell.server_ms_per_op,
-                       cell.generator_cores, cell.machine_cores, cell.error_sample)
+                       cell.generator_cores, cell.machine_cores, cell.error_sample,
+                       ceiling_cell.rate, ceiling_cell.ms(99), ceiling_cell.server_ms_per_op,
+                       os.getloadavg()[0])
 
 
 def _commit() -> str:

@@ -9,9 +9,11 @@ generator processes so that the generator's own GIL is not the bottleneck.
 Everything a client can do before the clock starts it does before: the OIDC tokens are
 minted by the fake issuer beforehand, and each process prepares a pool of (key, CSR,
 digest, signature) — a signature over a digest does not depend on the certificate, so the
-client signs before it asks for one. During the cell a client only talks HTTP:
-``POST /v1/certificates`` → leaf → ``POST /v1/signatures`` → 201. One *complete signing* is
-both requests; its latency is the time from the first byte out to the second answer in.
+client signs before it asks for one. During the cell a client only talks HTTP: ``sign`` is
+one ``POST /v1/sign`` → 201 with the bundle (what the CLI and the actions do); ``sign2`` is
+the two-step API, ``POST /v1/certificates`` → leaf → ``POST /v1/signatures`` → 201, whose
+latency runs from the first byte out to the second answer in; ``bare`` is one ``POST /`` to
+the bare ceiling (bench/bare.py).
 Names are unique per signing, so every signing is a new entry (no idempotent shortcut).
 """
 
@@ -42,7 +44,7 @@ REQUEST_TIMEOUT = 60.0
 class Job:
     """What one generator process runs: ``threads`` clients, from ``start_at`` (epoch s)."""
 
-    kind: str  # "sign" or "lookup"
+    kind: str  # "sign", "sign2", "bare" or "lookup"
     urls: tuple[str, ...]  # clients alternate between them (replicas), one per client
     namespace: str
     tokens: tuple[str, ...]  # one per thread
@@ -232,9 +234,13 @@ def _client(job: Job, index: int, result: JobResult, lock: threading.Lock,
         if began >= measure_to:
             return
         try:
+            item = _POOL[(offset + n) % len(_POOL)]
             if job.kind == "sign":
-                name = _sign(connection, job, token, _POOL[(offset + n) % len(_POOL)],
-                             f"{job.label}t{index}n{n}")
+                name = _sign(connection, job, token, item, f"{job.label}t{index}n{n}")
+            elif job.kind == "bare":
+                name = _bare(connection, token, item)
+            elif job.kind == "sign2":
+                name = _sign_two_steps(connection, job, token, item, f"{job.label}t{index}n{n}")
             else:
                 name = job.names[(offset + n) % len(job.names)]
                 _lookup(connection, job, token, name)
@@ -250,12 +256,32 @@ def _client(job: Job, index: int, result: JobResult, lock: threading.Lock,
             elif began >= measure_from and ended <= measure_to:
                 result.completed += 1
                 result.latencies.append(ended - began)
-                if job.kind == "sign" and len(result.names) < 200 and n % 3 == 0:
+                if job.kind.startswith("sign") and len(result.names) < 200 and n % 3 == 0:
                     result.names.append(name)
 
 
 def _sign(connection: _Connection, job: Job, token: str, item: tuple[bytes, str, str],
           unique: str) -> str:
+    csr, digest, signature = item
+    name = f"ghcr.io/bench/{unique}@sha256:{digest}"
+    status, body = connection.request("POST", "/v1/sign", json.dumps({
+        "namespace": job.namespace, "name": name, "csr": csr.decode(), "signature": signature,
+        "provenance": {}}).encode(), token)
+    if status != 201 or b'"bundle"' not in body:
+        raise RuntimeError(f"POST /v1/sign: {status} {body[:200]!r}")
+    return name
+
+
+def _bare(connection: _Connection, token: str, item: tuple[bytes, str, str]) -> str:
+    status, body = connection.request("POST", "/", json.dumps({"csr": item[0].decode()}
+                                                              ).encode(), token)
+    if status != 200 or b"BEGIN CERTIFICATE" not in body:
+        raise RuntimeError(f"POST / (bare): {status} {body[:200]!r}")
+    return ""
+
+
+def _sign_two_steps(connection: _Connection, job: Job, token: str,
+                    item: tuple[bytes, str, str], unique: str) -> str:
     csr, digest, signature = item
     status, body = connection.request("POST", "/v1/certificates", json.dumps({
         "namespace": job.namespace, "csr": csr.decode(), "provenance": {}}).encode(), token)

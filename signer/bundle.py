@@ -5,9 +5,10 @@ Everything else works on :class:`SignedArtifact`, never on raw JSON.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -103,6 +104,15 @@ def tlog_entry(
         ),
         canonicalized_body=body,
     )
+
+
+def json_with_entry(skeleton: dict[str, Any], entry: TransparencyLogEntry) -> str:
+    """The bundle JSON of ``skeleton`` (``build(...).model.to_dict()`` with no tlog entry)
+    with ``entry`` as its one tlog entry, byte for byte as ``to_json()`` writes it: what
+    does not depend on the log is encoded before the entry exists (outside the sequencer)."""
+    material = skeleton["verificationMaterial"]
+    return json.dumps({**skeleton, "verificationMaterial": {
+        **material, "tlogEntries": [entry.to_dict()]}}, separators=(",", ":"))
 
 
 def build(

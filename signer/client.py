@@ -72,6 +72,13 @@ class Client:
             "namespace": namespace, "name": name, "certificate": certificate_pem,
             "signature": signature_b64}))
 
+    def sign(self, namespace: str, name: str, csr_pem: str, signature_b64: str,
+             provenance: Mapping[str, str]) -> dict[str, Any]:
+        """One request per signing: certificate, timestamp and log entry (POST /v1/sign)."""
+        return dict(self.request("POST", "/v1/sign", json={
+            "namespace": namespace, "name": name, "csr": csr_pem, "signature": signature_b64,
+            "provenance": dict(provenance)}))
+
     def entries(self, namespace: str, name: str) -> list[dict[str, Any]]:
         body = self.request("GET", "/v1/entries", params={"namespace": namespace, "name": name})
         return list(body["entries"])

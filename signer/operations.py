@@ -62,21 +62,21 @@ def _json(text: str) -> Any:
 
 def sign(client: Client, namespace: str, ref: ArtifactRef, declared: Mapping[str, str | None],
          bundle_path: Path | None = None) -> Signed:
-    """Fresh key → CSR → certificate → signature over the digest → stored, timestamped entry.
+    """Fresh key → CSR and signature over the digest → one request → stored, timestamped
+    entry (the certificate comes back in the bundle).
 
     The private key lives only in this function's memory.
     """
     key = ec.generate_private_key(ec.SECP256R1())
     csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
         key, hashes.SHA256())
-    issued = client.issue_certificate(
-        namespace, csr.public_bytes(Encoding.PEM).decode(),
-        {k: v for k, v in declared.items() if v})
-    leaf_pem = issued["certificate_chain"][0]
     signature = key.sign(ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
-    stored = client.submit_signature(namespace, str(ref), leaf_pem,
-                                     base64.b64encode(signature).decode())
-    bundle_json = bundle.parse(_dumps(stored["bundle"]), "the service's bundle").to_json()
+    stored = client.sign(namespace, str(ref), csr.public_bytes(Encoding.PEM).decode(),
+                         base64.b64encode(signature).decode(),
+                         {k: v for k, v in declared.items() if v})
+    artifact = bundle.parse(_dumps(stored["bundle"]), "the service's bundle")
+    bundle_json = artifact.to_json()
+    leaf_pem = artifact.certificate.public_bytes(Encoding.PEM).decode()
     path = bundle_path or Path(ref.safe_filename)
     path.write_text(bundle_json + "\n")
     return Signed(stored["id"], ref, leaf_pem, bundle_json, path, stored["identity"],

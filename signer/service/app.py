@@ -7,7 +7,10 @@ from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signer import issuers, trust
@@ -25,9 +28,9 @@ from signer.service import (
     web,
 )
 from signer.service.auth import Principal, check_policy, parse_permissions
-from signer.service.dependencies import PrincipalDep, RuntimeDep
+from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
 from signer.service.runtime import Runtime
-from signer.service.signing import check_namespace, signature_view
+from signer.service.signing import check_namespace, signature_view, signature_view_json
 from signer.service.store import ApiKey, DeclaredIssuer, Policy
 
 # Every request body the API takes is a few KB; a megabyte is far past any honest one.
@@ -121,6 +124,21 @@ def _signing_routes() -> APIRouter:
             response.status_code = 200
         return signature_view(row)
 
+    @router.post("/sign", status_code=201, response_class=Response, responses={
+        201: {"model": models.SignatureView, "description": "Signed: the stored entry"},
+        200: {"model": models.SignatureView, "description": "Already stored (idempotent retry)"}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": models.SignRequest.model_json_schema()}}}})
+    async def sign(request: Request) -> Response:
+        """One request per signing: certificate, timestamp, log entries, bundle.
+
+        The hot route, kept lean: one hop to the thread pool for all of its blocking work
+        (no per-request dependency or response-model layers), the body validated by its model
+        straight from the bytes, the answer written with the stored bundle spliced in."""
+        body = await request.body()
+        status, content = await run_in_threadpool(_sign, request, body)
+        return Response(content, status, media_type="application/json")
+
     @router.get("/signatures", response_model=models.SignatureList)
     def list_signatures(rt: RuntimeDep, principal: PrincipalDep,
                         namespace: Annotated[str, Query(max_length=64)],
@@ -198,6 +216,21 @@ def _tuf_routes() -> APIRouter:
         return Response(body, media_type="application/json", headers={"Cache-Control": cache})
 
     return router
+
+
+def _sign(request: Request, body: bytes) -> tuple[int, bytes]:
+    rt = runtime(request)
+    principal = rt.auth.authenticate(request.headers.get("authorization"))
+    limits.check(request, principal)
+    try:
+        sign = models.SignRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    row, created = rt.service.sign(principal, sign.namespace, sign.name, sign.csr,
+                                   sign.signature, sign.provenance)
+    if created:
+        SIGNATURES.inc()
+    return 201 if created else 200, signature_view_json(row)
 
 
 def _server_admin(principal: Principal, what: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,42 @@ Engine = sa.Engine
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Several writers (threads, worker processes) wait for SQLite's lock instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+# -- inserts deferred to the end of a log batch ---------------------------------------------------
+_DEFERRED = "signer.deferred_inserts"
+
+
+@contextmanager
+def deferring(tx: sa.Connection) -> Iterator[None]:
+    """Inside, :func:`defer_insert` gathers rows; on the way out (still in the transaction)
+    each statement runs once, as one ``executemany``: a log batch's critical section then
+    runs a few statements per batch instead of a few per entry (each one a GIL release and,
+    on PostgreSQL, a round trip)."""
+    tx.info[_DEFERRED] = {}
+    try:
+        yield
+        flush_deferred(tx)
+    finally:
+        tx.info.pop(_DEFERRED, None)
+
+
+def defer_insert(tx: sa.Connection, statement: sa.Insert, row: dict[str, Any]) -> None:
+    """Insert ``row`` now, or at the end of the enclosing :func:`deferring` block."""
+    pending: dict[int, tuple[sa.Insert, list[dict[str, Any]]]] | None = tx.info.get(_DEFERRED)
+    if pending is None:
+        tx.execute(statement, row)
+        return
+    pending.setdefault(id(statement), (statement, []))[1].append(row)
+
+
+def flush_deferred(tx: sa.Connection) -> None:
+    """Run the rows deferred so far (before a statement that reads what they write)."""
+    pending: dict[int, tuple[sa.Insert, list[dict[str, Any]]]] | None = tx.info.get(_DEFERRED)
+    if pending:
+        for statement, rows in pending.values():
+            tx.execute(statement, rows)
+        pending.clear()
 
 
 def database_url(url: str | None, data_dir: Path) -> str:

@@ -49,6 +49,21 @@ class SignatureRequest(Model):
     signature: str = Field(max_length=512, description="base64 DER ECDSA signature")
 
 
+class SignRequest(Model):
+    """One request per signing: the client signed the digest with the CSR's key already."""
+
+    namespace: str = Field(max_length=64)
+    name: str = Field(max_length=NAME_MAX, description="name@sha256:<64 hex>")
+    csr: str = Field(max_length=PEM_MAX, description="PEM PKCS#10 request, ECDSA P-256 key")
+    signature: str = Field(max_length=512,
+                           description="base64 DER ECDSA signature over the digest, by the "
+                                       "CSR's key")
+    provenance: dict[str, str] = Field(
+        default_factory=dict, max_length=16,
+        description="Declared provenance (API keys), or flags to check against the token",
+    )
+
+
 class RevocationInfo(Model):
     reason: str
     revoked_by: str

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 import rfc8785
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -107,30 +108,42 @@ class SigningService:
         (Fulcio's API: `ca.parse_csr(…, sigstore_client=True)`, `ca.key_from_proof`)."""
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
+        csr = csr_pem if isinstance(csr_pem, ec.EllipticCurvePublicKey) else parse_csr(csr_pem)
+        cert, provenance, precert = self._issue(principal, namespace, csr, declared)
+        self.ctlog.append(precert)
+        self.audit.issued(cert, namespace, principal.identity, provenance)
+        return Issued([cert, *self.ca.chain], principal.identity, provenance)
+
+    def _provenance(self, principal: Principal, namespace: str,
+                    declared: Mapping[str, str | None]
+                    ) -> tuple[Provenance, Mapping[str, Any] | None]:
         unknown = [k for k in declared if k not in BY_KEY or not BY_KEY[k].flag]
         if unknown:
             raise UsageError(f"Unknown provenance fields: {', '.join(unknown)}.",
                              "Use the fields the CLI flags name (source_repository_ref, …).")
-        csr = csr_pem if isinstance(csr_pem, ec.EllipticCurvePublicKey) else parse_csr(csr_pem)
         if principal.oidc_issuer is not None:
             # The issuer's kind decides what its claims mean (signer.issuers).
             provenance = principal.oidc_issuer.provenance(principal.claims, namespace)
             provenance.with_flags_checked(declared)
-            claims: Mapping[str, Any] | None = principal.oidc_issuer.legacy_claims(
-                principal.claims)
-        else:
-            wanted_issuer = declared.get("issuer")
-            if wanted_issuer and wanted_issuer != principal.issuer:
-                raise UsageError(
-                    f"--certificate-oidc-issuer '{wanted_issuer}' contradicts the API key's "
-                    f"issuer '{principal.issuer}'.", "Remove --certificate-oidc-issuer.")
-            provenance = Provenance.declared(declared, principal.issuer, namespace)
-            claims = None
+            return provenance, principal.oidc_issuer.legacy_claims(principal.claims)
+        wanted_issuer = declared.get("issuer")
+        if wanted_issuer and wanted_issuer != principal.issuer:
+            raise UsageError(
+                f"--certificate-oidc-issuer '{wanted_issuer}' contradicts the API key's "
+                f"issuer '{principal.issuer}'.", "Remove --certificate-oidc-issuer.")
+        return Provenance.declared(declared, principal.issuer, namespace), None
+
+    def _issue(self, principal: Principal, namespace: str,
+               csr: x509.CertificateSigningRequest | ec.EllipticCurvePublicKey,
+               declared: Mapping[str, str | None]
+               ) -> tuple[x509.Certificate, Provenance, LogItem[None]]:
+        """The leaf (with its SCT) and the CT log item that records it; not yet logged."""
+        provenance, claims = self._provenance(principal, namespace, declared)
         precerts: list[tuple[int, bytes, bytes]] = []
 
         def sct_source(precert: x509.Certificate) -> bytes:
-            # The CT log promises (signs) first; the precertificate enters its tree below,
-            # in the same transaction that records the certificate.
+            # The CT log promises (signs) first; the precertificate enters its tree when the
+            # item is appended, in the same transaction that records the certificate.
             timestamp_ms = int(time.time() * 1000)
             tbs = sct.precertificate_tbs(precert)
             precerts.append((timestamp_ms, tbs, precert.public_bytes(Encoding.DER)))
@@ -145,12 +158,42 @@ class SigningService:
                 tx, format(cert.serial_number, "x"), namespace, principal.identity,
                 principal.issuer, cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
 
-        self.ctlog.append(LogItem(
+        return cert, provenance, LogItem(
             kind="precert", version="rfc6962",
             body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, tbs),
-            extra=precert_der, namespace=namespace, write=record))
+            extra=precert_der, namespace=namespace, write=record)
+
+    # -- one request: certificate, timestamp, log entry ------------------------------------------
+    def sign(self, principal: Principal, namespace: str, name: str, csr_pem: str,
+             signature_b64: str, declared: Mapping[str, str | None]
+             ) -> tuple[SignatureRecord, bool]:
+        """POST /v1/sign: the client signed the digest with the CSR's key before it had a
+        certificate. The leaf's precertificate and the signature's log entry commit in one
+        transaction (the tlog's batch appends to the ctlog too); nothing is stored on a
+        refusal, and a retry of a stored signature gets that entry, with no new certificate."""
+        check_namespace(namespace)
+        self.auth.authorize(principal, namespace, "sign")
+        ref = parse_ref(name)
+        signature = _decode_signature(signature_b64)
+        csr = parse_csr(csr_pem)
+        key = csr.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
+        try:
+            key.verify(signature, ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
+        except InvalidSignature as exc:
+            raise UsageError(
+                f"The signature does not verify over sha256:{ref.digest} with the CSR's key.",
+                "Sign the digest named in 'name' with the key the CSR was made for.",
+            ) from exc
+        sig_hash = hashlib.sha256(signature).hexdigest()
+        stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
+        if stored is not None:
+            return stored, False
+        cert, provenance, precert = self._issue(principal, namespace, csr, declared)
+        stored_now = self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
+                                         precert)
         self.audit.issued(cert, namespace, principal.identity, provenance)
-        return Issued([cert, *self.ca.chain], principal.identity, provenance)
+        return stored_now
 
     # -- signatures ---------------------------------------------------------------------------
     def submit_signature(self, principal: Principal, namespace: str, name: str,
@@ -176,6 +219,13 @@ class SigningService:
         stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
         if stored is not None:
             return stored, False
+        return self._log_signature(principal, namespace, ref, cert, signature, sig_hash)
+
+    def _log_signature(self, principal: Principal, namespace: str, ref: ArtifactRef,
+                       cert: x509.Certificate, signature: bytes, sig_hash: str,
+                       precert: LogItem[None] | None = None) -> tuple[SignatureRecord, bool]:
+        """Timestamp, log and store a verified signature; with ``precert``, the CT log's
+        item commits in the same transaction."""
         # Only a timestamped signature is ever stored: a TSA failure raises before commit.
         try:
             timestamp = self.tsa.timestamp(signature)
@@ -193,6 +243,7 @@ class SigningService:
             signed_at=datetime.now(UTC), bundle="",
         )
         body = rekor.hashedrekord_body(ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
+        skeleton = bundles.build(cert, ref.digest_bytes, signature, timestamp).model.to_dict()
 
         def write(tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
             tlog_entry = bundles.tlog_entry(
@@ -201,15 +252,15 @@ class SigningService:
                 integrated_time=entry.integrated_time, body=entry.body,
                 promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
                 tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
-            artifact = bundles.build(cert, ref.digest_bytes, signature, timestamp, [tlog_entry])
-            row = self.store.insert_signature(
-                tx, dataclasses.replace(new, bundle=artifact.to_json()), entry.index)
+            row = self.store.insert_signature(tx, dataclasses.replace(
+                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), entry.index)
             return row, True
 
         try:
-            row, created = self.tlog.append(LogItem(kind=rekor.HASHEDREKORD_KIND,
-                                                    version=rekor.HASHEDREKORD_VERSION,
-                                                    body=body, namespace=namespace, write=write))
+            row, created = self.tlog.append(
+                LogItem(kind=rekor.HASHEDREKORD_KIND, version=rekor.HASHEDREKORD_VERSION,
+                        body=body, namespace=namespace, write=write),
+                also=() if precert is None else ((self.ctlog, precert),))
         except Duplicate:
             # The same upload raced this one (another request or replica) and won.
             stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
@@ -294,10 +345,18 @@ def _decode_signature(text: str) -> bytes:
     return signature
 
 
-def signature_view(row: SignatureRecord) -> dict[str, Any]:
+def signature_view_json(row: SignatureRecord) -> bytes:
+    """:func:`signature_view` as JSON (models.SignatureView's shape and encoding), the stored
+    bundle spliced in as it is: no parse of the bundle, no model validation of the view."""
+    view = signature_view(row, with_bundle=False)
+    head = pydantic_core.to_json(view)
+    return head[:-1] + b',"bundle":' + row.bundle.encode() + b"}"
+
+
+def signature_view(row: SignatureRecord, with_bundle: bool = True) -> dict[str, Any]:
     """The API's view of a stored signature."""
     revocation = row.revocation
-    return {
+    view = {
         "id": row.id,
         "namespace": row.namespace,
         "name": f"{row.name}@sha256:{row.digest}",
@@ -312,5 +371,7 @@ def signature_view(row: SignatureRecord) -> dict[str, Any]:
         "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
                        "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}
         if revocation else None,
-        "bundle": json.loads(row.bundle),
     }
+    if with_bundle:
+        view["bundle"] = json.loads(row.bundle)
+    return view

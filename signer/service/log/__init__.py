@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from signer.errors import Unavailable
 from signer.service.keys import KeySigner
@@ -107,8 +107,11 @@ class TransparencyLog(Protocol):
         """The empty tree and its first checkpoint (size 0), once."""
         ...
 
-    def append(self, item: LogItem[T]) -> T:
-        """Log one item and write its rows; returns once both are committed."""
+    def append(self, item: LogItem[T],
+               also: Sequence[tuple[TransparencyLog, LogItem[Any]]] = ()) -> T:
+        """Log one item and write its rows; returns once both are committed. ``also``: items
+        of other logs (in the same database) appended and written in the same transaction,
+        each before this one's rows."""
         ...
 
     def resign_head(self) -> bool:

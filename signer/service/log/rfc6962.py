@@ -7,7 +7,10 @@ One sequencer at a time appends to a tree: the tree's row is locked (``FOR UPDAT
 PostgreSQL; SQLite's write transactions are exclusive), so indices stay dense and unique
 across replicas, and every checkpoint extends the previous one. Appends are batched (group
 commit): one transaction, one checkpoint signature and one fsync for all requests that
-arrived meanwhile, and each request's own rows are written in that same transaction.
+arrived meanwhile, and each request's own rows are written in that same transaction. An
+item may bring another log's item along (``append(item, also=…)``: a signing's precertificate
+for the CT log), appended to that log's tree in the same transaction; the trees' row locks are
+taken in one order (this log, then the other), so the two sequencers never deadlock.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import NotFound, Unavailable, UsageError
+from signer.service.database import deferring
 from signer.service.keys import KeySigner
 from signer.service.log import (
     CheckpointRecord,
@@ -33,6 +37,7 @@ from signer.service.log import (
     LogEntryRecord,
     LogItem,
     Sequenced,
+    TransparencyLog,
     TreeHead,
 )
 from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
@@ -51,6 +56,12 @@ T = TypeVar("T")
 MAX_BATCH = 256
 # A request waits at most this long for its batch; past it the caller gets a 503.
 SEQUENCE_TIMEOUT_SECONDS = 30.0
+
+
+class _Queued(NamedTuple):
+    item: LogItem[Any]
+    also: tuple[tuple[Rfc6962Log, LogItem[Any]], ...]
+    future: Future[Any]
 
 
 # Built once: statement construction is a large part of a batch's cost otherwise.
@@ -124,10 +135,13 @@ class Rfc6962Log:
         # Sigstore clients find the log by its host; Rekor signs checkpoints as the host.
         self.signer_name = urlsplit(self.base_url).netloc
         self.signs_entries = signs_entries
-        self._queue: queue.Queue[tuple[LogItem[Any], Future[Any]]] = queue.Queue()
+        self._queue: queue.Queue[_Queued] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._committed: dict[merkle.NodeKey, bytes] = {}  # the sequencer thread's alone
+        # Written after each commit by this log's sequencer, or by another log's sequencer
+        # that appended to this tree in its transaction (``also``).
+        self._committed: dict[merkle.NodeKey, bytes] = {}
+        self._committed_lock = threading.Lock()
 
     # -- creation -----------------------------------------------------------------------------
     def create(self) -> None:
@@ -177,11 +191,17 @@ class Rfc6962Log:
         return True
 
     # -- appending ----------------------------------------------------------------------------
-    def append(self, item: LogItem[T]) -> T:
-        """Log one item and write its rows; returns once both are committed."""
+    def append(self, item: LogItem[T],
+               also: Sequence[tuple[TransparencyLog, LogItem[Any]]] = ()) -> T:
+        """Log one item and write its rows; returns once both are committed. ``also``: other
+        logs' items (Rfc6962Logs on the same database), in the same transaction."""
+        for other, _ in also:
+            if not isinstance(other, Rfc6962Log) or other.engine is not self.engine:
+                raise TypeError("append(also=…) takes Rfc6962Logs on the same database")
         self._ensure_sequencer()
         future: Future[T] = Future()
-        self._queue.put((item, future))
+        self._queue.put(_Queued(item, tuple((cast(Rfc6962Log, o), i) for o, i in also),
+                                future))
         try:
             return future.result(timeout=SEQUENCE_TIMEOUT_SECONDS)
         except TimeoutError as exc:
@@ -205,9 +225,9 @@ class Rfc6962Log:
                     break
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[LogItem[Any], Future[Any]]]) -> None:
+    def _commit(self, batch: list[_Queued]) -> None:
         try:
-            results, nodes = self._append_batch([item for item, _ in batch])
+            results, nodes = self._append_batch(batch)
         except IntegrityError:
             if len(batch) > 1:
                 # One of these was logged already (the same upload raced on two requests or
@@ -215,59 +235,89 @@ class Rfc6962Log:
                 for single in batch:
                     self._commit([single])
                 return
-            batch[0][1].set_exception(Duplicate())
+            batch[0].future.set_exception(Duplicate())
             return
         except Exception as exc:
-            for _, future in batch:
-                future.set_exception(exc)
+            for queued in batch:
+                queued.future.set_exception(exc)
             return
-        self._committed.update(nodes)
-        if len(self._committed) > NODE_CACHE_SIZE:
-            # Keep the newest half (the right border and recent leaves): dicts keep order.
-            self._committed = dict(list(self._committed.items())[-NODE_CACHE_SIZE // 2:])
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        for log, written in nodes:
+            log._remember(written)
+        for queued, result in zip(batch, results, strict=True):
+            queued.future.set_result(result)
 
-    def _append_batch(self, items: Sequence[LogItem[Any]]
-                      ) -> tuple[list[Any], dict[merkle.NodeKey, bytes]]:
-        # The critical section of the log: keep it to the tree, the rows and one signature.
+    def _remember(self, nodes: Mapping[merkle.NodeKey, bytes]) -> None:
+        """Nodes of a committed transaction (never before: a rolled-back node is no node)."""
+        with self._committed_lock:
+            committed = self._committed
+            committed.update(nodes)
+            if len(committed) > NODE_CACHE_SIZE:
+                # Keep the newest half (the right border and recent leaves): dicts keep order.
+                self._committed = dict(list(committed.items())[-NODE_CACHE_SIZE // 2:])
+
+    def _append_batch(self, batch: Sequence[_Queued]
+                      ) -> tuple[list[Any], list[tuple[Rfc6962Log, dict[merkle.NodeKey, bytes]]]]:
         # Duplicates are not looked for here: the unique constraints catch them (_commit).
-        with self._writer.begin() as tx:
-            tree = tx.execute(_LOCK_TREE, {"tree": self.name}).one()
-            size = int(tree.size)
-            nodes = TreeNodes(tx, self.name, self._committed)
-            leaves = [merkle.leaf_hash(item.body) for item in items]
-            new_nodes = merkle.append_nodes(size, leaves, nodes)
-            for level, idx, digest in new_nodes:
-                nodes.cache[(level, idx)] = digest
-            tx.execute(log_nodes.insert(), [
-                {"tree": self.name, "level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes])
-            new_size = size + len(items)
-            root = merkle.root_hash(new_size, nodes)
-            envelope = self._sign(int(tree.tree_id), new_size, root)
-            now = datetime.now(UTC)
-            tx.execute(_MOVE_HEAD, {"tree": self.name, "new_size": new_size, "new_root": root,
-                                    "new_checkpoint": envelope, "at": now})
-            tx.execute(log_checkpoints.insert(), {
-                "tree": self.name, "size": new_size, "root_hash": root, "envelope": envelope,
-                "created_at": now})
-            integrated = int(time.time())
-            entries, rows = [], []
-            for offset, item in enumerate(items):
-                index = size + offset
-                promise = signed_entry_timestamp(self.signer, item.body, integrated, self.log_id,
-                                                 index) if self.signs_entries else None
-                rows.append({"tree": self.name, "idx": index, "kind": item.kind,
-                             "version": item.version, "namespace": item.namespace,
-                             "body": item.body, "leaf_hash": leaves[offset],
-                             "integrated_time": integrated, "signed_entry_timestamp": promise,
-                             "extra": item.extra})
-                entries.append(Sequenced(index, integrated, item.body, new_size, root,
-                                         merkle.inclusion_proof(index, new_size, nodes),
-                                         envelope, promise))
-            tx.execute(log_entries.insert(), rows)
-            results = [item.write(tx, entry) for item, entry in zip(items, entries, strict=True)]
-        return results, nodes.cache
+        items = [queued.item for queued in batch]
+        with self._writer.begin() as tx, deferring(tx):
+            entries, nodes = self._append_in(tx, items)
+            written = [(self, nodes)]
+            # Other logs' items, grouped by log, appended after this tree (one lock order).
+            by_log: dict[int, tuple[Rfc6962Log, list[tuple[int, LogItem[Any]]]]] = {}
+            for position, queued in enumerate(batch):
+                for log, item in queued.also:
+                    by_log.setdefault(id(log), (log, []))[1].append((position, item))
+            companions: dict[int, list[tuple[LogItem[Any], Sequenced]]] = {}
+            for log, positioned in by_log.values():
+                their_entries, their_nodes = log._append_in(tx, [i for _, i in positioned])
+                written.append((log, their_nodes))
+                for (position, item), entry in zip(positioned, their_entries, strict=True):
+                    companions.setdefault(position, []).append((item, entry))
+            results = []
+            for position, (item, entry) in enumerate(zip(items, entries, strict=True)):
+                for companion, their_entry in companions.get(position, ()):
+                    companion.write(tx, their_entry)
+                results.append(item.write(tx, entry))
+        return results, written
+
+    def _append_in(self, tx: sa.Connection, items: Sequence[LogItem[Any]]
+                   ) -> tuple[list[Sequenced], dict[merkle.NodeKey, bytes]]:
+        """Append to this tree in ``tx``: the critical section of the log, kept to the tree,
+        the rows and one signature. The items' own rows are the caller's to write."""
+        tree = tx.execute(_LOCK_TREE, {"tree": self.name}).one()
+        size = int(tree.size)
+        nodes = TreeNodes(tx, self.name, self._committed)
+        leaves = [merkle.leaf_hash(item.body) for item in items]
+        new_nodes = merkle.append_nodes(size, leaves, nodes)
+        for level, idx, digest in new_nodes:
+            nodes.cache[(level, idx)] = digest
+        tx.execute(log_nodes.insert(), [
+            {"tree": self.name, "level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes])
+        new_size = size + len(items)
+        root = merkle.root_hash(new_size, nodes)
+        envelope = self._sign(int(tree.tree_id), new_size, root)
+        now = datetime.now(UTC)
+        tx.execute(_MOVE_HEAD, {"tree": self.name, "new_size": new_size, "new_root": root,
+                                "new_checkpoint": envelope, "at": now})
+        tx.execute(log_checkpoints.insert(), {
+            "tree": self.name, "size": new_size, "root_hash": root, "envelope": envelope,
+            "created_at": now})
+        integrated = int(time.time())
+        entries, rows = [], []
+        for offset, item in enumerate(items):
+            index = size + offset
+            promise = signed_entry_timestamp(self.signer, item.body, integrated, self.log_id,
+                                             index) if self.signs_entries else None
+            rows.append({"tree": self.name, "idx": index, "kind": item.kind,
+                         "version": item.version, "namespace": item.namespace,
+                         "body": item.body, "leaf_hash": leaves[offset],
+                         "integrated_time": integrated, "signed_entry_timestamp": promise,
+                         "extra": item.extra})
+            entries.append(Sequenced(index, integrated, item.body, new_size, root,
+                                     merkle.inclusion_proof(index, new_size, nodes),
+                                     envelope, promise))
+        tx.execute(log_entries.insert(), rows)
+        return entries, nodes.cache
 
     # -- reading ------------------------------------------------------------------------------
     def head(self) -> TreeHead:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import Conflict, NotFound
+from signer.service.database import defer_insert, flush_deferred
 from signer.service.schema import (
     api_keys,
     artifacts,
@@ -218,7 +219,7 @@ class Store:
         tx: sa.Connection, serial: str, namespace: str, identity: str, issuer: str,
         issued_at: datetime, der: bytes,
     ) -> None:
-        tx.execute(_INSERT_CERTIFICATE, {
+        defer_insert(tx, _INSERT_CERTIFICATE, {
             "serial": serial, "namespace": namespace, "identity": identity, "issuer": issuer,
             "issued_at": issued_at, "der": der})
 
@@ -242,7 +243,7 @@ class Store:
         signature_id, artifact_id = new_id(), self._touch_artifact(tx, new, created)
         values.update(id=signature_id, artifact_id=artifact_id, created_at=created,
                       log_index=log_index, revocation_id=None)
-        tx.execute(_INSERT_SIGNATURE, values)
+        defer_insert(tx, _INSERT_SIGNATURE, values)  # no read in the batch needs it before
         return SignatureRecord(
             id=signature_id, namespace=new.namespace, artifact_id=artifact_id, name=new.name,
             digest=new.digest, signature_sha256=new.signature_sha256, identity=new.identity,
@@ -320,6 +321,7 @@ class Store:
     def revoke(tx: sa.Connection, namespace: str, name: str, ref: str, reason: str, who: str,
                at: datetime, log_index: int | None) -> tuple[str, int]:
         """Mark every matching, not yet revoked signature; nothing is deleted."""
+        flush_deferred(tx)  # signatures logged earlier in the same batch are matched too
         rev_id = new_id()
         match = (signatures.c.namespace == namespace, signatures.c.name == name,
                  signatures.c.source_repository_ref == ref,

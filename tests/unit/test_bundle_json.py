@@ -1,0 +1,28 @@
+"""The service writes a bundle's JSON in two parts (before and after its log entry exists):
+the result is byte for byte what the whole bundle's to_json() writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from signer import bundle
+
+
+def test_json_with_entry_is_to_json() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
+        x509.Name([])).public_key(key.public_key()).serial_number(1).not_valid_before(
+        now).not_valid_after(now + timedelta(minutes=5)).sign(key, hashes.SHA256())
+    entry = bundle.tlog_entry(
+        kind="hashedrekord", version="0.0.1", log_id=bytes(32), index=5, integrated_time=7,
+        body=b"{}", promise=b"promise", root_hash=bytes(range(32)), tree_size=6,
+        proof=[bytes(32)], checkpoint="origin\n6\nroot\n")
+    whole = bundle.build(cert, bytes(32), b"signature", b"timestamp", [entry]).to_json()
+    skeleton = bundle.build(cert, bytes(32), b"signature", b"timestamp").model.to_dict()
+    assert bundle.json_with_entry(skeleton, entry) == whole
+    assert bundle.parse(whole, "test").tlog_entries[0].log_index == 5
