@@ -10,10 +10,10 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from signer import issuers, trust
+from signer import issuers, slsa, trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied, UsageError
-from signer.service import limits, log_api, models, problems, web
+from signer.service import attesting, limits, log_api, models, problems, web
 from signer.service.auth import Principal, check_policy, parse_permissions
 from signer.service.dependencies import PrincipalDep, RuntimeDep, runtime
 from signer.service.runtime import Runtime
@@ -28,6 +28,7 @@ TRUST_ROOT_MEDIA_TYPE = trust.MEDIA_TYPE
 REQUESTS = Counter("signer_http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("signer_http_request_seconds", "HTTP request latency", ["route"])
 SIGNATURES = Counter("signer_signatures_total", "Signatures stored")
+ATTESTATIONS = Counter("signer_attestations_total", "Attestations stored")
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": models.Problem, "content": {problems.MEDIA_TYPE: {}}}
@@ -40,7 +41,8 @@ def create_app(runtime: Runtime) -> FastAPI:
                   description="Keyless signing: certificates, timestamps, signatures.")
     app.state.runtime = runtime
     problems.install(app)
-    limits.install(app, MAX_BODY_BYTES, limits.RateLimiter.from_settings(runtime.settings))
+    limits.install(app, MAX_BODY_BYTES, limits.RateLimiter.from_settings(runtime.settings),
+                   larger={attesting.ATTESTATIONS_PATH: attesting.MAX_ATTESTATION_BODY_BYTES})
 
     app.add_middleware(Metrics)
 
@@ -136,6 +138,35 @@ def _signing_routes() -> APIRouter:
                 name: Annotated[str, Query(max_length=600)]) -> dict[str, Any]:
         rows = rt.service.entries(principal, namespace, parse_ref(name))
         return {"entries": [signature_view(r) for r in rows]}
+
+    @router.get("/provenance", response_model=models.ProvenanceResponse)
+    def provenance(rt: RuntimeDep, principal: PrincipalDep,
+                   namespace: Annotated[str, Query(max_length=64)]
+                   ) -> models.ProvenanceResponse:
+        return models.ProvenanceResponse(predicate_type=slsa.PREDICATE_TYPE,
+                                         predicate=rt.attesting.provenance(principal, namespace))
+
+    @router.post("/attestations", response_model=models.AttestationView, status_code=201,
+                 responses={200: {"model": models.AttestationView,
+                                  "description": "Already stored (idempotent retry)"}})
+    def submit_attestation(body: models.AttestationRequest, rt: RuntimeDep,
+                           principal: PrincipalDep, response: Response) -> dict[str, Any]:
+        row, created = rt.attesting.submit(principal, body.namespace, body.name,
+                                           body.certificate, body.envelope)
+        if created:
+            ATTESTATIONS.inc()
+        else:
+            response.status_code = 200
+        return attesting.attestation_view(row)
+
+    @router.get("/attestations", response_model=models.Attestations)
+    def attestations(rt: RuntimeDep, principal: PrincipalDep,
+                     namespace: Annotated[str, Query(max_length=64)],
+                     name: Annotated[str, Query(max_length=600)],
+                     predicate_type: Annotated[str | None, Query(max_length=512)] = None,
+                     ) -> dict[str, Any]:
+        rows = rt.attesting.find(principal, namespace, parse_ref(name), predicate_type)
+        return {"attestations": [attesting.attestation_view(r) for r in rows]}
 
     @router.post("/revocations", response_model=models.RevocationResponse)
     def revoke(body: models.RevocationRequest, rt: RuntimeDep, principal: PrincipalDep

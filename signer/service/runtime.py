@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
 from signer.errors import UsageError
 from signer.service import database, keyring, keys
+from signer.service.attesting import AttestingService
 from signer.service.auth import Authenticator
 from signer.service.bootstrap import LOG_NAMES, transparency_logs
 from signer.service.ca import CertificateAuthority
@@ -27,6 +28,10 @@ class Runtime:
     auth: Authenticator
     service: SigningService
     trust: TrustMaterial
+    attesting: AttestingService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.attesting = AttestingService(self.service)
 
 
 def load(settings: Settings) -> Runtime:
