@@ -12,7 +12,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from signer.provenance import Provenance
-from signer.verification.policy import PolicyError, certificate_identity
 from signer.verification.windows import within
 
 
@@ -48,8 +47,13 @@ def check_own_leaf(cert: x509.Certificate, ca_certificate: x509.Certificate, ide
     if not within(cert.not_valid_before_utc, cert.not_valid_after_utc, now):
         raise LeafExpired(cert.not_valid_after_utc)
     try:
-        leaf_identity = certificate_identity(cert)
-    except PolicyError as exc:
-        raise LeafMalformed(str(exc)) from exc
-    if Provenance.from_certificate(cert).namespace != namespace or leaf_identity != identity:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as exc:
+        raise LeafMalformed("the certificate has no subject alternative name") from exc
+    # A github-kind leaf names the job's workflow beside the caller's identity.
+    leaf_identities = san.get_values_for_type(x509.UniformResourceIdentifier)
+    if not leaf_identities:
+        raise LeafMalformed("the certificate has no URI identity")
+    if Provenance.from_certificate(cert).namespace != namespace \
+            or identity not in leaf_identities:
         raise NotTheCallers("the certificate was issued to another identity or namespace")
