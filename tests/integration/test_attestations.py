@@ -155,3 +155,33 @@ def test_oversized_predicate_is_a_clear_413(github_service: Service, tenant_key:
     response = github_service.post("/v1/attestations", tenant.api_key, json=body)
     assert response.status_code == 413
     assert "MAX_STATEMENT_BYTES" in response.json()["detail"] + response.json().get("fix", "")
+
+
+def sigstore_verify(workdir: Path, issuer: FakeGitHubIssuer, identity: str,
+                    bundle: str = "att.json") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "sigstore"), "--trust-config", "config.json",
+         "verify", "identity", "app.tar.gz", "--bundle", bundle, "--cert-identity", identity,
+         "--cert-oidc-issuer", issuer.url, "--offline"],
+        capture_output=True, text=True, cwd=workdir, timeout=120, env=clean_env())
+
+
+def test_sigstore_python_accepts_and_refuses(
+        attested: tuple[Service, Tenant, Path], issuer: FakeGitHubIssuer) -> None:
+    service, _tenant, workdir = attested
+    out = service.cli("trust-root", "export", "--client-config", "--out",
+                      str(workdir / "config.json"))
+    assert out.returncode == 0, out.stderr
+    workflow = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3"
+    for identity in (workflow, "repo:acme/app:ref:refs/tags/v1.2.3"):
+        done = sigstore_verify(workdir, issuer, identity)
+        assert done.returncode == 0, (identity, done.stdout, done.stderr)
+    assert sigstore_verify(workdir, issuer, "repo:evil/app:ref:x").returncode != 0
+    bundle = json.loads((workdir / "att.json").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["predicate"]["runDetails"]["builder"]["id"] = "https://evil.example"
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    (workdir / "tampered.json").write_text(json.dumps(bundle))
+    assert sigstore_verify(workdir, issuer, workflow, "tampered.json").returncode != 0
+    (workdir / "app.tar.gz").write_bytes(ARTIFACT + b"x")
+    assert sigstore_verify(workdir, issuer, workflow).returncode != 0
