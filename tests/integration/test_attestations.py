@@ -147,8 +147,7 @@ def test_predicate_file_is_wrapped_listed_and_revoked(
     assert again.json()["attestations"][0]["revoked"] is True
 
 
-def test_oversized_predicate_is_a_clear_413(github_service: Service, tenant_key: None = None
-                                            ) -> None:
+def test_oversized_predicate_is_a_clear_413(github_service: Service) -> None:
     tenant = github_service.tenant()
     body = {"namespace": tenant.namespace, "name": f"x@sha256:{'b' * 64}",
             "certificate": "", "envelope": "A" * (13 * 1024 * 1024)}
