@@ -7,7 +7,9 @@ GHES or github.com tokens would), so the provenance URLs are the ones gh compare
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.service_process import Service, Tenant, clean_env, database, init
@@ -184,3 +187,40 @@ def test_sigstore_python_accepts_and_refuses(
     assert sigstore_verify(workdir, issuer, workflow, "tampered.json").returncode != 0
     (workdir / "app.tar.gz").write_bytes(ARTIFACT + b"x")
     assert sigstore_verify(workdir, issuer, workflow).returncode != 0
+
+
+def _sign_in(service: Service, api_key: str) -> requests.Session:
+    browser = requests.Session()
+    form = browser.get(f"{service.url}/ui/sign-in", timeout=30)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf, form.text[:500]
+    done = browser.post(f"{service.url}/ui/sign-in", timeout=30, allow_redirects=False, data={
+        "api_key": api_key, "csrf_token": csrf.group(1), "next": "/ui/artifacts"})
+    assert done.status_code == 303, done.text[:500]
+    return browser
+
+
+def test_the_page_shows_attestations_beside_signatures(
+        attested: tuple[Service, Tenant, Path]) -> None:
+    service, tenant, workdir = attested
+    browser = _sign_in(service, tenant.api_key)
+    listing = browser.get(f"{service.url}/ui/artifacts", timeout=30)
+    artifact = re.search(r'href="/ui/artifacts/([0-9a-f]{32})"', listing.text)
+    assert artifact, listing.text[:2000]
+    page = browser.get(f"{service.url}/ui/artifacts/{artifact.group(1)}", timeout=30)
+    assert "Attestations" in page.text and "https://slsa.dev/provenance/v1" in page.text
+    att = re.search(r'href="/ui/attestations/([0-9a-f]{32})"', page.text)
+    assert att, page.text[:3000]
+    details = browser.get(f"{service.url}/ui/attestations/{att.group(1)}", timeout=30)
+    assert details.status_code == 200
+    text = html.unescape(details.text)
+    assert "Build provenance (SLSA v1)" in text
+    assert "https://actions.github.io/buildtypes/workflow/v1" in text
+    assert "External parameter workflow.path" in text
+    # Both identities of the leaf: the job's workflow, then the token's subject.
+    assert ("https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3"
+            in text and "repo:acme/app:ref:refs/tags/v1.2.3" in text)
+    download = browser.get(f"{service.url}/ui/attestations/{att.group(1)}/bundle", timeout=30)
+    assert download.status_code == 200
+    assert download.json() == json.loads((workdir / "att.json").read_text())
+    assert ".intoto.sigstore.json" in download.headers["Content-Disposition"]
