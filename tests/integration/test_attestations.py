@@ -134,11 +134,20 @@ def test_predicate_file_is_wrapped_listed_and_revoked(
     assert found.status_code == 200, found.text
     [view] = found.json()["attestations"]
     assert (view["id"], view["revoked"]) == (att_id, False)
-    # Forged SLSA provenance is refused: the token decides it.
+    # Forged SLSA provenance is refused: the token decides it, and nothing is stored.
+    (tmp_path / "forged.json").write_text(json.dumps({"buildDefinition": {
+        "buildType": "https://actions.github.io/buildtypes/workflow/v1"},
+        "runDetails": {"builder": {"id": "https://github.com/evil/x"}}}))
+    forged = github_service.cli("artifact", "attest", "--name", name, "--predicate-type",
+                                "https://slsa.dev/provenance/v1", "--predicate", "forged.json",
+                                "--enable-github-action-token", cwd=tmp_path, env=env)
+    assert forged.returncode != 0
+    assert "not what your credentials prove" in forged.stderr, forged.stderr
     missing = github_service.get("/v1/attestations", tenant.api_key, params={
         "namespace": tenant.namespace, "name": name,
         "predicate_type": "https://slsa.dev/provenance/v1"})
     assert missing.status_code == 404
+    assert "attest it first" in missing.json()["detail"] + missing.json().get("fix", "")
     revoked = github_service.cli("artifact", "revoke-signature", "--name", name,
                                  "--source-repository-ref", "refs/tags/v1.2.3", "--output",
                                  "json", env={"SIGNER_API_KEY": tenant.api_key,
@@ -224,3 +233,29 @@ def test_the_page_shows_attestations_beside_signatures(
     assert download.status_code == 200
     assert download.json() == json.loads((workdir / "att.json").read_text())
     assert ".intoto.sigstore.json" in download.headers["Content-Disposition"]
+
+
+def test_an_sbom_of_a_few_megabytes_is_stored_once(
+        github_service: Service, issuer: FakeGitHubIssuer, tmp_path: Path) -> None:
+    tenant = github_service.tenant()
+    env = {**issuer.runner_env(), "SIGNER_NAMESPACE": tenant.namespace}
+    packages = [{"SPDXID": f"SPDXRef-Package-{i}", "name": f"package-{i}",
+                 "versionInfo": f"1.{i}.0", "downloadLocation": "NOASSERTION",
+                 "licenseConcluded": "Apache-2.0"} for i in range(30_000)]
+    (tmp_path / "sbom.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3",
+                                                    "packages": packages}))
+    size = (tmp_path / "sbom.json").stat().st_size
+    assert size > 4 * 1024 * 1024
+    name = f"ghcr.io/acme/big@sha256:{'d' * 64}"
+    done = github_service.cli("artifact", "attest", "--name", name, "--predicate-type",
+                              "https://spdx.dev/Document", "--predicate", "sbom.json",
+                              "--bundle", "big.json", "--enable-github-action-token",
+                              cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [(payload_size, bundle_size)] = github_service.sql(
+        "SELECT payload_size, length(bundle) FROM attestations WHERE name = 'ghcr.io/acme/big'")
+    # Stored once: the bundle holds the envelope (base64), the log entry only hashes.
+    assert 4 * 1024 * 1024 < payload_size < bundle_size < payload_size * 4 // 3 + 64 * 1024
+    [(body_size,)] = github_service.sql(
+        "SELECT max(length(body)) FROM log_entries WHERE kind = 'dsse'")
+    assert body_size < 4096
