@@ -259,3 +259,36 @@ def test_an_sbom_of_a_few_megabytes_is_stored_once(
     [(body_size,)] = github_service.sql(
         "SELECT max(length(body)) FROM log_entries WHERE kind = 'dsse'")
     assert body_size < 4096
+
+
+JS_VERIFY = Path(__file__).parents[1] / "interop" / "js" / "verify.mjs"
+
+
+def js_verify(service: Service, workdir: Path, identity: str, issuer: FakeGitHubIssuer,
+              bundle: str = "att.json") -> subprocess.CompletedProcess[str]:
+    root = workdir / "trusted_root.json"
+    if not root.exists():
+        out = service.cli("trust-root", "export", "--out", str(root))
+        assert out.returncode == 0, out.stderr
+    return subprocess.run(
+        ["node", "--no-warnings", str(JS_VERIFY), str(root), str(workdir / bundle),
+         str(workdir / "app.tar.gz"), identity, issuer.url],
+        capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (
+    JS_VERIFY.parent / "node_modules" / "@sigstore" / "verify").is_dir(),
+    reason="run npm ci in tests/interop/js")
+def test_sigstore_js_accepts_and_refuses(attested: tuple[Service, Tenant, Path],
+                                         issuer: FakeGitHubIssuer) -> None:
+    service, _tenant, workdir = attested
+    workflow = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3"
+    done = js_verify(service, workdir, workflow, issuer)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert js_verify(service, workdir, "repo:evil/app:ref:x", issuer).returncode == 1
+    bundle = json.loads((workdir / "att.json").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    (workdir / "tampered.json").write_text(json.dumps(bundle))
+    assert js_verify(service, workdir, workflow, issuer, "tampered.json").returncode == 1
