@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# docker-action.sh sign|verify|revoke: the first step of the composite actions (action.yml,
-# verify/action.yml, revoke/action.yml). It writes the Docker container action their next step
+# docker-action.sh sign|verify|revoke|attest: the first step of the composite actions (action.yml,
+# verify/, revoke/, attest/action.yml). It writes the Docker container action their next step
 # runs, at the fixed path that step names (a composite step cannot 'uses:' a path of its own
 # action, only one in the workspace; pypa/gh-action-pypi-publish does the same):
 #
@@ -20,8 +20,8 @@
 # it is printed.
 set -euo pipefail
 
-command="${1:?usage: docker-action.sh sign|verify|revoke}"
-case "$command" in sign | verify | revoke) ;; *)
+command="${1:?usage: docker-action.sh sign|verify|revoke|attest}"
+case "$command" in sign | verify | revoke | attest) ;; *)
   echo "::error title=signer action::unknown command '$command'"; exit 2 ;;
 esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

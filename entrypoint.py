@@ -1,4 +1,4 @@
-"""The action container's entry point: ``entrypoint.py sign|verify|revoke``.
+"""The action container's entry point: ``entrypoint.py sign|verify|revoke|attest``.
 
 The runner starts the image with the action's ``args`` and its inputs as ``INPUT_*``
 variables; everything else happens in :mod:`signer.action`.

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from signer import monitor, operations, registry
+from signer import monitor, operations, registry, slsa
 from signer.artifact import ArtifactRef, parse_ref, ref_for_file
 from signer.client import DEFAULT_API, Client
 from signer.errors import SignerError, UsageError
@@ -141,6 +141,35 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
             click.echo(f"pushed to {image.registry}/{image.repository}@{pushed.digest} "
                        f"({pushed.index}{'' if pushed.added else ', already there'})", err=True)
     _print(output, signed.id, data)
+
+
+@artifact.command()
+@option("name", help="name@sha256:<64 hex> (with --file: a name for the file).")
+@option("file", type=click.Path(dir_okay=False, path_type=Path), help="Attest a local file.")
+@option("predicate-type", help="The predicate's in-toto type URI [default: SLSA provenance "
+        "v1, built by the service from your token].")
+@option("predicate", type=click.Path(dir_okay=False, path_type=Path),
+        help="A JSON predicate to wrap (an SBOM, a test result); needs --predicate-type.")
+@option("bundle", type=click.Path(dir_okay=False, path_type=Path),
+        help="Where to write the bundle [default: <name-safe>.intoto.sigstore.json].")
+@connection_options
+def attest(name: str | None, file: Path | None, predicate_type: str | None,
+           predicate: Path | None, bundle: Path | None, output: str, namespace: str | None,
+           **kwargs: Any) -> None:
+    """Attest an artifact: an in-toto statement in a DSSE envelope, in a Sigstore bundle."""
+    if predicate is None and predicate_type and predicate_type != slsa.PREDICATE_TYPE:
+        raise UsageError(f"--predicate-type {predicate_type} needs --predicate FILE.",
+                         "Pass the predicate's JSON, or drop --predicate-type for SLSA "
+                         "build provenance.")
+    client = _client(**kwargs)
+    ref = _ref(name, file)
+    body = operations.read_predicate(predicate) if predicate is not None else None
+    attested = operations.attest(client, _namespace(namespace), ref, predicate_type, body,
+                                 bundle)
+    if output == "text":
+        click.echo(f"attested {attested.ref} ({attested.predicate_type}) as "
+                   f"{attested.identity}; bundle: {attested.bundle_path}", err=True)
+    _print(output, attested.id, attested.as_dict())
 
 
 def _push(signed: operations.Signed, allow_insecure: bool | None) -> registry.Pushed:
@@ -316,8 +345,11 @@ def trust_root() -> None:
         help="With --client-config: sign in this namespace (its /ns/<namespace> URLs).")
 @click.option("--policy-controller", "trust_root_name", default=None, metavar="NAME",
               help="Write a sigstore policy-controller TrustRoot named NAME instead.")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json",
+              show_default=True, help="jsonl: one trusted root a line, as 'gh attestation "
+              "verify --custom-trusted-root' reads it.")
 def export_trust_root(api: str, out: Path | None, client_config: bool, namespace: str | None,
-                      trust_root_name: str | None) -> None:
+                      trust_root_name: str | None, fmt: str) -> None:
     """Write the service's trusted_root.json (or the client trust config around it)."""
     client = Client(api)
     if trust_root_name:
@@ -329,6 +361,10 @@ def export_trust_root(api: str, out: Path | None, client_config: bool, namespace
     elif client_config:
         out = out or Path("trust_config.json")
         out.write_bytes(client.trust_config(namespace))
+    elif fmt == "jsonl":
+        out = out or Path("trusted_root.jsonl")
+        out.write_text(json.dumps(json.loads(client.trust_root()), separators=(",", ":"))
+                       + "\n")
     else:
         out = out or Path("trusted_root.json")
         out.write_bytes(client.trust_root())

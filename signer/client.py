@@ -79,6 +79,22 @@ class Client:
             "namespace": namespace, "name": name, "csr": csr_pem, "signature": signature_b64,
             "provenance": dict(provenance)}))
 
+    def provenance(self, namespace: str) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/provenance", params={"namespace": namespace}))
+
+    def submit_attestation(self, namespace: str, name: str, certificate_pem: str,
+                           envelope_json: str) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/attestations", json={
+            "namespace": namespace, "name": name, "certificate": certificate_pem,
+            "envelope": envelope_json}))
+
+    def attestations(self, namespace: str, name: str, predicate_type: str | None = None
+                     ) -> list[dict[str, Any]]:
+        params = {"namespace": namespace, "name": name}
+        if predicate_type:
+            params["predicate_type"] = predicate_type
+        return list(self.request("GET", "/v1/attestations", params=params)["attestations"])
+
     def entries(self, namespace: str, name: str) -> list[dict[str, Any]]:
         body = self.request("GET", "/v1/entries", params={"namespace": namespace, "name": name})
         return list(body["entries"])

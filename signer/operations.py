@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_public_key
 
-from signer import bundle, registry, trust
+from signer import bundle, dsse, registry, trust
 from signer.artifact import ArtifactRef
 from signer.client import Client
 from signer.errors import UsageError, VerificationFailed
@@ -81,6 +81,78 @@ def sign(client: Client, namespace: str, ref: ArtifactRef, declared: Mapping[str
     path.write_text(bundle_json + "\n")
     return Signed(stored["id"], ref, leaf_pem, bundle_json, path, stored["identity"],
                   stored["issuer"], stored["provenance"], stored["signed_at"])
+
+
+@dataclass(frozen=True)
+class Attested:
+    id: str
+    ref: ArtifactRef
+    predicate_type: str
+    statement: dict[str, Any]
+    bundle_json: str
+    bundle_path: Path
+    identity: str
+    issuer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": str(self.ref), "digest": f"sha256:{self.ref.digest}",
+                "predicate_type": self.predicate_type, "statement": self.statement,
+                "bundle_path": str(self.bundle_path), "identity": self.identity,
+                "issuer": self.issuer}
+
+
+def attest(client: Client, namespace: str, ref: ArtifactRef, predicate_type: str | None,
+           predicate: Mapping[str, Any] | None, bundle_path: Path | None = None) -> Attested:
+    """Fresh key → certificate → in-toto statement in a DSSE envelope → stored attestation.
+
+    Without a predicate, the service's SLSA provenance for the caller's token (it refuses
+    any other SLSA v1 predicate, so this is the one way to get it).
+    """
+    if predicate is None:
+        built = client.provenance(namespace)
+        predicate_type, predicate = built["predicate_type"], built["predicate"]
+    elif not predicate_type:
+        raise UsageError("--predicate needs --predicate-type.",
+                         "Name the predicate's type, e.g. https://spdx.dev/Document.")
+    assert predicate_type is not None
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        key, hashes.SHA256())
+    issued = client.issue_certificate(namespace, csr.public_bytes(Encoding.PEM).decode(), {})
+    leaf_pem = issued["certificate_chain"][0]
+    statement = dsse.Statement.about(ref.name, ref.digest_bytes, predicate_type, predicate)
+    envelope = dsse.sign_envelope(dsse.IN_TOTO_PAYLOAD_TYPE, statement.to_json(),
+                                  _EcdsaSigner(key))
+    stored = client.submit_attestation(namespace, str(ref), leaf_pem, envelope.to_json())
+    bundle_json = _dumps(stored["bundle"])
+    path = bundle_path or Path(ref.safe_filename.removesuffix(".sigstore.json")
+                               + ".intoto.sigstore.json")
+    path.write_text(bundle_json + "\n")
+    return Attested(stored["id"], ref, predicate_type, statement.to_dict(), bundle_json, path,
+                    stored["identity"], stored["issuer"])
+
+
+@dataclass(frozen=True)
+class _EcdsaSigner:
+    key: ec.EllipticCurvePrivateKey
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def read_predicate(path: Path) -> dict[str, Any]:
+    """A predicate file: one JSON object (an SBOM, a test report, …)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"Cannot read the predicate {path}: {exc.strerror}.") from exc
+    except ValueError as exc:
+        raise UsageError(f"The predicate {path} is not JSON: {exc}.",
+                         "Pass a JSON document, e.g. an SPDX or CycloneDX SBOM.") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"The predicate {path} is not a JSON object.",
+                         "An in-toto predicate is a JSON object.")
+    return data
 
 
 def _dumps(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""GitHub runner glue for the sign, verify and revoke actions (one container, three commands).
+"""GitHub runner glue for the sign, verify, revoke and attest actions (one container).
 
 Thin on purpose: read the inputs, get a credential, call :mod:`signer.operations` or the
 client, answer with outputs, a job summary and annotations. Order matters for secrets: inputs
@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from signer import operations, registry
+from signer import operations, registry, slsa
 from signer.action import registry_access, summary
 from signer.action.inputs import (
     BUNDLE_SOURCES,
@@ -27,7 +27,7 @@ from signer.action.inputs import (
     input_name,
 )
 from signer.action.runner import Runner, raw_input, read_inputs
-from signer.artifact import ArtifactRef, parse_ref
+from signer.artifact import ArtifactRef, parse_ref, ref_for_file
 from signer.client import Client
 from signer.errors import AuthenticationError, SignerError, UsageError, VerificationFailed
 from signer.oidc import github_actions_token
@@ -41,7 +41,7 @@ permissions:
 """
 # CLI flags that errors from shared code name, in this action's words.
 _FLAG_INPUTS = {"name": "artifact_name", "api": "api_url", "bundle": "bundle_path",
-                "file": "artifact_name"}
+                "file": "artifact_name", "predicate": "predicate_path"}
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
 _CLI_COMMAND = re.compile(r"('signer [^']*')")  # a command to run as written: kept
 _CHECK_TRUST_ROOT = ("Check that trust_root is this service's trust root (signer trust-root "
@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else ""
     if command not in COMMANDS:
-        runner.error(f"Unknown command '{command}': this image runs sign, verify or revoke.",
+        runner.error(f"Unknown command '{command}': this image runs sign, verify, revoke or "
+                     "attest.",
                      title="signer action")
         return 2
     specs = INPUTS[command]
@@ -364,6 +365,34 @@ def revoke(runner: Runner, inputs: Mapping[str, Any]) -> None:
                        title="nothing revoked")
 
 
+def attest(runner: Runner, inputs: Mapping[str, Any]) -> None:
+    name, path = inputs["artifact_name"], inputs["artifact_path"]
+    if bool(name) == bool(path):
+        raise UsageError("Give exactly one of artifact_name and artifact_path.",
+                         f"'artifact_name: {DIGEST_EXAMPLE}' for an image, or 'artifact_path: "
+                         "dist/app.tar.gz' for a file of the workspace.")
+    ref = ref_for_file(Path(path), None) if path else artifact(name)
+    predicate = None
+    if inputs["predicate_path"]:
+        predicate = operations.read_predicate(Path(inputs["predicate_path"]))
+    elif inputs["predicate_type"] and inputs["predicate_type"] != slsa.PREDICATE_TYPE:
+        raise UsageError(f"predicate_type {inputs['predicate_type']} needs predicate_path.",
+                         "Pass the predicate's JSON file, or drop predicate_type for SLSA "
+                         "build provenance from the job's token.")
+    client = connect(runner, inputs)
+    bundle_path = Path(inputs["bundle_path"]) if inputs["bundle_path"] else None
+    if bundle_path is not None:
+        bundle_path.parent.mkdir(parents=True, exist_ok=True)
+    runner.log(f"attesting {ref} in namespace {inputs['namespace']}")
+    attested = operations.attest(client, inputs["namespace"], ref,
+                                 inputs["predicate_type"] or None, predicate, bundle_path)
+    runner.set_output("attestation_id", attested.id)
+    runner.set_output("bundle_path", str(attested.bundle_path))
+    runner.add_summary(summary.attested(attested, inputs["namespace"]))
+    runner.notice(f"{ref} attested ({attested.predicate_type}) as {attested.identity}; "
+                  f"attestation {attested.id}, bundle {attested.bundle_path}", title="attested")
+
+
 def _run_url(env: Mapping[str, str]) -> str:
     server, repo, run = (env.get(k, "") for k in
                          ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
@@ -373,5 +402,5 @@ def _run_url(env: Mapping[str, str]) -> str:
 
 
 COMMANDS: dict[str, Callable[[Runner, Mapping[str, Any]], None]] = {
-    "sign": sign, "verify": verify, "revoke": revoke,
+    "sign": sign, "verify": verify, "revoke": revoke, "attest": attest,
 }

@@ -1,4 +1,4 @@
-"""The inputs and outputs of the three actions, as their action.yml files declare them.
+"""The inputs and outputs of the four actions, as their action.yml files declare them.
 
 tests/action/test_metadata.py reads each action.yml and fails when it and this module disagree
 (names, ``required``, defaults, outputs).
@@ -72,9 +72,21 @@ REVOKE: tuple[Input, ...] = (
     Input("reason"),
 )
 
-INPUTS: dict[str, tuple[Input, ...]] = {"sign": SIGN, "verify": VERIFY, "revoke": REVOKE}
+ATTEST: tuple[Input, ...] = (
+    # One of artifact_name (by digest) or artifact_path (a file): checked in the command.
+    Input("artifact_name", example=DIGEST_EXAMPLE),
+    Input("artifact_path", example="dist/app.tar.gz"),
+    *_CONNECTION,
+    Input("predicate_type", example="https://spdx.dev/Document"),
+    Input("predicate_path", example="sbom.spdx.json"),
+    Input("bundle_path"),
+)
+
+INPUTS: dict[str, tuple[Input, ...]] = {"sign": SIGN, "verify": VERIFY, "revoke": REVOKE,
+                                        "attest": ATTEST}
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "sign": ("signature_id", "certificate", "bundle_path", "referrer_digest"),
+    "attest": ("attestation_id", "bundle_path"),
     "verify": ("verified",),
     "revoke": ("revoked_count",),
 }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from signer.errors import SignerError
-from signer.operations import Signed
+from signer.operations import Attested, Signed
 from signer.provenance import FIELDS
 from signer.registry import ImageRef, Pushed
 from signer.verification import EntryResult, Report
@@ -156,6 +157,25 @@ def revoked(name: str, ref: str, reason: str, response: Mapping[str, object]) ->
     return "\n\n".join([f"## {icon} Revoked {count} signature(s)", table(("", ""), rows),
                         "Nothing was deleted: verification of these signatures now fails at "
                         f"step {REVOCATION_STEP} ({STEPS[REVOCATION_STEP]})."])
+
+
+# The statement is shown whole up to this size; an SBOM of megabytes is cut (it is in the
+# bundle, and on the service's page).
+MAX_STATEMENT_SHOWN = 64 * 1024
+
+
+def attested(result: Attested, namespace: str) -> str:
+    rows = [("Artifact", cell(result.ref)), ("Predicate type", cell(result.predicate_type)),
+            ("Attestation", cell(result.id)), ("Namespace", cell(namespace)),
+            ("Identity", cell(result.identity)), ("Issuer", cell(result.issuer)),
+            ("Bundle", cell(result.bundle_path))]
+    text = json.dumps(result.statement, indent=2, ensure_ascii=False)
+    if len(text) > MAX_STATEMENT_SHOWN:
+        text = (text[:MAX_STATEMENT_SHOWN]
+                + f"\n… ({len(text)} characters; the rest is in the bundle)")
+    return (f"## ✅ Attested `{result.ref}`\n\n{table(('', ''), rows)}\n\n"
+            f"<details open><summary>In-toto statement</summary>\n\n```json\n"
+            f"{text.replace('```', '` ` `')}\n```\n\n</details>\n")
 
 
 def failure(command: str, error: SignerError, yaml_hint: str = "") -> str:

@@ -13,10 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from signer import issuers, trust
+from signer import issuers, slsa, trust
 from signer.artifact import parse_ref
 from signer.errors import NotFound, PermissionDenied
 from signer.service import (
+    attesting,
     audit,
     limits,
     log_api,
@@ -40,6 +41,7 @@ TRUST_ROOT_MEDIA_TYPE = trust.MEDIA_TYPE
 REQUESTS = Counter("signer_http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("signer_http_request_seconds", "HTTP request latency", ["route"])
 SIGNATURES = Counter("signer_signatures_total", "Signatures stored")
+ATTESTATIONS = Counter("signer_attestations_total", "Attestations stored")
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": models.Problem, "content": {problems.MEDIA_TYPE: {}}}
@@ -52,7 +54,8 @@ def create_app(runtime: Runtime) -> FastAPI:
                   description="Keyless signing: certificates, timestamps, signatures.")
     app.state.runtime = runtime
     problems.install(app)
-    limits.install(app, MAX_BODY_BYTES, limits.RateLimiter.from_settings(runtime.settings))
+    limits.install(app, MAX_BODY_BYTES, limits.RateLimiter.from_settings(runtime.settings),
+                   larger={attesting.ATTESTATIONS_PATH: attesting.MAX_ATTESTATION_BODY_BYTES})
 
     app.add_middleware(Metrics)
     app.add_middleware(audit.RequestIds, audit=runtime.audit)  # outermost: every answer has one
@@ -168,6 +171,35 @@ def _signing_routes() -> APIRouter:
         rows = rt.service.entries(principal, namespace, parse_ref(name))
         return {"entries": [signature_view(r) for r in rows]}
 
+    @router.get("/provenance", response_model=models.ProvenanceResponse)
+    def provenance(rt: RuntimeDep, principal: PrincipalDep,
+                   namespace: Annotated[str, Query(max_length=64)]
+                   ) -> models.ProvenanceResponse:
+        return models.ProvenanceResponse(predicate_type=slsa.PREDICATE_TYPE,
+                                         predicate=rt.attesting.provenance(principal, namespace))
+
+    @router.post("/attestations", response_model=models.AttestationView, status_code=201,
+                 responses={200: {"model": models.AttestationView,
+                                  "description": "Already stored (idempotent retry)"}})
+    def submit_attestation(body: models.AttestationRequest, rt: RuntimeDep,
+                           principal: PrincipalDep, response: Response) -> dict[str, Any]:
+        row, created = rt.attesting.submit(principal, body.namespace, body.name,
+                                           body.certificate, body.envelope)
+        if created:
+            ATTESTATIONS.inc()
+        else:
+            response.status_code = 200
+        return attesting.attestation_view(row)
+
+    @router.get("/attestations", response_model=models.Attestations)
+    def attestations(rt: RuntimeDep, principal: PrincipalDep,
+                     namespace: Annotated[str, Query(max_length=64)],
+                     name: Annotated[str, Query(max_length=600)],
+                     predicate_type: Annotated[str | None, Query(max_length=512)] = None,
+                     ) -> dict[str, Any]:
+        rows = rt.attesting.find(principal, namespace, parse_ref(name), predicate_type)
+        return {"attestations": [attesting.attestation_view(r) for r in rows]}
+
     @router.post("/revocations", response_model=models.RevocationResponse)
     def revoke(body: models.RevocationRequest, rt: RuntimeDep, principal: PrincipalDep
                ) -> models.RevocationResponse:
@@ -221,6 +253,7 @@ def _tuf_routes() -> APIRouter:
 def _sign(request: Request, body: bytes) -> tuple[int, bytes]:
     rt = runtime(request)
     principal = rt.auth.authenticate(request.headers.get("authorization"))
+    audit.identify(principal)  # as the principal dependency does for the other routes
     limits.check(request, principal)
     try:
         sign = models.SignRequest.model_validate_json(body)

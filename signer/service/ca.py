@@ -246,7 +246,7 @@ class CertificateAuthority:
     def issue(
         self,
         csr: x509.CertificateSigningRequest | ec.EllipticCurvePublicKey,
-        identity: str,
+        identities: str | Sequence[str],
         extensions: Sequence[x509.UnrecognizedExtension],
         now: datetime | None = None,
         sct_source: SCTSource | None = None,
@@ -257,6 +257,9 @@ class CertificateAuthority:
         extensions in the same order); the poison and the SCT list go last, so the leaf's
         TBS without its SCT list is exactly the precertificate's TBS without the poison.
         """
+        # Several identities: each a URI SAN, in order (Fulcio-style GitHub leaves name the
+        # job's workflow first, sigstore-go and sigstore-js read the first).
+        names = [identities] if isinstance(identities, str) else list(identities)
         now = (now or datetime.now(UTC)).replace(microsecond=0)
         # A CSR, or a key whose possession was proved otherwise (key_from_proof).
         key = csr if isinstance(csr, ec.EllipticCurvePublicKey) else csr.public_key()
@@ -268,7 +271,8 @@ class CertificateAuthority:
             .not_valid_after(now + self.validity),
             key, self.certificate, ExtendedKeyUsageOID.CODE_SIGNING, eku_critical=False,
         ).add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(i) for i in names]),
+            critical=True,
         )
         for ext in extensions:
             builder = builder.add_extension(ext, critical=False)

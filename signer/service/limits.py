@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,17 +112,20 @@ def principal_key(principal: Principal) -> str:
 class BodyLimit:
     """ASGI middleware: refuse request bodies over ``limit`` bytes, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, larger: Mapping[str, int] | None = None
+                 ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send, declared.decode("latin-1")[:20])
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(scope, receive, send, declared.decode("latin-1")[:20], limit)
             return
         received = 0
         too_large = False
@@ -132,7 +136,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     too_large = True
                     raise _BodyTooLarge  # the app stops reading; whatever it answers is replaced
             return message
@@ -143,18 +147,21 @@ class BodyLimit:
                 await send(message)
             elif message["type"] == "http.response.start" and not answered:
                 answered = True
-                await self._refuse(scope, receive, send, f"more than {self.limit}")
+                await self._refuse(scope, receive, send, f"more than {limit}", limit)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLarge:
             if not answered:
                 answered = True
-                await self._refuse(scope, receive, send, f"more than {self.limit}")
+                await self._refuse(scope, receive, send, f"more than {limit}", limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: str) -> None:
-        err = TooLarge(f"The request body is {size} bytes; the limit is {self.limit}.",
-                       "Send only the documented fields.")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: str,
+                      limit: int) -> None:
+        err = TooLarge(f"The request body is {size} bytes; the limit is {limit}.",
+                       "Send only the documented fields." if limit == self.limit else
+                       "Attest a smaller predicate: the statement is bounded "
+                       "(MAX_STATEMENT_BYTES, signer.service.attesting).")
         response = problems.problem(err.status, err.title, err.explain(),
                                     headers={"Connection": "close"}, check="body-size")
         await response(scope, receive, send)
@@ -164,10 +171,14 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def install(app: FastAPI, max_body_bytes: int, limiter: RateLimiter) -> None:
-    """Wire both limits into the app; routes then call :func:`check` with their principal."""
+def install(app: FastAPI, max_body_bytes: int, limiter: RateLimiter,
+            larger: Mapping[str, int] | None = None) -> None:
+    """Wire both limits into the app; routes then call :func:`check` with their principal.
+
+    ``larger``: paths with a body limit of their own (the attestations route's predicates).
+    """
     app.state.rate_limiter = limiter
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(BodyLimit, limit=max_body_bytes, larger=larger)
 
     async def rate_limited(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RateLimitExceeded)

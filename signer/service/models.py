@@ -106,6 +106,40 @@ class Entries(Model):
     entries: list[SignatureView]
 
 
+class AttestationRequest(Model):
+    namespace: str = Field(max_length=64)
+    name: str = Field(max_length=NAME_MAX, description="name@sha256:<64 hex>")
+    certificate: str = Field(max_length=PEM_MAX, description="PEM leaf certificate")
+    envelope: str = Field(description="The DSSE envelope's JSON, as signed (its SHA-256 is "
+                                      "the log entry's envelopeHash)")
+
+
+class AttestationView(Model):
+    id: str
+    namespace: str
+    name: str
+    digest: str
+    predicate_type: str
+    identity: str
+    issuer: str
+    provenance: dict[str, str]
+    signed_at: datetime
+    created_at: datetime
+    revoked: bool
+    log_index: int | None
+    revocation: RevocationInfo | None
+    bundle: dict[str, Any]
+
+
+class Attestations(Model):
+    attestations: list[AttestationView]
+
+
+class ProvenanceResponse(Model):
+    predicate_type: str
+    predicate: dict[str, Any]
+
+
 class RevocationRequest(Model):
     namespace: str = Field(max_length=64)
     name: str = Field(max_length=NAME_MAX)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
 from signer import trust as trust_json
 from signer.errors import UsageError
 from signer.service import database, keyring, keys, tuf_repository
+from signer.service.attesting import AttestingService
 from signer.service.audit import Audit
 from signer.service.auth import Authenticator
 from signer.service.bootstrap import LOG_NAMES, transparency_logs
@@ -34,6 +35,10 @@ class Runtime:
     trust: TrustMaterial
     audit: Audit
     tuf: tuf_repository.Repository | None = None  # None until 'signer tuf init'
+    attesting: AttestingService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.attesting = AttestingService(self.service)
 
 
 def load(settings: Settings) -> Runtime:

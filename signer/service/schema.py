@@ -147,6 +147,38 @@ signatures = sa.Table(
     sa.Index("ix_signatures_log_index", "log_index"),
 )
 
+# In-toto attestations (signer artifact attest): a DSSE envelope over a statement about the
+# artifact, stored once, in its bundle; predicate_type is what verifiers and the page select
+# by. Revocation by name + ref marks them as it marks signatures (Store.revoke).
+attestations = sa.Table(
+    "attestations", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("artifact_id", sa.String(32), sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("predicate_type", sa.String(512), nullable=False),
+    sa.Column("signature_sha256", sa.String(64), nullable=False),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),
+    sa.Column("payload_size", sa.Integer, nullable=False),
+    sa.Column("identity", sa.String(1024), nullable=False),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("source_repository_ref", sa.String(512), nullable=True),
+    sa.Column("provenance", sa.JSON, nullable=False),
+    sa.Column("certificate_serial", sa.String(48), nullable=False),
+    sa.Column("signed_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("bundle", sa.Text, nullable=False),
+    sa.Column("log_index", sa.BigInteger, nullable=True),
+    sa.Column("revocation_id", sa.String(32), sa.ForeignKey("revocations.id"), nullable=True),
+    # The same envelope uploaded twice is the same attestation.
+    sa.UniqueConstraint("namespace", "name", "digest", "signature_sha256",
+                        name="uq_attestations"),
+    sa.Index("ix_attestations_ref", "namespace", "name", "digest", "created_at", "id"),
+    sa.Index("ix_attestations_source_ref", "namespace", "name", "source_repository_ref"),
+    sa.Index("ix_attestations_artifact", "artifact_id", "created_at"),
+)
+
 # Sign-ins to the web page (signer.service.web). The cookie holds a random token; only its
 # SHA-256 is stored. Each request re-checks the API key, so revoking it ends the session.
 web_sessions = sa.Table(

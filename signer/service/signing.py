@@ -149,7 +149,8 @@ class SigningService:
             precerts.append((timestamp_ms, tbs, precert.public_bytes(Encoding.DER)))
             return sct.sign_precert_sct(self.ctlog.signer, timestamp_ms, self._issuer_key_hash, tbs)
 
-        cert = self.ca.issue(csr, principal.identity, provenance.extensions(claims),
+        cert = self.ca.issue(csr, leaf_identities(principal, provenance),
+                             provenance.extensions(claims),
                              sct_source=sct_source)
         timestamp_ms, tbs, precert_der = precerts[0]
 
@@ -331,6 +332,17 @@ class SigningService:
         self.audit.revoked(revoked.id, namespace, name, ref, reason, revoked.count,
                            revoked.log_index)
         return revoked
+
+
+def leaf_identities(principal: Principal, provenance: Provenance) -> list[str]:
+    """The leaf's URI SANs: for a github-kind token, first the job's workflow as Fulcio names
+    it (``https://<server>/<job_workflow_ref>``, what gh's --signer-workflow, --owner and
+    cosign match), then the token's subject (the identity policies and uploads use)."""
+    workflow = provenance.build_signer_uri
+    if principal.oidc_issuer is not None and principal.oidc_issuer.kind == "github" \
+            and workflow and workflow != principal.identity:
+        return [workflow, principal.identity]
+    return [principal.identity]
 
 
 def _decode_signature(text: str) -> bytes:

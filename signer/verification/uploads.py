@@ -12,7 +12,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from signer.provenance import Provenance
-from signer.verification.policy import PolicyError, certificate_identity
 from signer.verification.windows import within
 
 
@@ -47,11 +46,8 @@ def check_own_leaf(cert: x509.Certificate, ca_certificate: x509.Certificate, ide
         raise NotIssuedByUs("the certificate was not issued by this service's CA") from exc
     if not within(cert.not_valid_before_utc, cert.not_valid_after_utc, now):
         raise LeafExpired(cert.not_valid_after_utc)
-    try:
-        leaf_identity = certificate_identity(cert)
-    except PolicyError as exc:
-        raise LeafMalformed(str(exc)) from exc
-    if Provenance.from_certificate(cert).namespace != namespace or leaf_identity != identity:
+    if Provenance.from_certificate(cert).namespace != namespace \
+            or identity not in _uri_identities(cert):
         raise NotTheCallers("the certificate was issued to another identity or namespace")
 
 
@@ -68,11 +64,25 @@ def own_leaf_holder(cert: x509.Certificate, ca_certificate: x509.Certificate, no
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise NotIssuedByUs("the certificate was not issued by this service's CA") from exc
     try:
-        identity = certificate_identity(cert)
+        # The caller's identity is the last URI SAN: a github-kind leaf names the job's
+        # workflow first, then the token's subject (signing.leaf_identities).
+        identity = _uri_identities(cert)[-1]
         namespace = Provenance.from_certificate(cert).namespace
-    except (PolicyError, ValueError) as exc:
+    except ValueError as exc:
         raise LeafMalformed(str(exc)) from exc
     if namespace is None:
         raise LeafMalformed("the certificate names no namespace")
     check_own_leaf(cert, ca_certificate, identity, namespace, now)
     return identity, namespace
+
+
+def _uri_identities(cert: x509.Certificate) -> list[str]:
+    """The leaf's URI SANs, in order; a leaf without one is malformed."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as exc:
+        raise LeafMalformed("the certificate has no subject alternative name") from exc
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    if not uris:
+        raise LeafMalformed("the certificate has no URI identity")
+    return list(uris)

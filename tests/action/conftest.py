@@ -27,7 +27,7 @@ from tests.service_process import Service, Tenant, clean_env, init
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "entrypoint.py"
 ACTIONS = {"sign": ROOT / "action.yml", "verify": ROOT / "verify" / "action.yml",
-           "revoke": ROOT / "revoke" / "action.yml"}
+           "revoke": ROOT / "revoke" / "action.yml", "attest": ROOT / "attest" / "action.yml"}
 _DELIMITED = re.compile(r"^([^=\n]+)<<(.+)$")
 
 

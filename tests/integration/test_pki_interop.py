@@ -60,7 +60,10 @@ def test_openssl_verifies_the_chain_and_shows_the_profile(signed: dict, tmp_path
                 "2.25.179321160043125797355901517366827743804.1.3"]:
         assert oid in text, oid
     assert "Code Signing" in text and "Digital Signature" in text
-    assert re.search(r"X509v3 Subject Alternative Name: critical\s+URI:repo:acme/app:ref:", text)
+    # The job's workflow first (as Fulcio names it), then the token's subject.
+    assert re.search(r"X509v3 Subject Alternative Name: critical\s+URI:http\S+/acme/app/"
+                     r"\.github/workflows/release\.yml@refs/tags/v1\.2\.3, URI:repo:acme/app:ref:",
+                     text)
     leaf = x509.load_pem_x509_certificate((tmp_path / "leaf.pem").read_bytes())
     assert len(leaf.subject) == 0
 

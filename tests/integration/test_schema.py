@@ -69,6 +69,16 @@ def test_0005_issuers_goes_down_and_up_again(engine: sa.Engine) -> None:
         "https://gitlab.example.com", "gitlab", None, False)
 
 
+def test_0006_attestations_goes_down_and_up_again(engine: sa.Engine) -> None:
+    database.migrate(engine)
+    with engine.begin() as connection:
+        command.downgrade(database._config(connection), "0005")
+    assert "attestations" not in sa.inspect(engine).get_table_names()
+    database.migrate(engine)
+    assert differences(engine) == []
+    assert "attestations" in sa.inspect(engine).get_table_names()
+
+
 def test_sqlite_lookup_by_ref_uses_the_ref_index(tmp_path: Path) -> None:
     """Store.signatures_for is one range of ix_signatures_ref, in order: no scan of the
     namespace, no sort (what made lookups linear in the namespace's size). SQLite only: its

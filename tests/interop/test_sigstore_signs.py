@@ -248,8 +248,12 @@ def test_sigstore_js_signs(service: Service, issuer: FakeGitHubIssuer,
     assert done.returncode == 0, done.stdout + done.stderr
     identity = f"repo:{owner_tenant.repository}:ref:refs/tags/v1.2.3"
 
+    # sigstore-js matches the leaf's first URI SAN: for a github-kind token, the job's
+    # workflow (as Fulcio names it); sigstore-python and signer match any SAN.
+    workflow = (f"{issuer.url}/{owner_tenant.repository}/.github/workflows/release.yml"
+                "@refs/tags/v1.2.3")
     js = subprocess.run([node, "--no-warnings", str(JS / "verify.mjs"), str(owner_tenant.root),
-                         str(bundle), str(file), identity, issuer.url],
+                         str(bundle), str(file), workflow, issuer.url],
                         capture_output=True, text=True, timeout=60)
     assert js.returncode == 0, js.stdout + js.stderr
     python = _verify(owner_tenant, file, identity, issuer.url)

@@ -21,6 +21,7 @@ from signer.service.database import defer_insert, flush_deferred
 from signer.service.schema import (
     api_keys,
     artifacts,
+    attestations,
     certificates,
     issuers,
     namespaces,
@@ -34,7 +35,9 @@ from signer.service.store.page import PageReads
 from signer.service.store.records import (
     ApiKey,
     ArtifactRecord,
+    AttestationRecord,
     DeclaredIssuer,
+    NewAttestation,
     NewSignature,
     Policy,
     RevocationRecord,
@@ -44,7 +47,8 @@ from signer.service.store.records import (
 )
 
 __all__ = [
-    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "DeclaredIssuer", "NewSignature", "Policy",
+    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "AttestationRecord", "DeclaredIssuer",
+    "NewAttestation", "NewSignature", "Policy",
     "RevocationRecord", "SignatureListing", "SignatureRecord", "Store", "Transaction",
     "WebSessionRecord", "hash_secret", "new_id", "now",
 ]
@@ -316,11 +320,91 @@ class Store:
                 sa.select(signatures.c.log_index).where(
                     signatures.c.digest == digest, signatures.c.log_index.is_not(None)))}
 
+    # -- attestations -------------------------------------------------------------------------
+    def find_attestation(self, namespace: str, name: str, digest: str, signature_sha256: str
+                         ) -> AttestationRecord | None:
+        """The stored attestation for this exact envelope, with its revocation, or None."""
+        query = rows.ATTESTATION_WITH_REVOCATION.where(
+            attestations.c.namespace == namespace, attestations.c.name == name,
+            attestations.c.digest == digest,
+            attestations.c.signature_sha256 == signature_sha256)
+        with self._begin() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else rows.attestation(row)
+
+    def insert_attestation(self, tx: sa.Connection, new: NewAttestation,
+                           log_index: int | None) -> AttestationRecord:
+        """Write an attestation inside the caller's transaction; its artifact is made if it
+        has none yet (an artifact may be attested before, or without, being signed)."""
+        created = now()
+        artifact_id = self._artifact_for(tx, new.namespace, new.name, new.digest,
+                                         new.source_repository, created)
+        attestation_id = new_id()
+        values = {k: getattr(new, k) for k in NewAttestation.__dataclass_fields__
+                  if k in attestations.c}
+        values.update(id=attestation_id, artifact_id=artifact_id, created_at=created,
+                      log_index=log_index, revocation_id=None)
+        tx.execute(attestations.insert(), values)
+        return AttestationRecord(
+            id=attestation_id, namespace=new.namespace, artifact_id=artifact_id,
+            name=new.name, digest=new.digest, predicate_type=new.predicate_type,
+            signature_sha256=new.signature_sha256, payload_size=new.payload_size,
+            identity=new.identity, issuer=new.issuer,
+            source_repository_ref=new.source_repository_ref, provenance=new.provenance,
+            certificate_serial=new.certificate_serial, signed_at=new.signed_at,
+            created_at=created, log_index=log_index, bundle=new.bundle, revocation=None)
+
+    @staticmethod
+    def _artifact_for(tx: sa.Connection, namespace: str, name: str, digest: str,
+                      source_repository: str | None, at: datetime) -> str:
+        found = tx.execute(artifacts.update().where(
+            artifacts.c.namespace == namespace, artifacts.c.name == name,
+            artifacts.c.digest == digest).values(updated_at=at).returning(artifacts.c.id)
+        ).first()
+        if found is not None:
+            return str(found.id)
+        artifact_id = new_id()
+        tx.execute(_INSERT_ARTIFACT, {
+            "id": artifact_id, "namespace": namespace, "name": name, "digest": digest,
+            "source_repository": source_repository, "created_at": at, "updated_at": at,
+            "signature_count": 0, "revoked_count": 0})
+        return artifact_id
+
+    def attestations_for(self, namespace: str, name: str, digest: str | None = None,
+                         predicate_type: str | None = None) -> list[AttestationRecord]:
+        query = (
+            rows.ATTESTATION_WITH_REVOCATION
+            .where(attestations.c.namespace == namespace, attestations.c.name == name)
+            .order_by(attestations.c.created_at, attestations.c.id)
+        )
+        if digest is not None:
+            query = query.where(attestations.c.digest == digest)
+        if predicate_type is not None:
+            query = query.where(attestations.c.predicate_type == predicate_type)
+        with self._begin() as tx:
+            return [rows.attestation(r) for r in tx.execute(query)]
+
+    def attestations_of_artifact(self, namespace: str, artifact_id: str
+                                 ) -> list[AttestationRecord]:
+        query = (rows.ATTESTATION_WITH_REVOCATION
+                 .where(attestations.c.namespace == namespace,
+                        attestations.c.artifact_id == artifact_id)
+                 .order_by(attestations.c.created_at, attestations.c.id))
+        with self._begin() as tx:
+            return [rows.attestation(r) for r in tx.execute(query)]
+
+    def attestation(self, namespace: str, attestation_id: str) -> AttestationRecord | None:
+        query = rows.ATTESTATION_WITH_REVOCATION.where(
+            attestations.c.namespace == namespace, attestations.c.id == attestation_id)
+        with self._begin() as tx:
+            row = tx.execute(query).first()
+        return None if row is None else rows.attestation(row)
+
     # -- revocation ---------------------------------------------------------------------------
     @staticmethod
     def revoke(tx: sa.Connection, namespace: str, name: str, ref: str, reason: str, who: str,
                at: datetime, log_index: int | None) -> tuple[str, int]:
-        """Mark every matching, not yet revoked signature; nothing is deleted."""
+        """Mark every matching, not yet revoked signature and attestation; nothing is deleted."""
         flush_deferred(tx)  # signatures logged earlier in the same batch are matched too
         rev_id = new_id()
         match = (signatures.c.namespace == namespace, signatures.c.name == name,
@@ -333,11 +417,20 @@ class Store:
             reason=reason, revoked_by=who, revoked_at=at, count=len(affected),
             log_index=log_index))
         tx.execute(signatures.update().where(*match).values(revocation_id=rev_id))
+        # Attestations made from the bad ref are revoked with its signatures.
+        attested = (attestations.c.namespace == namespace, attestations.c.name == name,
+                    attestations.c.source_repository_ref == ref,
+                    attestations.c.revocation_id.is_(None))
+        attested_count = tx.execute(attestations.update().where(*attested).values(
+            revocation_id=rev_id)).rowcount
+        if attested_count:
+            tx.execute(revocations.update().where(revocations.c.id == rev_id).values(
+                count=len(affected) + attested_count))
         for artifact_id in set(affected):
             tx.execute(artifacts.update().where(artifacts.c.id == artifact_id).values(
                 updated_at=at,
                 revoked_count=artifacts.c.revoked_count + affected.count(artifact_id)))
-        return rev_id, len(affected)
+        return rev_id, len(affected) + attested_count
 
     # -- issuers ------------------------------------------------------------------------------
     def add_issuer(self, url: str, kind: str, server_url: str | None, allow_http: bool,

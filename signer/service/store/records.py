@@ -109,6 +109,55 @@ class SignatureListing:
 
 
 @dataclass(frozen=True, slots=True)
+class NewAttestation:
+    """An attestation to store: a signature's fields plus its predicate type and payload."""
+
+    namespace: str
+    name: str
+    digest: str
+    predicate_type: str
+    signature_sha256: str
+    payload_sha256: str
+    payload_size: int
+    identity: str
+    issuer: str
+    source_repository: str | None
+    source_repository_ref: str | None
+    provenance: dict[str, str]
+    certificate_serial: str
+    signed_at: datetime
+    bundle: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRecord:
+    """A stored attestation, with its bundle (which holds the statement) and revocation."""
+
+    id: str
+    namespace: str
+    artifact_id: str
+    name: str
+    digest: str
+    predicate_type: str
+    signature_sha256: str
+    payload_size: int
+    identity: str
+    issuer: str
+    source_repository_ref: str | None
+    provenance: dict[str, str]
+    certificate_serial: str
+    signed_at: datetime
+    created_at: datetime
+    log_index: int | None
+    bundle: str
+    revocation: RevocationRecord | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revocation is not None
+
+
+@dataclass(frozen=True, slots=True)
 class ArtifactRecord:
     """A name and digest of a namespace, with the counters the page sorts and filters by."""
 

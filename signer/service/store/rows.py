@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from signer.service.schema import artifacts, revocations, signatures
+from signer.service.schema import artifacts, attestations, revocations, signatures
 from signer.service.store.records import (
     ApiKey,
     ArtifactRecord,
+    AttestationRecord,
     DeclaredIssuer,
     Policy,
     RevocationRecord,
@@ -41,6 +42,29 @@ def signature(row: Row) -> SignatureRecord:
         id=row.id, namespace=row.namespace, artifact_id=row.artifact_id, name=row.name,
         digest=row.digest, signature_sha256=row.signature_sha256, identity=row.identity,
         issuer=row.issuer, source_repository_ref=row.source_repository_ref,
+        provenance=provenance(row.provenance), certificate_serial=row.certificate_serial,
+        signed_at=row.signed_at, created_at=row.created_at, log_index=row.log_index,
+        bundle=row.bundle, revocation=revocation)
+
+
+# An attestation with its revocation, as WITH_REVOCATION is for signatures.
+ATTESTATION_WITH_REVOCATION = sa.select(
+    attestations, revocations.c.reason, revocations.c.revoked_by, revocations.c.revoked_at,
+    revocations.c.log_index.label("revocation_log_index"),
+).select_from(attestations.outerjoin(revocations,
+                                     attestations.c.revocation_id == revocations.c.id))
+
+
+def attestation(row: Row) -> AttestationRecord:
+    """A row of ATTESTATION_WITH_REVOCATION."""
+    revocation = None if row.revocation_id is None else RevocationRecord(
+        row.reason, row.revoked_by, row.revoked_at, row.revocation_log_index)
+    return AttestationRecord(
+        id=row.id, namespace=row.namespace, artifact_id=row.artifact_id, name=row.name,
+        digest=row.digest, predicate_type=row.predicate_type,
+        signature_sha256=row.signature_sha256, payload_size=row.payload_size,
+        identity=row.identity, issuer=row.issuer,
+        source_repository_ref=row.source_repository_ref,
         provenance=provenance(row.provenance), certificate_serial=row.certificate_serial,
         signed_at=row.signed_at, created_at=row.created_at, log_index=row.log_index,
         bundle=row.bundle, revocation=revocation)

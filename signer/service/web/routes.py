@@ -12,7 +12,7 @@ from signer.artifact import MAX_NAME_LENGTH, ArtifactRef
 from signer.errors import SignerError
 from signer.service import audit
 from signer.service.runtime import Runtime
-from signer.service.store import ArtifactRecord, SignatureRecord
+from signer.service.store import ArtifactRecord, AttestationRecord, SignatureRecord
 from signer.service.store.page import (
     MAX_REPOSITORY_CHOICES,
     STATUSES,
@@ -200,7 +200,37 @@ def router() -> APIRouter:
             "groups": views.provenance_groups(views.latest_provenance(rows),
                                               ("build", "source")),
             "newest": summaries[0] if summaries else None, "signatures": summaries,
-            "truncated": len(rows) < row.signature_count})
+            "truncated": len(rows) < row.signature_count,
+            "attestations": [views.attestation_summary(a) for a in reversed(
+                _runtime(request).store.attestations_of_artifact(session.namespace, row.id))]})
+
+    def own_attestation(request: Request, attestation_id: str
+                        ) -> tuple[WebSession, AttestationRecord] | Response:
+        session = _session(request)
+        if session is None:
+            return _to_sign_in(request)
+        row = _runtime(request).store.attestation(session.namespace, attestation_id[:64])
+        return _not_found(session, "attestation") if row is None else (session, row)
+
+    @r.get("/attestations/{attestation_id}")
+    def attestation_details(request: Request, attestation_id: str) -> Response:
+        found = own_attestation(request, attestation_id)
+        if isinstance(found, Response):
+            return found
+        session, row = found
+        return render("attestation.html", {"session": session, "active": "artifacts",
+                                           "att": views.attestation_details(row)})
+
+    @r.get("/attestations/{attestation_id}/bundle")
+    def attestation_bundle(request: Request, attestation_id: str) -> Response:
+        found = own_attestation(request, attestation_id)
+        if isinstance(found, Response):
+            return found
+        _, row = found
+        filename = views.attestation_filename(ArtifactRef(row.name, row.digest))
+        return Response(row.bundle + "\n", media_type="application/json", headers={
+            **SECURITY_HEADERS,
+            "Content-Disposition": f'attachment; filename="{filename}"'})
 
     def own_signature(request: Request, signature_id: str
                       ) -> tuple[WebSession, SignatureRecord] | Response:

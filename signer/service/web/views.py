@@ -7,6 +7,7 @@ timestamp are read from the stored Sigstore bundle, as a verifier would read the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +18,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import decode_timestamp_response
 
 from signer import bundle as bundles
+from signer import slsa
 from signer.artifact import ArtifactRef
 from signer.errors import SignerError
 from signer.provenance import FIELDS, Field, Provenance
-from signer.service.store import SignatureRecord
-from signer.verification.policy import PolicyError, certificate_identity
+from signer.service.store import AttestationRecord, SignatureRecord
+from signer.sigstore_json import Bundle, WireError
 
 SHORT_DIGEST_HEX = 12
 GROUP_TITLES = {"identity": "Identity", "build": "Build configuration",
@@ -118,16 +120,18 @@ class CertificateView:
     not_before: datetime
     not_after: datetime
     lifetime_minutes: float
-    subject_alternative_name: str | None
+    # Every URI SAN: a github-kind leaf names the job's workflow, then the token's subject.
+    subject_alternative_names: tuple[str, ...]
     issuer: str
     pem: str
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertificateView:
         try:
-            san: str | None = certificate_identity(cert)
-        except PolicyError:
-            san = None
+            san = tuple(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                        .value.get_values_for_type(x509.UniformResourceIdentifier))
+        except x509.ExtensionNotFound:
+            san = ()
         serial = format(cert.serial_number, "x")
         serial = serial.zfill(len(serial) + len(serial) % 2)
         return cls(
@@ -135,7 +139,7 @@ class CertificateView:
             not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
             lifetime_minutes=(cert.not_valid_after_utc
                               - cert.not_valid_before_utc).total_seconds() / 60,
-            subject_alternative_name=san, issuer=cert.issuer.rfc4514_string(),
+            subject_alternative_names=san, issuer=cert.issuer.rfc4514_string(),
             pem=cert.public_bytes(Encoding.PEM).decode(),
         )
 
@@ -277,3 +281,117 @@ def latest_provenance(rows: list[SignatureRecord]) -> Provenance:
     if not rows:
         return Provenance()
     return Provenance.from_dict(rows[0].provenance)
+
+
+# -- attestations ------------------------------------------------------------------------------
+# A statement is shown as formatted JSON up to this size; an SBOM of megabytes is cut (the
+# whole one is in the bundle download).
+MAX_STATEMENT_SHOWN = 256 * 1024
+
+
+@dataclass(frozen=True)
+class AttestationSummary:
+    id: str
+    predicate_type: str
+    identity: str
+    signed_at: datetime
+    source_repository_ref: str | None
+    status: str
+    revocation_reason: str | None
+
+
+def attestation_summary(row: AttestationRecord) -> AttestationSummary:
+    return AttestationSummary(
+        id=row.id, predicate_type=row.predicate_type, identity=row.identity,
+        signed_at=row.signed_at, source_repository_ref=row.source_repository_ref,
+        status="revoked" if row.revoked else NOT_REVOKED,
+        revocation_reason=row.revocation.reason if row.revocation else None)
+
+
+@dataclass(frozen=True)
+class AttestationDetails:
+    id: str
+    ref: ArtifactRef
+    artifact_id: str
+    predicate_type: str
+    identity: str
+    issuer: str
+    signed_at: datetime
+    status: str
+    revocation: dict[str, Any] | None
+    slsa_fields: list[tuple[str, str]]  # SLSA provenance as readable fields; else empty
+    statement_json: str  # the statement, formatted (cut at MAX_STATEMENT_SHOWN)
+    statement_cut: bool
+    certificate: CertificateView | None
+    timestamps: list[TimestampView]
+    log_entries: list[LogEntryView]
+    bundle_filename: str
+    problem: str | None = None
+
+
+def attestation_details(row: AttestationRecord) -> AttestationDetails:
+    ref = ArtifactRef(row.name, row.digest)
+    revocation = ({"reason": row.revocation.reason, "revoked_by": row.revocation.revoked_by,
+                   "revoked_at": row.revocation.revoked_at} if row.revocation else None)
+    problem, certificate, timestamps, entries = None, None, [], []
+    statement: dict[str, Any] = {}
+    try:
+        model = Bundle.from_json(row.bundle)
+        material = model.verification_material
+        if material.certificate is not None:
+            certificate = CertificateView.of(
+                x509.load_der_x509_certificate(material.certificate.raw_bytes))
+        tsd = material.timestamp_verification_data
+        timestamps = [TimestampView.of(t.signed_timestamp)
+                      for t in (tsd.rfc3161_timestamps if tsd else ())]
+        entries = [LogEntryView(int(e.log_index), _epoch(e.integrated_time))
+                   for e in material.tlog_entries]
+        if model.dsse_envelope is not None:
+            statement = json.loads(model.dsse_envelope.payload)
+    except (WireError, ValueError) as exc:
+        problem = f"The stored bundle cannot be read: {exc}."
+    text = json.dumps(statement, indent=2, ensure_ascii=False)
+    predicate = statement.get("predicate")
+    fields = (slsa_fields(predicate) if row.predicate_type == slsa.PREDICATE_TYPE
+              and isinstance(predicate, dict) else [])
+    return AttestationDetails(
+        id=row.id, ref=ref, artifact_id=row.artifact_id, predicate_type=row.predicate_type,
+        identity=row.identity, issuer=row.issuer, signed_at=row.signed_at,
+        status="revoked" if row.revoked else NOT_REVOKED, revocation=revocation,
+        slsa_fields=fields, statement_json=text[:MAX_STATEMENT_SHOWN],
+        statement_cut=len(text) > MAX_STATEMENT_SHOWN, certificate=certificate,
+        timestamps=timestamps, log_entries=entries,
+        bundle_filename=attestation_filename(ref), problem=problem)
+
+
+def attestation_filename(ref: ArtifactRef) -> str:
+    """As the CLI names it: ``<name-safe>.intoto.sigstore.json``."""
+    return ref.safe_filename.removesuffix(".sigstore.json") + ".intoto.sigstore.json"
+
+
+def slsa_fields(predicate: dict[str, Any]) -> list[tuple[str, str]]:
+    """SLSA provenance v1 as label/value rows: build type, builder, invocation, parameters
+    (flattened, ``workflow.ref``), each resolved dependency with its digests."""
+    definition = predicate.get("buildDefinition") or {}
+    run = predicate.get("runDetails") or {}
+    rows = [("Build type", str(definition.get("buildType", ""))),
+            ("Builder", str((run.get("builder") or {}).get("id", ""))),
+            ("Invocation", str((run.get("metadata") or {}).get("invocationId", "")))]
+    for title, key in (("External parameter", "externalParameters"),
+                       ("Internal parameter", "internalParameters")):
+        rows += [(f"{title} {name}", value) for name, value in _flat(definition.get(key))]
+    for dependency in definition.get("resolvedDependencies") or []:
+        if isinstance(dependency, dict):
+            digests = ", ".join(f"{k}:{v}" for k, v in (dependency.get("digest") or {}).items())
+            rows.append(("Resolved dependency",
+                         " @ ".join(p for p in (str(dependency.get("uri", "")), digests) if p)))
+    return [(label, value) for label, value in rows if value]
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [row for k, v in value.items() for row in _flat(v, f"{prefix}{k}.")]
+    if value is None or prefix == "":
+        return []
+    text = value if isinstance(value, str) else json.dumps(value)
+    return [(prefix.rstrip("."), text)]
