@@ -59,7 +59,9 @@ def test_sign_verify_revoke_then_verify_fails(runner: FakeRunner) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", outputs["signature_id"])
     cert = x509.load_pem_x509_certificate(outputs["certificate"].encode())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [IDENTITY]
+    # A github-kind leaf names the job's workflow first (as Fulcio), then the token's subject.
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    assert uris[-1] == IDENTITY and uris[0].endswith("/.github/workflows/release.yml@refs/tags/v1.2.3")
     assert outputs["bundle_path"] == f"ghcr.io_acme_app_sha256_{DIGEST}.sigstore.json"
     bundle = json.loads((runner.workspace / outputs["bundle_path"]).read_text())
     assert bundle["mediaType"].startswith("application/vnd.dev.sigstore.bundle")
