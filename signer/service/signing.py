@@ -20,10 +20,7 @@ from typing import Any
 import pydantic_core
 import rfc8785
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer import bundle as bundles
@@ -177,15 +174,10 @@ class SigningService:
         ref = parse_ref(name)
         signature = _decode_signature(signature_b64)
         csr = parse_csr(csr_pem)
-        key = csr.public_key()
-        assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
-        try:
-            key.verify(signature, ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
-        except InvalidSignature as exc:
+        if not uploads.signs_digest(csr.public_key(), signature, ref.digest_bytes):
             raise UsageError(
                 f"The signature does not verify over sha256:{ref.digest} with the CSR's key.",
-                "Sign the digest named in 'name' with the key the CSR was made for.",
-            ) from exc
+                "Sign the digest named in 'name' with the key the CSR was made for.")
         sig_hash = hashlib.sha256(signature).hexdigest()
         stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
         if stored is not None:
@@ -205,16 +197,11 @@ class SigningService:
         ref = parse_ref(name)
         signature = _decode_signature(signature_b64)
         cert = self._check_certificate(certificate_pem, principal, namespace)
-        key = cert.public_key()
-        assert isinstance(key, ec.EllipticCurvePublicKey)  # our CA certifies only P-256
-        try:
-            key.verify(signature, ref.digest_bytes, ec.ECDSA(Prehashed(hashes.SHA256())))
-        except InvalidSignature as exc:
+        if not uploads.signs_digest(cert.public_key(), signature, ref.digest_bytes):
             raise UsageError(
                 f"The signature does not verify over sha256:{ref.digest} with the "
                 "certificate's key.",
-                "Sign the digest named in --name with the key the certificate was issued for.",
-            ) from exc
+                "Sign the digest named in --name with the key the certificate was issued for.")
         sig_hash = hashlib.sha256(signature).hexdigest()
         # Idempotent: a retried upload gets the stored entry, and no second timestamp.
         stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)

@@ -10,6 +10,9 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from signer.provenance import Provenance
 from signer.verification.windows import within
@@ -86,3 +89,15 @@ def _uri_identities(cert: x509.Certificate) -> list[str]:
     if not uris:
         raise LeafMalformed("the certificate has no URI identity")
     return list(uris)
+
+
+def signs_digest(key: object, signature: bytes, digest: bytes) -> bool:
+    """Whether ``signature`` is the ECDSA (prehashed SHA-256) signature of ``digest`` by ``key``
+    — the upload's proof that its sender holds the leaf's (or the CSR's) key."""
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        key.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        return False
+    return True
