@@ -8,6 +8,7 @@ kind's claims fill the record is ``signer.issuers``.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +23,16 @@ Claims = Mapping[str, Any]
 Source = Literal["token", "declared"]
 
 FULCIO_ARC = "1.3.6.1.4.1.57264.1"
-OUR_ARC = "2.25.179321160043125797355901517366827743804.1"
+# The project's own arc is its UUID. X.667 spells that 2.25.<the UUID as one integer>, but
+# Go's x509 refuses an OID arc past 2^63 (RFC 5280 only asks parsers for 2^28), so gh,
+# cosign, sigstore-go and policy-controller could not parse our leaves. We write the same
+# UUID's ViaThinkSoft AltId instead (registered PEN 54392, method 3: eight 16-bit arcs), and
+# still read the 2.25 form that certificates issued before the change carry.
+PROJECT_UUID = uuid.UUID("86e7ffca-30c0-4ec1-bd69-ddd09568fa3c")
+PROJECT_ARC = "1.3.6.1.4.1.54392.3." + ".".join(
+    str(int.from_bytes(PROJECT_UUID.bytes[i : i + 2], "big")) for i in range(0, 16, 2))
+PROJECT_ARC_X667 = f"2.25.{PROJECT_UUID.int}"
+OUR_ARC = f"{PROJECT_ARC}.1"
 
 
 def claim_text(value: Any) -> str | None:
@@ -73,7 +83,9 @@ FIELDS: tuple[Field, ...] = (
     Field("provenance_source", f"{OUR_ARC}.3", "Provenance source", None, group="service"),
 )
 BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
-BY_OID: dict[str, Field] = {f.oid: f for f in FIELDS}
+BY_OID: dict[str, Field] = {f.oid: f for f in FIELDS} | {
+    f.oid.replace(PROJECT_ARC, PROJECT_ARC_X667): f for f in FIELDS
+    if f.oid.startswith(PROJECT_ARC)}  # read both spellings of our arc
 FLAG_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.flag)
 
 # Fulcio's first extensions (1.1–1.6), still written for GitHub tokens because older

@@ -24,10 +24,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from signer.provenance import PROJECT_ARC
 from signer.service.keys import KeySigner
 
 # Our own arc (docs/design.md), .2 = timestamping, .2.1 = this TSA's first policy.
-DEFAULT_POLICY_OID = "2.25.179321160043125797355901517366827743804.2.1"
+DEFAULT_POLICY_OID = f"{PROJECT_ARC}.2.1"
 
 # Digest lengths of the imprint algorithms we accept; anything weaker is refused (badAlg).
 ACCEPTED_IMPRINT_DIGESTS = {"sha256": 32, "sha384": 48, "sha512": 64}

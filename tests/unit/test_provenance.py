@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -7,7 +9,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from signer import issuers
 from signer.errors import UsageError
-from signer.provenance import BY_KEY, FIELDS, Provenance, matches
+from signer.provenance import (
+    BY_KEY,
+    FIELDS,
+    PROJECT_ARC,
+    PROJECT_ARC_X667,
+    PROJECT_UUID,
+    Provenance,
+    matches,
+)
 
 CLAIMS = {
     "iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app:ref:refs/tags/v1",
@@ -43,18 +53,42 @@ def test_claims_map_to_the_design_table() -> None:
 
 def test_extensions_round_trip_through_a_certificate() -> None:
     p = GITHUB.provenance(CLAIMS, "acme").replace(build_config_name="ré" * 100)
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
-        x509.Name([])).public_key(key.public_key()).serial_number(1).not_valid_before(
-        __import__("datetime").datetime(2026, 1, 1)).not_valid_after(
-        __import__("datetime").datetime(2026, 1, 2))
-    for ext in p.extensions(CLAIMS):
-        builder = builder.add_extension(ext, critical=False)
-    cert = builder.sign(key, hashes.SHA256())
+    cert = _leaf(p.extensions(CLAIMS))
     assert Provenance.from_certificate(cert) == p
     legacy = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.5"))
     assert legacy.value.value == b"acme/app"  # type: ignore[attr-defined]
     assert len({f.oid for f in FIELDS}) == len(FIELDS)
+
+
+def _leaf(extensions: list[x509.UnrecognizedExtension]) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
+        x509.Name([])).public_key(key.public_key()).serial_number(1).not_valid_before(
+        datetime(2026, 1, 1)).not_valid_after(datetime(2026, 1, 2))
+    for ext in extensions:
+        builder = builder.add_extension(ext, critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_our_arc_is_parseable_by_go_and_names_the_project_uuid() -> None:
+    # Go's x509 (gh, cosign, policy-controller) refuses an arc past 2^63; RFC 5280 asks
+    # parsers for 2^28. Every arc we write fits in 16 bits, and spells the project's UUID.
+    assert PROJECT_ARC.startswith("1.3.6.1.4.1.54392.3.")
+    arcs = [int(a) for a in PROJECT_ARC.split(".")[8:]]
+    assert len(arcs) == 8 and max(arcs) < 2**16
+    assert b"".join(a.to_bytes(2, "big") for a in arcs) == PROJECT_UUID.bytes
+    ours = [f for f in FIELDS if not f.oid.startswith("1.3.6.1.4.1.57264.")]
+    assert {f.key for f in ours} == {"namespace", "build_config_name", "provenance_source"}
+    assert all(f.oid.startswith(PROJECT_ARC + ".1.") for f in ours)
+
+
+def test_a_leaf_from_before_the_arc_change_is_still_read() -> None:
+    p = GITHUB.provenance(CLAIMS, "acme")
+    old = [x509.UnrecognizedExtension(
+        x509.ObjectIdentifier(e.oid.dotted_string.replace(PROJECT_ARC, PROJECT_ARC_X667)),
+        e.value) for e in p.extensions(CLAIMS)]
+    assert any(e.oid.dotted_string.startswith("2.25.") for e in old)
+    assert Provenance.from_certificate(_leaf(old)) == p
 
 
 def test_flags_compare_by_normalising_never_by_substring() -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,3 +218,21 @@ def test_the_cli_reports_the_failed_step_as_json(name: str, step: int | None) ->
     assert done.exit_code == (0 if step is None else 1), done.output
     (entry,) = json.loads(done.stdout)["entries"]
     assert entry["failed_step"] == step
+
+
+def test_the_generator_still_makes_every_asset(tmp_path: Path) -> None:
+    """The assets are regenerated when the bundle, log or key code changes: the generator
+    must keep running, write the files that are checked in, and its good bundle verify."""
+    script = ASSETS / "make_verification_assets.py"
+    (tmp_path / "corpus").mkdir()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "SIGNER_ASSETS_OUT": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    kept = {p.relative_to(ASSETS) for p in ASSETS.rglob("*") if p.is_file()}
+    assert len(made) >= 40 and made <= kept, sorted(map(str, made - kept))
+    fresh = verify_entries(
+        Verifier(trust.read(tmp_path / "trusted_root-good.json")),
+        [("fresh", bundle.read(tmp_path / "bundle-good.sigstore.json"), None)], DIGEST,
+        from_flags(META["issuer"], META["identity"], None, {}), revocation_checked=False)
+    assert fresh.ok, fresh.results[0].error
