@@ -120,11 +120,7 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
     declared = _provenance(kwargs)
     client = _client(**kwargs)
     ref = _ref(name, file)
-    if push and file is not None:
-        raise UsageError("--push attaches the bundle to an image in a registry; a --file "
-                         "is not in one.", "Drop --push, or sign the image by --name.")
-    if push:
-        registry.image_ref(ref)  # a name that is no image fails before anything is signed
+    _check_pushable(push, ref, file)
     signed = operations.sign(client, _namespace(namespace), ref, declared, bundle)
     if certificate_identity and certificate_identity != signed.identity:
         raise UsageError(f"The certificate was issued to '{signed.identity}', not "
@@ -132,15 +128,7 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
     if output == "text":
         click.echo(f"signed {signed.ref} as {signed.identity}; bundle: {signed.bundle_path}",
                    err=True)
-    data = signed.as_dict()
-    if push:
-        pushed = _push(signed, allow_insecure_registry)
-        data["referrer"] = pushed.as_dict()
-        if output == "text":
-            image = registry.image_ref(ref)
-            click.echo(f"pushed to {image.registry}/{image.repository}@{pushed.digest} "
-                       f"({pushed.index}{'' if pushed.added else ', already there'})", err=True)
-    _print(output, signed.id, data)
+    _print(output, signed.id, _pushed(signed, push, allow_insecure_registry, output))
 
 
 @artifact.command()
@@ -152,9 +140,13 @@ def sign(name: str | None, file: Path | None, bundle: Path | None,
         help="A JSON predicate to wrap (an SBOM, a test result); needs --predicate-type.")
 @option("bundle", type=click.Path(dir_okay=False, path_type=Path),
         help="Where to write the bundle [default: <name-safe>.intoto.sigstore.json].")
+@option("push", is_flag=True, default=False,
+        help="Also attach the bundle to the image in its registry (an OCI 1.1 referrer).")
+@registry_option
 @connection_options
 def attest(name: str | None, file: Path | None, predicate_type: str | None,
-           predicate: Path | None, bundle: Path | None, output: str, namespace: str | None,
+           predicate: Path | None, bundle: Path | None, push: bool,
+           allow_insecure_registry: bool | None, output: str, namespace: str | None,
            **kwargs: Any) -> None:
     """Attest an artifact: an in-toto statement in a DSSE envelope, in a Sigstore bundle."""
     if predicate is None and predicate_type and predicate_type != slsa.PREDICATE_TYPE:
@@ -163,25 +155,45 @@ def attest(name: str | None, file: Path | None, predicate_type: str | None,
                          "build provenance.")
     client = _client(**kwargs)
     ref = _ref(name, file)
+    _check_pushable(push, ref, file)
     body = operations.read_predicate(predicate) if predicate is not None else None
     attested = operations.attest(client, _namespace(namespace), ref, predicate_type, body,
                                  bundle)
     if output == "text":
         click.echo(f"attested {attested.ref} ({attested.predicate_type}) as "
                    f"{attested.identity}; bundle: {attested.bundle_path}", err=True)
-    _print(output, attested.id, attested.as_dict())
+    _print(output, attested.id, _pushed(attested, push, allow_insecure_registry, output))
 
 
-def _push(signed: operations.Signed, allow_insecure: bool | None) -> registry.Pushed:
+def _check_pushable(push: bool, ref: ArtifactRef, file: Path | None) -> None:
+    """Before anything is signed: --push needs an image, named by digest in its registry."""
+    if push and file is not None:
+        raise UsageError("--push attaches the bundle to an image in a registry; a --file "
+                         "is not in one.", "Drop --push, or sign the image by --name.")
+    if push:
+        registry.image_ref(ref)  # a name that is no image fails before anything is signed
+
+
+def _pushed(made: operations.Signed | operations.Attested, push: bool,
+            allow_insecure: bool | None, output: str) -> dict[str, Any]:
+    """``made``'s JSON output, after attaching its bundle to the image when ``push``."""
+    data = made.as_dict()
+    if not push:
+        return data
     try:
-        return operations.push_to_registry(signed.ref, signed.bundle_json,
-                                           allow_insecure=allow_insecure)
+        pushed = operations.push_made(made, allow_insecure)
     except SignerError as exc:
-        exc.detail = (f"Signed ({signed.id}, bundle {signed.bundle_path}), but the push to the "
+        exc.detail = (f"Stored ({made.id}, bundle {made.bundle_path}), but the push to the "
                       f"registry failed: {exc.detail}")
-        exc.fix = (exc.fix + " Then push the bundle again, without signing again: 'signer "
-                   f"artifact push --name {signed.ref} --bundle {signed.bundle_path}'.").strip()
+        exc.fix = (exc.fix + " Then push the bundle again, without signing again: "
+                   f"'{operations.push_command(made)}'.").strip()
         raise
+    data["referrer"] = pushed.as_dict()
+    if output == "text":
+        image = registry.image_ref(made.ref)
+        click.echo(f"pushed to {image.registry}/{image.repository}@{pushed.digest} "
+                   f"({pushed.index}{'' if pushed.added else ', already there'})", err=True)
+    return data
 
 
 @artifact.command()

@@ -228,6 +228,19 @@ def push_to_registry(ref: ArtifactRef, bundle_json: str | bytes,
     return registry.push_bundle(client, data, predicate_type)
 
 
+def push_made(made: Signed | Attested, allow_insecure: bool | None = None) -> registry.Pushed:
+    """Attach what was just signed or attested to its image (an attestation with its
+    predicate type, which deploy-time checks select by)."""
+    predicate_type = made.predicate_type if isinstance(made, Attested) else None
+    return push_to_registry(made.ref, made.bundle_json, predicate_type, allow_insecure)
+
+
+def push_command(made: Signed | Attested) -> str:
+    """The command that attaches ``made``'s bundle again without signing again."""
+    extra = f" --predicate-type {made.predicate_type}" if isinstance(made, Attested) else ""
+    return f"signer artifact push --name {made.ref} --bundle {made.bundle_path}{extra}"
+
+
 def registry_referrers(ref: ArtifactRef, allow_insecure: bool | None = None,
                        fetch_bundles: bool = False) -> registry.Referrers:
     """What refers to the image in its registry (bundles read when ``fetch_bundles``)."""

@@ -31,6 +31,7 @@ from signer.artifact import ArtifactRef, parse_ref, ref_for_file
 from signer.client import Client
 from signer.errors import AuthenticationError, SignerError, UsageError, VerificationFailed
 from signer.oidc import github_actions_token
+from signer.registry import ImageRef
 
 # Exit code of an unexpected failure (a bug): EX_SOFTWARE, unlike every SignerError's.
 INTERNAL_ERROR_EXIT = 70
@@ -234,30 +235,30 @@ def sign(runner: Runner, inputs: Mapping[str, Any]) -> None:
         runner.add_summary(summary.signed(signed, inputs["namespace"], workflow_path))
         if image is not None:
             runner.log(f"attaching the bundle to {image} (registry credentials: {source})")
-            pushed = push(signed, inputs["allow_insecure_registry"])
-            runner.set_output("referrer_digest", pushed.digest)
-            runner.add_summary(summary.pushed(image, pushed))
-            runner.notice(f"bundle attached to {image} as {pushed.digest} ({pushed.index}"
-                          f"{'' if pushed.added else ', already there'})", title="pushed")
+            push(runner, signed, image, inputs["allow_insecure_registry"])
     runner.notice(f"{ref} signed as {signed.identity}; signature {signed.id}, bundle "
                   f"{signed.bundle_path}", title="signed")
 
 
-def push(signed: operations.Signed, allow_insecure: bool) -> registry.Pushed:
-    """The push after the signing: a failure says the signature stays, and how to attach the
-    bundle without signing again."""
+def push(runner: Runner, made: operations.Signed | operations.Attested, image: ImageRef,
+         allow_insecure: bool) -> None:
+    """The push after the signing: outputs and summary; a failure says the signature stays,
+    and how to attach the bundle without signing again."""
+    what = "attestation" if isinstance(made, operations.Attested) else "signature"
     try:
-        return operations.push_to_registry(signed.ref, signed.bundle_json,
-                                           allow_insecure=allow_insecure or None)
+        pushed = operations.push_made(made, allow_insecure or None)
     except SignerError as exc:
-        exc.detail = (f"Signed (signature {signed.id}, bundle {signed.bundle_path}; both stay), "
+        exc.detail = (f"Signed ({what} {made.id}, bundle {made.bundle_path}; both stay), "
                       f"but attaching the bundle to the image in its registry failed: "
                       f"{exc.detail}")
         exc.fix = " ".join(part for part in (
             exc.fix, _REGISTRY_FIX, "Then re-run the job, or attach the bundle without "
-            f"signing again: 'signer artifact push --name {signed.ref} --bundle "
-            f"{signed.bundle_path}'.") if part)
+            f"signing again: '{operations.push_command(made)}'.") if part)
         raise
+    runner.set_output("referrer_digest", pushed.digest)
+    runner.add_summary(summary.pushed(image, pushed))
+    runner.notice(f"bundle attached to {image} as {pushed.digest} ({pushed.index}"
+                  f"{'' if pushed.added else ', already there'})", title="pushed")
 
 
 def bundle_source(inputs: Mapping[str, Any]) -> str:
@@ -379,16 +380,29 @@ def attest(runner: Runner, inputs: Mapping[str, Any]) -> None:
         raise UsageError(f"predicate_type {inputs['predicate_type']} needs predicate_path.",
                          "Pass the predicate's JSON file, or drop predicate_type for SLSA "
                          "build provenance from the job's token.")
-    client = connect(runner, inputs)
-    bundle_path = Path(inputs["bundle_path"]) if inputs["bundle_path"] else None
-    if bundle_path is not None:
-        bundle_path.parent.mkdir(parents=True, exist_ok=True)
-    runner.log(f"attesting {ref} in namespace {inputs['namespace']}")
-    attested = operations.attest(client, inputs["namespace"], ref,
-                                 inputs["predicate_type"] or None, predicate, bundle_path)
-    runner.set_output("attestation_id", attested.id)
-    runner.set_output("bundle_path", str(attested.bundle_path))
-    runner.add_summary(summary.attested(attested, inputs["namespace"]))
+    if inputs["push_to_registry"] and path:
+        raise UsageError("push_to_registry attaches the bundle to an image in a registry; "
+                         "artifact_path is a file, in none.",
+                         f"Attest the image by 'artifact_name: {DIGEST_EXAMPLE}', or drop "
+                         "push_to_registry.")
+    # As for sign: a name that is no image fails before anything is attested.
+    image = registry.image_ref(ref) if inputs["push_to_registry"] else None
+    with ExitStack() as stack:
+        source = "" if image is None else stack.enter_context(
+            registry_access.access(runner, inputs, image))
+        client = connect(runner, inputs)
+        bundle_path = Path(inputs["bundle_path"]) if inputs["bundle_path"] else None
+        if bundle_path is not None:
+            bundle_path.parent.mkdir(parents=True, exist_ok=True)
+        runner.log(f"attesting {ref} in namespace {inputs['namespace']}")
+        attested = operations.attest(client, inputs["namespace"], ref,
+                                     inputs["predicate_type"] or None, predicate, bundle_path)
+        runner.set_output("attestation_id", attested.id)
+        runner.set_output("bundle_path", str(attested.bundle_path))
+        runner.add_summary(summary.attested(attested, inputs["namespace"]))
+        if image is not None:
+            runner.log(f"attaching the bundle to {image} (registry credentials: {source})")
+            push(runner, attested, image, inputs["allow_insecure_registry"])
     runner.notice(f"{ref} attested ({attested.predicate_type}) as {attested.identity}; "
                   f"attestation {attested.id}, bundle {attested.bundle_path}", title="attested")
 

@@ -80,13 +80,16 @@ ATTEST: tuple[Input, ...] = (
     Input("predicate_type", example="https://spdx.dev/Document"),
     Input("predicate_path", example="sbom.spdx.json"),
     Input("bundle_path"),
+    Input("github_token", secret=True, example="${{ github.token }}"),
+    Input("push_to_registry", default="false", boolean=True),
+    *_REGISTRY,
 )
 
 INPUTS: dict[str, tuple[Input, ...]] = {"sign": SIGN, "verify": VERIFY, "revoke": REVOKE,
                                         "attest": ATTEST}
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "sign": ("signature_id", "certificate", "bundle_path", "referrer_digest"),
-    "attest": ("attestation_id", "bundle_path"),
+    "attest": ("attestation_id", "bundle_path", "referrer_digest"),
     "verify": ("verified",),
     "revoke": ("revoked_count",),
 }

@@ -53,9 +53,9 @@ def test_action_yml_runs_the_container_with_the_runners_inputs(name: str) -> Non
     inputs_env = {k: v for k, v in run["env"].items() if k.startswith("INPUT_")}
     assert inputs_env == {env_name(i): f"${{{{ inputs.{i} }}}}" for i in action["inputs"]}
     registry = set(run["env"]) - set(inputs_env)
-    # Only sign (push_to_registry) and verify (bundle_source: registry) reach a registry.
-    assert registry == (set() if name in ("revoke", "attest")
-                        else {"DOCKER_CONFIG", "GITHUB_TOKEN"})
+    # Only sign and attest (push_to_registry) and verify (bundle_source: registry) reach a
+    # registry.
+    assert registry == (set() if name == "revoke" else {"DOCKER_CONFIG", "GITHUB_TOKEN"})
     assert remove["if"] == "always()" and GENERATED.format(name) in remove["run"]
     assert {k: v["value"] for k, v in action["outputs"].items()} == {
         k: f"${{{{ steps.run.outputs.{k} }}}}" for k in OUTPUTS[name]}

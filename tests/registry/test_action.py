@@ -22,6 +22,7 @@ from tests.service_process import Service, Tenant, clean_env
 pytestmark = [pytest.mark.registry, pytest.mark.integration, pytest.mark.docker]
 
 IDENTITY = "repo:acme/app:ref:refs/tags/v1.2.3"
+SLSA = "https://slsa.dev/provenance/v1"
 # Where docker-action.sh copies the runner's config.json, relative to the workspace.
 COPY = ".github/.tmp/.generated-actions/signer-{}/docker-config"
 SECRETS = (PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
@@ -99,6 +100,32 @@ def test_sign_pushes_and_verify_reads_the_registry(runner: FakeRunner, local_reg
     assert "identity and provenance" in other.summary
     [error] = other.errors
     assert "passed verification" in error and "certificate_identity" in error
+
+
+def test_attest_pushes_and_verify_gates_on_the_predicate_type(
+        runner: FakeRunner, local_registry: LocalRegistry) -> None:
+    image = local_registry.push_image("app-attest-action", "attested by the action\n")
+    attested = run(runner, "attest", local_registry, artifact_name=image,
+                   push_to_registry="true")
+    assert attested.returncode == 0, attested.log
+    secrets_only_masked(attested)
+    digest = attested.outputs["referrer_digest"]
+    [entry] = [m for m in index_of(local_registry, image)["manifests"]
+               if m["digest"] == digest]
+    assert entry["annotations"]["dev.sigstore.bundle.predicateType"] == SLSA
+    assert "### Attached to the image" in attested.summary
+
+    verified = run(runner, "verify", local_registry, **verify_inputs(
+        image, runner.issuer.url, predicate_type=SLSA))
+    assert verified.returncode == 0, verified.log
+    assert verified.outputs == {"verified": "true"}
+
+    # A file is in no registry: refused before anything is attested.
+    (runner.workspace / "app.tar.gz").write_bytes(b"app")
+    refused = run(runner, "attest", None, artifact_path="app.tar.gz", push_to_registry="true")
+    assert refused.returncode == 2, refused.log
+    [error] = refused.errors
+    assert "artifact_path is a file" in error and "attestation_id" not in refused.outputs
 
 
 def test_a_failed_push_keeps_the_signature_and_says_what_to_do(
