@@ -127,7 +127,7 @@ class AttestingService:
             text = dsse_bundle(cert.public_bytes(Encoding.DER), envelope, timestamp,
                                tlog_entry).to_json()
             row = self.store.insert_attestation(
-                tx, dataclasses.replace(new, bundle=text), entry.index)
+                tx, dataclasses.replace(new, bundle=text), tlog.name, entry.index)
             return row, True
 
         try:
@@ -140,7 +140,7 @@ class AttestingService:
                 raise
             return stored, False
         self.signing.audit.stored("attestation", row.id, namespace, row.name, row.digest,
-                                  row.log_index)
+                                  row.log_tree, row.log_index)
         return row, created
 
     def find(self, principal: Principal, namespace: str, ref: ArtifactRef,
@@ -222,7 +222,8 @@ def attestation_view(row: AttestationRecord) -> dict[str, Any]:
         "digest": f"sha256:{row.digest}", "predicate_type": row.predicate_type,
         "identity": row.identity, "issuer": row.issuer, "provenance": row.provenance,
         "signed_at": row.signed_at, "created_at": row.created_at,
-        "revoked": revocation is not None, "log_index": row.log_index,
+        "revoked": revocation is not None, "log_tree": row.log_tree,
+        "log_index": row.log_index,
         "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
                        "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}
         if revocation else None,

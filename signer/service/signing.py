@@ -241,7 +241,8 @@ class SigningService:
                 promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
                 tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
             row = self.store.insert_signature(tx, dataclasses.replace(
-                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), entry.index)
+                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), self.tlog.name,
+                entry.index)
             return row, True
 
         try:
@@ -255,7 +256,8 @@ class SigningService:
             if stored is None:
                 raise
             return stored, False
-        self.audit.stored("signature", row.id, namespace, row.name, row.digest, row.log_index)
+        self.audit.stored("signature", row.id, namespace, row.name, row.digest, row.log_tree,
+                          row.log_index)
         return row, created
 
     def _check_certificate(self, pem: str, principal: Principal, namespace: str
@@ -366,6 +368,7 @@ def signature_view(row: SignatureRecord, with_bundle: bool = True) -> dict[str, 
         "signed_at": row.signed_at,
         "created_at": row.created_at,
         "revoked": revocation is not None,
+        "log_tree": row.log_tree,
         "log_index": row.log_index,
         "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
                        "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}
