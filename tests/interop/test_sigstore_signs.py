@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from signer import dsse
 from signer.service.config import SIGSTORE_AUDIENCE
 from tests.browser.conftest import http_sign_in
 from tests.fakes.github_oidc import FakeGitHubIssuer
@@ -118,6 +119,49 @@ def test_sigstore_python_signs(service: Service, issuer: FakeGitHubIssuer,
                         "--certificate-oidc-issuer", issuer.url)
     assert after.returncode == 1, after.stdout + after.stderr
     assert "revoked" in (after.stdout + after.stderr).lower()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_sigstore_python_attests(service: Service, issuer: FakeGitHubIssuer,
+                                 owner_tenant: Signer, version: int) -> None:
+    """``sigstore attest`` (SLSA v0.2 is one of the two predicate types it takes; signer
+    takes SLSA v1 from its own token only). Through Rekor v1 the envelope is a dsse 0.0.1
+    entry, stored as an attestation about the file; sigstore-python 4.x logs it through
+    Rekor v2 as a hashedrekord over the envelope's PAE, which signer stores as what the
+    entry says: a signature of that digest."""
+    file = owner_tenant.workdir / "release.tar.gz"
+    file.write_bytes(b"an artifact attested by sigstore-python through Rekor v%d\n" % version)
+    predicate = owner_tenant.workdir / "predicate.json"
+    predicate.write_text(json.dumps({"builder": {"id": "https://ci.example/builder"},
+                                     "buildType": "https://ci.example/build/v1"}))
+    token = issuer.token(aud=SIGSTORE_AUDIENCE, repository=owner_tenant.repository)
+    done = subprocess.run(
+        [SIGSTORE, "--trust-config", str(owner_tenant.config), "attest", "--identity-token",
+         token, "--rekor-version", str(version), "--predicate", str(predicate),
+         "--predicate-type", "https://slsa.dev/provenance/v0.2", str(file)],
+        capture_output=True, text=True, cwd=owner_tenant.workdir, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    identity = f"repo:{owner_tenant.repository}:ref:refs/tags/v1.2.3"
+    verified = _verify(owner_tenant, file, identity, issuer.url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    key = owner_tenant.tenant.api_key
+    namespace = owner_tenant.tenant.namespace
+    if version == 1:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        found = service.get("/v1/attestations", key, params={
+            "namespace": namespace, "name": f"release.tar.gz@sha256:{digest}"})
+        assert found.status_code == 200, found.text
+        assert found.json()["attestations"][0]["predicate_type"] == \
+            "https://slsa.dev/provenance/v0.2"
+        return
+    envelope = json.loads(Path(str(file) + ".sigstore.json").read_text())["dsseEnvelope"]
+    pae = dsse.pae(envelope["payloadType"], base64.b64decode(envelope["payload"]))
+    digest = hashlib.sha256(pae).hexdigest()
+    found = service.get("/v1/entries", key, params={
+        "namespace": namespace, "name": f"sha256:{digest}@sha256:{digest}"})
+    assert found.status_code == 200, found.text
+    assert found.json()["entries"][0]["log_tree"] == "tlog2"
 
 
 def test_token_outside_every_policy_is_refused(issuer: FakeGitHubIssuer,
