@@ -97,6 +97,12 @@ def parse_ref(reference: str) -> ArtifactRef:
     return ArtifactRef(check_name_in(name, reference), digest)
 
 
+def digest_named(digest: str) -> ArtifactRef:
+    """Content known by its digest alone (a Rekor entry names no artifact): named by the
+    digest itself, ``sha256:<hex>@sha256:<hex>``."""
+    return parse_ref(f"{DIGEST_ALGORITHM}:{digest}@{DIGEST_ALGORITHM}:{digest}")
+
+
 def digest_file(path: Path) -> str:
     """The lowercase hex SHA-256 of a file, read in chunks."""
     try:

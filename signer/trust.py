@@ -95,12 +95,16 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime,
 
     With a namespace, its services: Fulcio, Rekor and the TSA under ``<url>/ns/<namespace>``
     (``signer.service.sigstore_api``), which Sigstore's clients sign through.
+
+    Rekor is listed twice, v1 and v2 at the same URL (clients POST ``<url>/api/v1|v2/log/
+    entries``), by one operator: a client takes one log per operator, the highest version it
+    speaks (sigstore-python 4.x: v2), unless told otherwise (``--rekor-version 1``).
     """
     base = url if namespace is None else f"{url}/ns/{namespace}"
 
-    def service(path: str = "", at: str = base) -> Service:
-        return Service(url=at + path, major_api_version=1, valid_for=TimeRange(start=start),
-                       operator="signer")
+    def service(path: str = "", at: str = base, version: int = 1) -> Service:
+        return Service(url=at + path, major_api_version=version,
+                       valid_for=TimeRange(start=start), operator="signer")
 
     any_one = ServiceConfiguration(selector="ANY")
     return ClientTrustConfig(
@@ -108,9 +112,9 @@ def client_trust_config(trust: TrustMaterial, url: str, start: datetime,
         trusted_root=trust.to_model(),
         signing_config=SigningConfig(
             media_type=SIGNING_CONFIG_MEDIA_TYPE, ca_urls=(service(),),
-            oidc_urls=(service("/auth", url),), rekor_tlog_urls=(service(),),
-            rekor_tlog_config=any_one, tsa_urls=(service("/api/v1/timestamp"),),
-            tsa_config=any_one),
+            oidc_urls=(service("/auth", url),),
+            rekor_tlog_urls=(service(), service(version=2)), rekor_tlog_config=any_one,
+            tsa_urls=(service("/api/v1/timestamp"),), tsa_config=any_one),
     ).to_json()
 
 

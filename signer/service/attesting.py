@@ -11,6 +11,11 @@ Then, as for a signature: an RFC 3161 timestamp over the signature, a Rekor v1 `
 sigstore-python and sigstore-js read for DSSE bundles: it records the payload hash and the
 signature with its certificate, never the payload) and the bundle, stored once: the row
 holds the bundle, the bundle the envelope, the envelope the predicate.
+
+An envelope logged through Rekor's API (v1 ``dsse`` 0.0.1, v2 ``dsseRequestV002``) is an
+attestation too (`AttestingService.log_envelope`): the leaf's holder stands for the caller,
+the artifact is the statement's one subject, and a v2 one is logged as ``dsse`` 0.0.2 in the
+Rekor v2 log. Both paths end in the same `AttestingService.log_and_store`.
 """
 
 from __future__ import annotations
@@ -21,18 +26,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer import bundle as bundles
 from signer import dsse, slsa
-from signer.artifact import ArtifactRef, parse_ref
+from signer.artifact import ArtifactRef, check_name, digest_named, parse_ref
 from signer.errors import NotFound, TooLarge, Unavailable, UsageError
 from signer.issuers import Issuer
 from signer.provenance import Provenance
 from signer.service.auth import Principal
 from signer.service.log import Duplicate, LogItem, Sequenced
-from signer.service.signing import SigningService, check_namespace
+from signer.service.signing import RekorVersion, SigningService, bundle_entry, check_namespace
 from signer.service.store import AttestationRecord, NewAttestation, Transaction
 from signer.sigstore_json import (
     Bundle,
@@ -73,19 +79,15 @@ class AttestingService:
     # -- attestations -------------------------------------------------------------------------
     def submit(self, principal: Principal, namespace: str, name: str, certificate_pem: str,
                envelope_json: str) -> tuple[AttestationRecord, bool]:
+        """``POST /v1/attestations``: an envelope about the artifact ``name``."""
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
         ref = parse_ref(name)
-        envelope, statement = _parse(envelope_json, ref)
+        envelope = parse_envelope(envelope_json)
+        statement = _statement(envelope)
+        _check_subject(statement, ref)
         cert = self.signing._check_certificate(certificate_pem, principal, namespace)
-        key = cert.public_key()
-        assert isinstance(key, ec.EllipticCurvePublicKey)  # our CA certifies only P-256
-        try:
-            dsse.verify_signature(envelope, key)
-        except dsse.DsseError as exc:
-            raise UsageError(f"The DSSE envelope does not verify: {exc}.",
-                             "Sign PAE(payloadType, payload) with the key the certificate was "
-                             "issued for.") from exc
+        _verify_envelope(envelope, cert)
         if statement.predicate_type == slsa.PREDICATE_TYPE:
             expected = slsa.predicate(*_issuer_and_provenance(principal, namespace))
             if statement.predicate != expected:
@@ -93,6 +95,40 @@ class AttestingService:
                     "The SLSA provenance in the statement is not what your credentials prove.",
                     "Attest without --predicate: signer builds the provenance from the "
                     "verified token (GET /v1/provenance returns it).")
+        return self.log_and_store(namespace, ref, principal.identity, principal.issuer, cert,
+                                  envelope, statement, envelope_json)
+
+    def log_envelope(self, holder: Principal, cert: x509.Certificate, envelope: DsseEnvelope,
+                     envelope_json: str | None, rekor_version: RekorVersion
+                     ) -> tuple[AttestationRecord, bool]:
+        """A DSSE envelope logged through Rekor's API (`signer.service.rekor_write`), signed
+        with the key of ``cert``, a leaf of ``holder`` (`Authenticator.leaf_holder`). The
+        artifact is the statement's one subject (`subject_ref`). No token comes with it, so an
+        SLSA provenance statement, which signer vouches for as what a token proved, is
+        refused here: ``signer artifact attest`` builds it from the token."""
+        namespace = holder.leaf_namespace
+        assert namespace is not None
+        self.auth.authorize(holder, namespace, "sign")
+        statement = _statement(envelope)
+        ref = subject_ref(statement)
+        _verify_envelope(envelope, cert)
+        if statement.predicate_type == slsa.PREDICATE_TYPE:
+            raise UsageError(
+                "signer stores SLSA provenance only as its verified token proves it, and a "
+                "Rekor entry comes without a token.",
+                "Attest build provenance with 'signer artifact attest' (POST /v1/attestations), "
+                "or log another predicate type here.")
+        return self.log_and_store(namespace, ref, holder.identity, holder.issuer, cert,
+                                  envelope, statement, envelope_json, rekor_version)
+
+    def log_and_store(self, namespace: str, ref: ArtifactRef, identity: str, issuer: str,
+                      cert: x509.Certificate, envelope: DsseEnvelope,
+                      statement: dsse.Statement, envelope_json: str | None,
+                      rekor_version: RekorVersion = 1) -> tuple[AttestationRecord, bool]:
+        """Timestamp, log and store a checked attestation, once: a stored one is returned as
+        it is. The log is ``rekor_version``'s: a v1 ``dsse`` 0.0.1 entry records the hash of
+        ``envelope_json`` (the envelope as submitted), a v2 ``dsse`` 0.0.2 entry (``envelope_json``
+        None) the payload hash and the signature with its verifier."""
         signature = envelope.signatures[0].sig
         sig_hash = hashlib.sha256(signature).hexdigest()
         stored = self.store.find_attestation(namespace, ref.name, ref.digest, sig_hash)
@@ -108,39 +144,39 @@ class AttestingService:
             namespace=namespace, name=ref.name, digest=ref.digest,
             predicate_type=statement.predicate_type, signature_sha256=sig_hash,
             payload_sha256=hashlib.sha256(envelope.payload).hexdigest(),
-            payload_size=len(envelope.payload), identity=principal.identity,
-            issuer=provenance.issuer or principal.issuer,
+            payload_size=len(envelope.payload), identity=identity,
+            issuer=provenance.issuer or issuer,
             source_repository=provenance.source_repository,
             source_repository_ref=provenance.source_repository_ref,
             provenance=provenance.as_dict(), certificate_serial=format(cert.serial_number, "x"),
             signed_at=datetime.now(UTC), bundle="")
-        body = rekor_bodies.dsse_v001_body(envelope_json.encode(), envelope,
-                                           cert.public_bytes(Encoding.PEM))
-        tlog = self.signing.tlog
+        log = self.signing.rekor_log(rekor_version)
+        if rekor_version == 2:
+            version, body = rekor_bodies.V002, rekor_bodies.dsse_v002_body(
+                envelope, rekor_bodies.certificate_verifier(cert))
+        else:
+            assert envelope_json is not None  # a v1 entry hashes the envelope as submitted
+            version, body = rekor_bodies.V001, rekor_bodies.dsse_v001_body(
+                envelope_json.encode(), envelope, cert.public_bytes(Encoding.PEM))
 
         def write(tx: Transaction, entry: Sequenced) -> tuple[AttestationRecord, bool]:
-            tlog_entry = bundles.tlog_entry(
-                kind=rekor_bodies.DSSE_KIND, version=rekor_bodies.V001, log_id=tlog.log_id,
-                index=entry.index, integrated_time=entry.integrated_time, body=entry.body,
-                promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
-                tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
+            tlog_entry = bundle_entry(log, rekor_bodies.DSSE_KIND, version, entry)
             text = dsse_bundle(cert.public_bytes(Encoding.DER), envelope, timestamp,
                                tlog_entry).to_json()
             row = self.store.insert_attestation(
-                tx, dataclasses.replace(new, bundle=text), entry.index)
+                tx, dataclasses.replace(new, bundle=text), log.name, entry.index)
             return row, True
 
         try:
-            row, created = tlog.append(LogItem(kind=rekor_bodies.DSSE_KIND,
-                                               version=rekor_bodies.V001, body=body,
-                                               namespace=namespace, write=write))
+            row, created = log.append(LogItem(kind=rekor_bodies.DSSE_KIND, version=version,
+                                              body=body, namespace=namespace, write=write))
         except Duplicate:
             stored = self.store.find_attestation(namespace, ref.name, ref.digest, sig_hash)
             if stored is None:
                 raise
             return stored, False
         self.signing.audit.stored("attestation", row.id, namespace, row.name, row.digest,
-                                  row.log_index)
+                                  row.log_tree, row.log_index)
         return row, created
 
     def find(self, principal: Principal, namespace: str, ref: ArtifactRef,
@@ -167,13 +203,20 @@ def _issuer_and_provenance(principal: Principal, namespace: str
                                   provenance_source="declared")
 
 
-def _parse(envelope_json: str, ref: ArtifactRef) -> tuple[DsseEnvelope, dsse.Statement]:
-    fix = ("Send the DSSE envelope 'signer artifact attest' makes: one signature over an "
-           "in-toto statement about the artifact.")
+_FIX = ("Send the DSSE envelope 'signer artifact attest' makes: one signature over an "
+        "in-toto statement about the artifact.")
+
+
+def parse_envelope(envelope_json: str) -> DsseEnvelope:
+    """An attestation's envelope from its JSON, or a 400 saying what it is not."""
     try:
-        envelope = dsse.parse_envelope(envelope_json)
+        return dsse.parse_envelope(envelope_json)
     except dsse.DsseError as exc:
-        raise UsageError(f"{exc}.", fix) from exc
+        raise UsageError(f"{exc}.", _FIX) from exc
+
+
+def _statement(envelope: DsseEnvelope) -> dsse.Statement:
+    """The in-toto statement an attestation's envelope carries, with its one signature."""
     if len(envelope.payload) > MAX_STATEMENT_BYTES:
         raise TooLarge(f"The statement is {len(envelope.payload)} bytes; the limit is "
                        f"{MAX_STATEMENT_BYTES} (MAX_STATEMENT_BYTES).",
@@ -181,24 +224,56 @@ def _parse(envelope_json: str, ref: ArtifactRef) -> tuple[DsseEnvelope, dsse.Sta
                        "digest.")
     if envelope.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise UsageError(f"The envelope's payloadType is {envelope.payload_type[:80]!r}, not "
-                         f"{dsse.IN_TOTO_PAYLOAD_TYPE!r}.", fix)
+                         f"{dsse.IN_TOTO_PAYLOAD_TYPE!r}.", _FIX)
     if len(envelope.signatures) != 1:
         raise UsageError(f"The envelope carries {len(envelope.signatures)} signatures; an "
-                         "attestation has exactly one.", fix)
+                         "attestation has exactly one.", _FIX)
     try:
         statement = dsse.Statement.parse(envelope.payload)
     except dsse.DsseError as exc:
-        raise UsageError(f"{exc}.", fix) from exc
+        raise UsageError(f"{exc}.", _FIX) from exc
     if len(statement.predicate_type) > MAX_PREDICATE_TYPE_LENGTH:
         raise UsageError(f"The predicate type is longer than {MAX_PREDICATE_TYPE_LENGTH} "
                          "characters.", "Use the predicate type URI its specification names.")
+    return statement
+
+
+def _check_subject(statement: dsse.Statement, ref: ArtifactRef) -> None:
     subjects = statement.subjects
     if len(subjects) != 1 or subjects[0].name != ref.name \
             or subjects[0].digest.get("sha256") != ref.digest:
         named = ", ".join(f"{s.name}@sha256:{s.digest.get('sha256')}" for s in subjects)
         raise UsageError(f"The statement is about {named}, not {ref}.",
                          "Attest one subject: the artifact named in --name, with its digest.")
-    return envelope, statement
+
+
+def subject_ref(statement: dsse.Statement) -> ArtifactRef:
+    """The artifact a statement logged through Rekor is about: its one subject, by the
+    subject's name when that is a valid artifact name, else by its digest alone
+    (``sha256:<hex>``, as a Rekor signature is named)."""
+    subjects = statement.subjects
+    sha256 = subjects[0].digest.get("sha256") if len(subjects) == 1 else None
+    if sha256 is None:
+        raise UsageError(
+            f"The statement has {len(subjects)} subject(s)"
+            f"{'' if len(subjects) != 1 else ' without a sha256 digest'}; signer stores an "
+            "attestation about one artifact, named by its SHA-256.",
+            "Attest one subject with its sha256 digest.")
+    try:
+        return ArtifactRef(check_name(subjects[0].name), sha256)
+    except UsageError:
+        return digest_named(sha256)
+
+
+def _verify_envelope(envelope: DsseEnvelope, cert: x509.Certificate) -> None:
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)  # our CA certifies only P-256
+    try:
+        dsse.verify_signature(envelope, key)
+    except dsse.DsseError as exc:
+        raise UsageError(f"The DSSE envelope does not verify: {exc}.",
+                         "Sign PAE(payloadType, payload) with the key the certificate was "
+                         "issued for.") from exc
 
 
 def dsse_bundle(certificate_der: bytes, envelope: DsseEnvelope, timestamp: bytes,
@@ -222,7 +297,8 @@ def attestation_view(row: AttestationRecord) -> dict[str, Any]:
         "digest": f"sha256:{row.digest}", "predicate_type": row.predicate_type,
         "identity": row.identity, "issuer": row.issuer, "provenance": row.provenance,
         "signed_at": row.signed_at, "created_at": row.created_at,
-        "revoked": revocation is not None, "log_index": row.log_index,
+        "revoked": revocation is not None, "log_tree": row.log_tree,
+        "log_index": row.log_index,
         "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
                        "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}
         if revocation else None,

@@ -141,6 +141,7 @@ class EntryStored(Event):
     namespace: str
     name: str
     digest: str
+    log_tree: str | None  # "tlog" (Rekor v1) or "tlog2" (Rekor v2): where log_index is
     log_index: int | None
 
 
@@ -226,8 +227,8 @@ class Audit:
                                       cert.not_valid_after_utc))
 
     def stored(self, kind: str, entry_id: str, namespace: str, name: str, digest: str,
-               log_index: int | None) -> None:
-        self.record(EntryStored(kind, entry_id, namespace, name, digest, log_index))
+               log_tree: str | None, log_index: int | None) -> None:
+        self.record(EntryStored(kind, entry_id, namespace, name, digest, log_tree, log_index))
 
     def revoked(self, revocation_id: str, namespace: str, name: str, ref: str, reason: str,
                 count: int, log_index: int) -> None:

@@ -124,7 +124,7 @@ def router() -> APIRouter:
             algorithm, _, value = body.hash.partition(":")
             if algorithm != "sha256" or len(value) != 64:
                 raise UsageError("'hash' must be sha256:<64 hex> of the signed artifact.")
-            indexes |= rt.store.log_indexes_of_digest(value.lower())
+            indexes |= rt.store.log_indexes_of_digest(log.name, value.lower())
         rows = [log.entry(i) for i in sorted(indexes)[:MAX_ENTRIES_PER_REQUEST]]
         leaves = []
         for uuid in body.entry_uuids:

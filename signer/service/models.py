@@ -64,6 +64,11 @@ class SignRequest(Model):
     )
 
 
+LOG_TREE_DOC = ("The log that log_index is in: 'tlog', Rekor v1 (GET /api/v1/log/entries"
+                "?logIndex=), or 'tlog2', Rekor v2 (GET /api/v2/tile/entries/…); null with "
+                "log_index when not logged")
+
+
 class RevocationInfo(Model):
     reason: str
     revoked_by: str
@@ -82,6 +87,7 @@ class SignatureView(Model):
     signed_at: datetime
     created_at: datetime
     revoked: bool
+    log_tree: str | None = Field(description=LOG_TREE_DOC)
     log_index: int | None
     revocation: RevocationInfo | None
     bundle: dict[str, Any]
@@ -126,6 +132,7 @@ class AttestationView(Model):
     signed_at: datetime
     created_at: datetime
     revoked: bool
+    log_tree: str | None = Field(description=LOG_TREE_DOC)
     log_index: int | None
     revocation: RevocationInfo | None
     bundle: dict[str, Any]

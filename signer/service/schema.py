@@ -133,6 +133,9 @@ signatures = sa.Table(
     sa.Column("signed_at", UTCDateTime, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("bundle", sa.Text, nullable=False),
+    # The entry's log and index in it: "tlog" (Rekor v1) or "tlog2" (Rekor v2, migration
+    # 0007); both NULL for a signature stored before the log existed (migration 0003).
+    sa.Column("log_tree", sa.String(16), nullable=True),
     sa.Column("log_index", sa.BigInteger, nullable=True),
     sa.Column("revocation_id", sa.String(32), sa.ForeignKey("revocations.id"), nullable=True),
     # The same upload twice is the same entry, also across replicas.
@@ -169,6 +172,7 @@ attestations = sa.Table(
     sa.Column("signed_at", UTCDateTime, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("bundle", sa.Text, nullable=False),
+    sa.Column("log_tree", sa.String(16), nullable=True),  # as the signatures'
     sa.Column("log_index", sa.BigInteger, nullable=True),
     sa.Column("revocation_id", sa.String(32), sa.ForeignKey("revocations.id"), nullable=True),
     # The same envelope uploaded twice is the same attestation.

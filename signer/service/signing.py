@@ -1,6 +1,11 @@
 """The service's use cases: issue a certificate, accept a signature, revoke, look up.
 
 Routes translate HTTP to these calls and back; every check lives here or below.
+
+A signature is logged in the log of the Rekor API it came through (`RekorVersion`): the v1
+log ``tlog`` (``/v1``, the CLI, Rekor v1: ``hashedrekord`` 0.0.1 with an inclusion promise)
+or the v2 tile log ``tlog2`` (Rekor v2: ``hashedrekord`` 0.0.2, no promise); the stored row
+names its log beside the index (``log_tree``: see `signer.service.store`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pydantic_core
 import rfc8785
@@ -34,13 +39,16 @@ from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
 from signer.service.log.tiles import TileLog
 from signer.service.store import NewSignature, SignatureRecord, Store, Transaction
 from signer.service.tsa import TimestampAuthority
-from signer.transparency import rekor, sct
+from signer.sigstore_json import TransparencyLogEntry
+from signer.transparency import rekor, rekor_bodies, sct
 from signer.trust import TrustMaterial
 from signer.verification import uploads
 
 NAMESPACE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_SIGNATURE_BYTES = 256  # a DER ECDSA P-256 signature is at most 72 bytes
 MAX_REASON_LENGTH = 1024
+# The Rekor API (majorApiVersion) an entry comes through; it decides the log (module notes).
+RekorVersion = Literal[1, 2]
 
 
 def check_namespace(name: str) -> str:
@@ -190,8 +198,8 @@ class SigningService:
 
     # -- signatures ---------------------------------------------------------------------------
     def submit_signature(self, principal: Principal, namespace: str, name: str,
-                         certificate_pem: str, signature_b64: str
-                         ) -> tuple[SignatureRecord, bool]:
+                         certificate_pem: str, signature_b64: str,
+                         rekor_version: RekorVersion = 1) -> tuple[SignatureRecord, bool]:
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
         ref = parse_ref(name)
@@ -201,19 +209,25 @@ class SigningService:
             raise UsageError(
                 f"The signature does not verify over sha256:{ref.digest} with the "
                 "certificate's key.",
-                "Sign the digest named in --name with the key the certificate was issued for.")
+                "Sign that digest with the key the certificate was issued for.")
         sig_hash = hashlib.sha256(signature).hexdigest()
         # Idempotent: a retried upload gets the stored entry, and no second timestamp.
         stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
         if stored is not None:
             return stored, False
-        return self._log_signature(principal, namespace, ref, cert, signature, sig_hash)
+        return self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
+                                   rekor_version=rekor_version)
+
+    def rekor_log(self, rekor_version: RekorVersion) -> TransparencyLog:
+        """The log a Rekor API's entries go to: v1 ``tlog``, v2 the tile log ``tlog2``."""
+        return self.tlog_v2 if rekor_version == 2 else self.tlog
 
     def _log_signature(self, principal: Principal, namespace: str, ref: ArtifactRef,
                        cert: x509.Certificate, signature: bytes, sig_hash: str,
-                       precert: LogItem[None] | None = None) -> tuple[SignatureRecord, bool]:
-        """Timestamp, log and store a verified signature; with ``precert``, the CT log's
-        item commits in the same transaction."""
+                       precert: LogItem[None] | None = None, rekor_version: RekorVersion = 1
+                       ) -> tuple[SignatureRecord, bool]:
+        """Timestamp, log (in the log of ``rekor_version``) and store a verified signature;
+        with ``precert``, the CT log's item commits in the same transaction."""
         # Only a timestamped signature is ever stored: a TSA failure raises before commit.
         try:
             timestamp = self.tsa.timestamp(signature)
@@ -230,24 +244,26 @@ class SigningService:
             provenance=provenance.as_dict(), certificate_serial=format(cert.serial_number, "x"),
             signed_at=datetime.now(UTC), bundle="",
         )
-        body = rekor.hashedrekord_body(ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
+        log = self.rekor_log(rekor_version)
+        if rekor_version == 2:
+            version, body = rekor_bodies.V002, rekor_bodies.hashedrekord_v002_body(
+                ref.digest_bytes, signature, rekor_bodies.certificate_verifier(cert))
+        else:
+            version, body = rekor.HASHEDREKORD_VERSION, rekor.hashedrekord_body(
+                ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
         skeleton = bundles.build(cert, ref.digest_bytes, signature, timestamp).model.to_dict()
 
         def write(tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
-            tlog_entry = bundles.tlog_entry(
-                kind=rekor.HASHEDREKORD_KIND, version=rekor.HASHEDREKORD_VERSION,
-                log_id=self.tlog.log_id, index=entry.index,
-                integrated_time=entry.integrated_time, body=entry.body,
-                promise=entry.signed_entry_timestamp, root_hash=entry.root_hash,
-                tree_size=entry.tree_size, proof=entry.proof, checkpoint=entry.checkpoint)
+            tlog_entry = bundle_entry(log, rekor.HASHEDREKORD_KIND, version, entry)
             row = self.store.insert_signature(tx, dataclasses.replace(
-                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), entry.index)
+                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), log.name,
+                entry.index)
             return row, True
 
         try:
-            row, created = self.tlog.append(
-                LogItem(kind=rekor.HASHEDREKORD_KIND, version=rekor.HASHEDREKORD_VERSION,
-                        body=body, namespace=namespace, write=write),
+            row, created = log.append(
+                LogItem(kind=rekor.HASHEDREKORD_KIND, version=version, body=body,
+                        namespace=namespace, write=write),
                 also=() if precert is None else ((self.ctlog, precert),))
         except Duplicate:
             # The same upload raced this one (another request or replica) and won.
@@ -255,7 +271,8 @@ class SigningService:
             if stored is None:
                 raise
             return stored, False
-        self.audit.stored("signature", row.id, namespace, row.name, row.digest, row.log_index)
+        self.audit.stored("signature", row.id, namespace, row.name, row.digest, row.log_tree,
+                          row.log_index)
         return row, created
 
     def _check_certificate(self, pem: str, principal: Principal, namespace: str
@@ -321,6 +338,19 @@ class SigningService:
         return revoked
 
 
+def bundle_entry(log: TransparencyLog, kind: str, version: str, entry: Sequenced
+                 ) -> TransparencyLogEntry:
+    """``entry`` of ``log`` as a bundle carries it. Without an inclusion promise (the Rekor v2
+    log's entries) the integrated time is 0, as rekor-tiles answers: nothing signs it, so
+    clients take the time from the RFC 3161 timestamp (log/tiles.py)."""
+    promise = entry.signed_entry_timestamp
+    return bundles.tlog_entry(
+        kind=kind, version=version, log_id=log.log_id, index=entry.index,
+        integrated_time=entry.integrated_time if promise else 0, body=entry.body,
+        promise=promise, root_hash=entry.root_hash, tree_size=entry.tree_size,
+        proof=entry.proof, checkpoint=entry.checkpoint)
+
+
 def leaf_identities(principal: Principal, provenance: Provenance) -> list[str]:
     """The leaf's URI SANs: for a github-kind token, first the job's workflow as Fulcio names
     it (``https://<server>/<job_workflow_ref>``, what gh's --signer-workflow, --owner and
@@ -366,6 +396,7 @@ def signature_view(row: SignatureRecord, with_bundle: bool = True) -> dict[str, 
         "signed_at": row.signed_at,
         "created_at": row.created_at,
         "revoked": revocation is not None,
+        "log_tree": row.log_tree,
         "log_index": row.log_index,
         "revocation": {"reason": revocation.reason, "revoked_by": revocation.revoked_by,
                        "revoked_at": revocation.revoked_at, "log_index": revocation.log_index}

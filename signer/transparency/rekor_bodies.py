@@ -24,6 +24,10 @@ the bundle. What each kind records, from the peers' sources:
   ``dsse`` 0.0.2 kind records the payload hash and every signature with its verifier.
 - The **v2 requests** clients POST to ``/api/v2/log/entries``: ``CreateEntryRequest`` with
   ``hashedRekordRequestV002{digest, signature}`` or ``dsseRequestV002{envelope, verifiers}``.
+- The **v1 proposed entries** clients POST to ``/api/v1/log/entries`` (rekor's openapi): a
+  ``hashedrekord`` 0.0.1 is its body; a ``dsse`` 0.0.1 is
+  ``spec.proposedContent{envelope: the envelope's JSON as a string, verifiers: [base64 PEM]}``,
+  of which the log stores the body above.
 """
 
 from __future__ import annotations
@@ -311,6 +315,45 @@ class IntotoV002:
 RekorBody = HashedRekordV001 | DsseV001 | IntotoV002 | V2Entry
 
 
+@dataclasses.dataclass(frozen=True)
+class DsseProposalV001:
+    """A Rekor v1 ``dsse`` 0.0.1 proposed entry."""
+
+    envelope_json: str  # the envelope exactly as submitted: its hash is the envelopeHash
+    verifiers: tuple[bytes, ...]  # PEM of each certificate or public key
+
+
+ProposedEntry = HashedRekordV001 | DsseProposalV001
+
+
+def parse_proposed_entry(data: object) -> ProposedEntry:
+    """A v1 proposed entry, ``hashedrekord`` or ``dsse`` 0.0.1; raises `RekorBodyError`
+    naming the fault."""
+    if not isinstance(data, dict):
+        raise RekorBodyError("a proposed entry is a JSON object")
+    kind, version = data.get("kind"), data.get("apiVersion")
+    if (kind, version) == (HASHEDREKORD_KIND, V001):
+        try:
+            canonical = rfc8785.dumps(data)
+        except (ValueError, TypeError) as exc:  # numbers or text JSON cannot canonicalise
+            raise RekorBodyError(f"the proposed entry has no canonical JSON: {exc}") from None
+        parsed = parse_body(canonical)
+        assert isinstance(parsed, HashedRekordV001)
+        return parsed
+    if (kind, version) != (DSSE_KIND, V001):
+        raise RekorBodyError(f"proposed entry kind {str(kind)[:40]!r} version "
+                             f"{str(version)[:20]!r} is not one signer logs (hashedrekord "
+                             "0.0.1, dsse 0.0.1)")
+    try:
+        where = "spec.proposedContent"
+        content = _object(_object(data, "spec"), "proposedContent", "spec")
+        verifiers = tuple(_b64_text(item, f"{where}.verifiers[{index}]")
+                          for index, item in enumerate(_list(content, "verifiers", where)))
+        return DsseProposalV001(_text(content, "envelope", where), verifiers)
+    except WireError as exc:
+        raise RekorBodyError(f"malformed dsse 0.0.1 proposed entry: {exc}") from None
+
+
 def parse_body(body: bytes) -> RekorBody:
     """A log entry body as a typed record; raises `RekorBodyError` naming the fault."""
     try:
@@ -425,10 +468,16 @@ def _text(data: dict[str, Any], key: str, where: str) -> str:
 
 
 def _b64(data: dict[str, Any], key: str, where: str) -> bytes:
+    return _b64_text(_text(data, key, where), _at(where, key))
+
+
+def _b64_text(value: object, where: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise WireError(f"{where}: expected non-empty text")
     try:
-        return base64.b64decode(_text(data, key, where), validate=True)
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise WireError(f"{_at(where, key)}: not base64") from None
+        raise WireError(f"{where}: not base64") from None
 
 
 def _hex(data: dict[str, Any], key: str, where: str, size: int) -> bytes:

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import pytest
+import rekor_types
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -202,6 +203,38 @@ def test_a_v2_verifier_holds_exactly_one_key() -> None:
         rb.parse_create_entry_request(json.dumps(request))
     with pytest.raises(rb.RekorBodyError, match="exactly one of hashedRekordRequestV002"):
         rb.parse_create_entry_request("{}")
+
+
+def test_v1_proposed_entries_are_read_as_rekor_py_writes_them() -> None:
+    envelope = V1_DSSE.dsse_envelope
+    assert envelope is not None
+    pem = _leaf(V1_DSSE).public_bytes(serialization.Encoding.PEM)
+    # sigstore-python's RekorClient._build_dsse_request, through rekor-types' model.
+    proposed = rekor_types.Dsse(spec=rekor_types.dsse.DsseSchema(
+        proposed_content=rekor_types.dsse.ProposedContent(
+            envelope=envelope.to_json(), verifiers=[base64.b64encode(pem).decode()])))
+    parsed = rb.parse_proposed_entry(proposed.model_dump(mode="json", by_alias=True))
+    assert parsed == rb.DsseProposalV001(envelope.to_json(), (pem,))
+    # A hashedrekord's proposed entry is its body.
+    body = _body(Bundle.from_json(asset_text("bundle-from-foreign-service.sigstore.json")))
+    assert rb.parse_proposed_entry(json.loads(body)) == rb.parse_body(body)
+
+
+@pytest.mark.parametrize(("proposed", "message"), [
+    ([], "a JSON object"),
+    ({"kind": "intoto", "apiVersion": "0.0.2"}, "kind 'intoto' version '0.0.2' is not one"),
+    ({"kind": "dsse", "apiVersion": "0.0.1", "spec": {}}, "spec.proposedContent: expected"),
+    ({"kind": "dsse", "apiVersion": "0.0.1", "spec": {"proposedContent": {
+        "envelope": "{}", "verifiers": ["%%"]}}}, "verifiers[0]: not base64"),
+    ({"kind": "dsse", "apiVersion": "0.0.1", "spec": {"proposedContent": {
+        "verifiers": ["AA=="]}}}, "proposedContent.envelope: expected non-empty text"),
+    ({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": {"n": 1e400}},
+     "no canonical JSON"),
+])
+def test_malformed_proposed_entries_are_named(proposed: object, message: str) -> None:
+    with pytest.raises(rb.RekorBodyError) as refused:
+        rb.parse_proposed_entry(proposed)
+    assert message in str(refused.value)
 
 
 @pytest.mark.parametrize("bundle", [V2_HASHEDREKORD, V2_DSSE], ids=["hashedrekord", "dsse"])

@@ -2,6 +2,13 @@
 
 One transaction per state change. What leaves the store is a record (``records``), never a
 database row; the page's reads are ``Store.page`` (``page``).
+
+A signature's or attestation's log entry is ``(log_tree, log_index)``: ``tlog`` (Rekor v1)
+or ``tlog2`` (Rekor v2), whose indexes both start at 0 (migration 0007). The index alone
+would be ambiguous: the v1 read API (`Store.log_indexes_of_digest`) would serve a v2 index
+as a v1 entry, and a NULL index already means "stored before the log existed" (0003), so
+it could not also mean "in the v2 log". The bundle holds the index too, but reading it back
+would parse a bundle per lookup (a repeated Rekor write's 409 names the existing entry).
 """
 
 from __future__ import annotations
@@ -236,9 +243,10 @@ class Store:
             row = conn.execute(_FIND_SIGNATURE, params).first()
         return None if row is None else rows.signature(row)
 
-    def insert_signature(self, tx: sa.Connection, new: NewSignature, log_index: int | None
-                         ) -> SignatureRecord:
-        """Write a signature and its artifact's counters, inside the caller's transaction.
+    def insert_signature(self, tx: sa.Connection, new: NewSignature, log_tree: str,
+                         log_index: int) -> SignatureRecord:
+        """Write a signature and its artifact's counters, inside the caller's transaction;
+        ``log_tree``/``log_index``: its entry (the log's name and the entry's index).
 
         Returns the stored entry as the reads return it (a new entry has no revocation).
         """
@@ -246,15 +254,15 @@ class Store:
         values = {k: getattr(new, k) for k in _SIGNATURE_FIELDS}
         signature_id, artifact_id = new_id(), self._touch_artifact(tx, new, created)
         values.update(id=signature_id, artifact_id=artifact_id, created_at=created,
-                      log_index=log_index, revocation_id=None)
+                      log_tree=log_tree, log_index=log_index, revocation_id=None)
         defer_insert(tx, _INSERT_SIGNATURE, values)  # no read in the batch needs it before
         return SignatureRecord(
             id=signature_id, namespace=new.namespace, artifact_id=artifact_id, name=new.name,
             digest=new.digest, signature_sha256=new.signature_sha256, identity=new.identity,
             issuer=new.issuer, source_repository_ref=new.source_repository_ref,
             provenance=new.provenance, certificate_serial=new.certificate_serial,
-            signed_at=new.signed_at, created_at=created, log_index=log_index,
-            bundle=new.bundle, revocation=None)
+            signed_at=new.signed_at, created_at=created, log_tree=log_tree,
+            log_index=log_index, bundle=new.bundle, revocation=None)
 
     @staticmethod
     def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
@@ -313,12 +321,13 @@ class Store:
                            "List signatures with 'signer artifact list'.")
         return found
 
-    def log_indexes_of_digest(self, digest: str) -> set[int]:
-        """The signature log's entries for signatures of ``digest`` (any namespace)."""
+    def log_indexes_of_digest(self, log_tree: str, digest: str) -> set[int]:
+        """Log ``log_tree``'s entries for signatures of ``digest`` (any namespace)."""
         with self._begin() as tx:
             return {int(i) for (i,) in tx.execute(
                 sa.select(signatures.c.log_index).where(
-                    signatures.c.digest == digest, signatures.c.log_index.is_not(None)))}
+                    signatures.c.digest == digest, signatures.c.log_tree == log_tree,
+                    signatures.c.log_index.is_not(None)))}
 
     # -- attestations -------------------------------------------------------------------------
     def find_attestation(self, namespace: str, name: str, digest: str, signature_sha256: str
@@ -332,8 +341,8 @@ class Store:
             row = conn.execute(query).first()
         return None if row is None else rows.attestation(row)
 
-    def insert_attestation(self, tx: sa.Connection, new: NewAttestation,
-                           log_index: int | None) -> AttestationRecord:
+    def insert_attestation(self, tx: sa.Connection, new: NewAttestation, log_tree: str,
+                           log_index: int) -> AttestationRecord:
         """Write an attestation inside the caller's transaction; its artifact is made if it
         has none yet (an artifact may be attested before, or without, being signed)."""
         created = now()
@@ -343,7 +352,7 @@ class Store:
         values = {k: getattr(new, k) for k in NewAttestation.__dataclass_fields__
                   if k in attestations.c}
         values.update(id=attestation_id, artifact_id=artifact_id, created_at=created,
-                      log_index=log_index, revocation_id=None)
+                      log_tree=log_tree, log_index=log_index, revocation_id=None)
         tx.execute(attestations.insert(), values)
         return AttestationRecord(
             id=attestation_id, namespace=new.namespace, artifact_id=artifact_id,
@@ -352,7 +361,8 @@ class Store:
             identity=new.identity, issuer=new.issuer,
             source_repository_ref=new.source_repository_ref, provenance=new.provenance,
             certificate_serial=new.certificate_serial, signed_at=new.signed_at,
-            created_at=created, log_index=log_index, bundle=new.bundle, revocation=None)
+            created_at=created, log_tree=log_tree, log_index=log_index, bundle=new.bundle,
+            revocation=None)
 
     @staticmethod
     def _artifact_for(tx: sa.Connection, namespace: str, name: str, digest: str,

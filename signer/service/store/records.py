@@ -85,6 +85,7 @@ class SignatureRecord:
     certificate_serial: str
     signed_at: datetime
     created_at: datetime
+    log_tree: str | None  # the log log_index is in: "tlog" (Rekor v1) or "tlog2" (Rekor v2)
     log_index: int | None
     bundle: str
     revocation: RevocationRecord | None
@@ -148,6 +149,7 @@ class AttestationRecord:
     certificate_serial: str
     signed_at: datetime
     created_at: datetime
+    log_tree: str | None  # the log log_index is in: "tlog" (Rekor v1) or "tlog2" (Rekor v2)
     log_index: int | None
     bundle: str
     revocation: RevocationRecord | None

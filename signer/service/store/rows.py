@@ -43,7 +43,8 @@ def signature(row: Row) -> SignatureRecord:
         digest=row.digest, signature_sha256=row.signature_sha256, identity=row.identity,
         issuer=row.issuer, source_repository_ref=row.source_repository_ref,
         provenance=provenance(row.provenance), certificate_serial=row.certificate_serial,
-        signed_at=row.signed_at, created_at=row.created_at, log_index=row.log_index,
+        signed_at=row.signed_at, created_at=row.created_at,
+        log_tree=row.log_tree, log_index=row.log_index,
         bundle=row.bundle, revocation=revocation)
 
 
@@ -66,7 +67,8 @@ def attestation(row: Row) -> AttestationRecord:
         identity=row.identity, issuer=row.issuer,
         source_repository_ref=row.source_repository_ref,
         provenance=provenance(row.provenance), certificate_serial=row.certificate_serial,
-        signed_at=row.signed_at, created_at=row.created_at, log_index=row.log_index,
+        signed_at=row.signed_at, created_at=row.created_at,
+        log_tree=row.log_tree, log_index=row.log_index,
         bundle=row.bundle, revocation=revocation)
 
 

@@ -23,7 +23,8 @@ from signer.artifact import ArtifactRef
 from signer.errors import SignerError
 from signer.provenance import FIELDS, Field, Provenance
 from signer.service.store import AttestationRecord, SignatureRecord
-from signer.sigstore_json import Bundle, WireError
+from signer.sigstore_json import Bundle, TransparencyLogEntry, WireError
+from signer.verification.transparency import V2_KINDS
 
 SHORT_DIGEST_HEX = 12
 GROUP_TITLES = {"identity": "Identity", "build": "Build configuration",
@@ -197,8 +198,16 @@ def _accuracy(info: Any) -> str | None:
 
 @dataclass(frozen=True)
 class LogEntryView:
+    log: str  # which log: both count from 0, so an index alone names no entry
     log_index: int
     integrated_time: datetime | None
+
+    @classmethod
+    def of(cls, entry: TransparencyLogEntry) -> LogEntryView:
+        kind = (entry.kind_version.kind, entry.kind_version.version)
+        api = "Rekor v2" if kind in V2_KINDS else "Rekor v1"
+        return cls(f"{api} · {kind[0]} {kind[1]}", int(entry.log_index),
+                   _epoch(entry.integrated_time))
 
 
 @dataclass(frozen=True)
@@ -231,8 +240,7 @@ def signature_details(row: SignatureRecord) -> SignatureDetails:
         provenance = Provenance.from_certificate(signed.certificate)
         certificate = CertificateView.of(signed.certificate)
         timestamps = [TimestampView.of(t) for t in signed.timestamps]
-        entries = [LogEntryView(int(e.log_index), _epoch(e.integrated_time))
-                   for e in signed.tlog_entries]
+        entries = [LogEntryView.of(e) for e in signed.tlog_entries]
     except SignerError as exc:
         # Show what the database recorded, and say the bundle itself could not be read.
         problem = exc.detail
@@ -344,8 +352,7 @@ def attestation_details(row: AttestationRecord) -> AttestationDetails:
         tsd = material.timestamp_verification_data
         timestamps = [TimestampView.of(t.signed_timestamp)
                       for t in (tsd.rfc3161_timestamps if tsd else ())]
-        entries = [LogEntryView(int(e.log_index), _epoch(e.integrated_time))
-                   for e in material.tlog_entries]
+        entries = [LogEntryView.of(e) for e in material.tlog_entries]
         if model.dsse_envelope is not None:
             statement = json.loads(model.dsse_envelope.payload)
     except (WireError, ValueError) as exc:
