@@ -204,7 +204,10 @@ def verify(
     if client is None or not namespace:
         raise UsageError("Online verification needs --api and --namespace.",
                          "Or verify offline with --bundle and --trust-root.")
-    for view in client.entries(namespace, str(ref)):
+    # Attestations are stored apart from signatures: the gate asks for the kind it checks.
+    views = (client.attestations(namespace, str(ref), predicate_type) if predicate_type
+             else client.entries(namespace, str(ref)))
+    for view in views:
         revocation = None
         if view.get("revocation"):
             r = view["revocation"]

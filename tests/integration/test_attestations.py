@@ -129,6 +129,20 @@ def test_predicate_file_is_wrapped_listed_and_revoked(
     assert found.status_code == 200, found.text
     [view] = found.json()["attestations"]
     assert (view["id"], view["revoked"]) == (att_id, False)
+    key_env = {"SIGNER_API_KEY": tenant.api_key, "SIGNER_NAMESPACE": tenant.namespace}
+    root = tmp_path / "trusted_root.json"
+    assert github_service.cli("trust-root", "export", "--out", str(root)).returncode == 0
+
+    def verify_online() -> subprocess.CompletedProcess[str]:
+        return github_service.cli(
+            "artifact", "verify", "--name", name, "--predicate-type",
+            "https://spdx.dev/Document", "--trust-root", str(root),
+            "--certificate-oidc-issuer", issuer.url, "--source-repository-ref",
+            "refs/tags/v1.2.3", env=key_env)
+
+    online = verify_online()
+    assert online.returncode == 0, online.stdout + online.stderr
+    assert att_id in online.stdout
     # Forged SLSA provenance is refused: the token decides it, and nothing is stored.
     (tmp_path / "forged.json").write_text(json.dumps({"buildDefinition": {
         "buildType": "https://actions.github.io/buildtypes/workflow/v1"},
@@ -152,6 +166,10 @@ def test_predicate_file_is_wrapped_listed_and_revoked(
     again = github_service.get("/v1/attestations", tenant.api_key, params={
         "namespace": tenant.namespace, "name": name})
     assert again.json()["attestations"][0]["revoked"] is True
+    # The gate refuses it now, at the revocation step.
+    refused = verify_online()
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "revoked" in (refused.stdout + refused.stderr).lower()
 
 
 def test_oversized_predicate_is_a_clear_413(github_service: Service) -> None:
