@@ -5,9 +5,11 @@ first root; a tampered target is refused; an expired timestamp is renewed by the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from tuf.api.exceptions import RepositoryError
 from tuf.ngclient import Updater
 
 from signer.service import tuf_repository
+from signer.service.config import SIGSTORE_AUDIENCE
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.interop.conftest import Signed
 from tests.interop.test_sigstore_python import SIGSTORE
@@ -227,3 +230,27 @@ def test_a_data_dir_from_before_gets_its_repository_with_tuf_init(
         assert target(updater(svc, tmp_path / "client"), "trusted_root.json") == served(svc)[0]
     finally:
         svc.stop()
+
+
+def test_sigstore_instance_signs_through_tuf(service: Service, issuer: FakeGitHubIssuer,
+                                             tmp_path: Path) -> None:
+    """``sigstore --instance URL sign``: the signing config comes from TUF too (the root's
+    services: Fulcio picks the namespace the token's policies admit), no file copied."""
+    owner = f"tuf-{uuid.uuid4().hex[:8]}"
+    tenant = service.tenant(owner=owner)
+    home = tmp_path / "home"
+    trust_instance(service, home)
+    artifact = tmp_path / "release.tar.gz"
+    artifact.write_bytes(b"signed through the instance's TUF repository\n")
+    bundle = tmp_path / "release.tar.gz.sigstore.json"
+    token = issuer.token(aud=SIGSTORE_AUDIENCE, repository=f"{owner}/app")
+    done = sigstore(["--instance", f"{service.url}/tuf", "sign", "--identity-token", token,
+                     "--bundle", str(bundle), str(artifact)], home, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    identity = f"repo:{owner}/app:ref:refs/tags/v1.2.3"
+    verified = verify(service, home, artifact, bundle, identity, issuer.url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    listed = service.cli("artifact", "list", "--namespace", tenant.namespace, "--api-key",
+                         tenant.api_key, "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert hashlib.sha256(artifact.read_bytes()).hexdigest() in listed.stdout
