@@ -21,6 +21,7 @@ from tuf.ngclient import Updater
 
 from signer.service import tuf_repository
 from signer.service.config import SIGSTORE_AUDIENCE
+from tests import softhsm
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.interop.conftest import Signed
 from tests.interop.test_sigstore_python import SIGSTORE
@@ -206,6 +207,7 @@ def test_a_data_dir_from_before_gets_its_repository_with_tuf_init(
         issuer: FakeGitHubIssuer, tmp_path: Path) -> None:
     """A data directory made before the TUF repository existed: the service runs without it
     and says how to add it; 'signer tuf init' adds it and the next start publishes."""
+    softhsm.file_keys_only()  # such a directory had key files: token keys came with TUF
     data_dir = tmp_path / "data"
     svc = Service(data_dir, init(data_dir), issuer.url)
     for made_by_init in ("tuf-root.key", "keys/tuf-targets.key", "keys/tuf-snapshot.key",

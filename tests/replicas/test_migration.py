@@ -33,6 +33,7 @@ from signer.service.keys import KeyFiles
 from signer.service.schema import metadata
 from signer.service.store import hash_secret
 from signer.transparency import note
+from tests import softhsm
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.service_process import SIGNER, Service, clean_env, init
 from tests.service_process import database as fresh_database
@@ -126,6 +127,8 @@ def _normalized(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[
 def test_server_migrate_upgrades_the_first_revision_in_place(
     backend: str, issuer: FakeGitHubIssuer, tmp_path: Path
 ) -> None:
+    # A data directory from before the Rekor v2 log had key files: token keys came with it.
+    softhsm.file_keys_only()
     data_dir = tmp_path / "data"
     init(data_dir)  # the CA, the TSA and their keys; its database is replaced below
     for leftover in data_dir.glob("signer.db*"):
