@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,18 +89,53 @@ def create_engine(url: str, pool_size: int = 8) -> sa.Engine:
                 _sqlite_statistics(cursor)
             cursor.close()
 
+        lock_path = _writer_lock_path(url)
+
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: sa.Connection) -> None:
             # A writing transaction takes the lock at BEGIN: a deferred one that reads first
             # could find, at its first write, that another writer got there (SQLITE_BUSY
             # without waiting). Readers stay deferred and never block under WAL.
             write = connection.get_execution_options().get("write", False)
+            if write and lock_path is not None:
+                connection.info[_WRITER_LOCK] = _take_writer_lock(lock_path)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        for event in ("checkin", "invalidate", "close", "detach"):
+            sa.event.listen(engine.pool, event, _release_writer_lock)
 
         return engine
     return sa.create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
     )
+
+
+# Writers queue on a lock file before BEGIN IMMEDIATE. SQLite's own wait for its write lock
+# polls with sleeps of up to 100 ms, so a second worker process's sequencer kept missing the
+# moment the first committed; a blocking flock wakes the next writer at once.
+_WRITER_LOCK = "signer.writer_lock"
+
+
+def _writer_lock_path(url: str) -> Path | None:
+    database = sa.engine.make_url(url).database
+    return None if not database or database == ":memory:" else Path(database + "-writer.lock")
+
+
+def _take_writer_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _release_writer_lock(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+    """After the transaction, whatever ended it: closing the descriptor drops the flock."""
+    fd = record.info.pop(_WRITER_LOCK, None) if record is not None else None
+    if fd is not None:
+        os.close(fd)
 
 
 # Rows ANALYZE samples per index (SQLite >= 3.32): statistics in milliseconds at any size.
