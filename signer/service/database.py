@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,8 +113,10 @@ def create_engine(url: str, pool_size: int = 8) -> sa.Engine:
 
 # Writers queue on a lock file before BEGIN IMMEDIATE. SQLite's own wait for its write lock
 # polls with sleeps of up to 100 ms, so a second worker process's sequencer kept missing the
-# moment the first committed; a blocking flock wakes the next writer at once.
+# moment the first committed; this one looks again every half millisecond. It gives up after
+# SQLite's busy timeout, as SQLite would (a 503), so a stuck writer never hangs the others.
 _WRITER_LOCK = "signer.writer_lock"
+WRITER_LOCK_POLL_S = 0.0005
 
 
 def _writer_lock_path(url: str) -> Path | None:
@@ -123,12 +126,21 @@ def _writer_lock_path(url: str) -> Path | None:
 
 def _take_writer_lock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sa.exc.OperationalError(  # what SQLite's own timeout raises
+                        "BEGIN IMMEDIATE", None,
+                        sqlite3.OperationalError("database is locked")) from None
+                time.sleep(WRITER_LOCK_POLL_S)
     except BaseException:
         os.close(fd)
         raise
-    return fd
 
 
 def _release_writer_lock(_dbapi_connection: Any, record: Any, *_: Any) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from signer.service import database
 from signer.service.database import create_engine
 
 
@@ -65,3 +67,18 @@ def test_a_failed_write_releases_the_lock(engine: sa.Engine, tmp_path: Path) -> 
         tx.exec_driver_sql("INSERT INTO t VALUES (2)")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT x FROM t").scalars().all() == [2]
+
+
+def test_a_writer_that_never_lets_go_is_a_timeout_not_a_hang(
+        engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    stuck = os.open(tmp_path / "signer.db-writer.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(stuck, fcntl.LOCK_EX)  # another process's writer, stuck mid-transaction
+    writer = engine.execution_options(write=True)
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError, match="database is locked"), writer.begin():
+        pass
+    assert 0.2 <= time.monotonic() - started < 5
+    os.close(stuck)
+    with writer.begin() as tx:
+        tx.exec_driver_sql("INSERT INTO t VALUES (3)")
