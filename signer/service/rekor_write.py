@@ -43,7 +43,7 @@ from signer.service.fulcio_api import url_namespace
 from signer.service.runtime import Runtime
 from signer.service.signing import RekorVersion
 from signer.service.store import AttestationRecord, SignatureRecord
-from signer.sigstore_json import Bundle, DsseEnvelope
+from signer.sigstore_json import DsseEnvelope
 from signer.transparency import rekor_bodies
 from signer.transparency.rekor_bodies import HashedRekordV001, RekorBodyError, V2Verifier
 
@@ -182,9 +182,6 @@ def _v2_store(rt: Runtime, request: Request, entry: rekor_bodies.CreateEntryRequ
               ) -> Stored:
     hashed, signed = entry.hashed_rekord_request_v002, entry.dsse_request_v002
     if hashed is not None:
-        if len(hashed.digest) != 32:
-            raise UsageError(f"The digest is {len(hashed.digest)} bytes; signer logs SHA-256 "
-                             "digests (32 bytes).", "Hash the artifact with SHA-256.")
         cert, key_details = _v2_leaf((hashed.signature.verifier,),
                                      "hashedRekordRequestV002.signature.verifier")
         holder = _holder(rt, request, cert)  # ours (a P-256 leaf) before its key is read
@@ -211,7 +208,9 @@ def routes(prefix: str) -> APIRouter:
     def create_entry_v2(request: Request, rt: RuntimeDep,
                         body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         row = _v2_store(rt, request, _v2_request(body))
-        return Bundle.from_json(row.bundle).verification_material.tlog_entries[0].to_dict()
+        # The entry as the stored bundle holds it (protobuf JSON): no parse of the bundle.
+        entry: dict[str, Any] = json.loads(row.bundle)["verificationMaterial"]["tlogEntries"][0]
+        return entry
 
     @api.get("/api/v1/log/publicKey", response_class=Response,
              responses={200: {"content": {PEM_KEY_MEDIA_TYPE: {}}}})

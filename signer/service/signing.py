@@ -218,6 +218,16 @@ class SigningService:
         return self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
                                    rekor_version=rekor_version)
 
+    def timestamp(self, signature: bytes) -> bytes:
+        """The TSA's token over ``signature``. Only a timestamped signature or attestation is
+        ever stored: any TSA failure refuses the upload before anything is written."""
+        try:
+            return self.tsa.timestamp(signature)
+        except Exception as exc:
+            why = f" ({exc.detail.rstrip('.')})" if isinstance(exc, Unavailable) else ""
+            raise Unavailable(f"The timestamp authority failed{why}; nothing was stored.",
+                              "Retry in a few seconds.") from exc
+
     def rekor_log(self, rekor_version: RekorVersion) -> TransparencyLog:
         """The log a Rekor API's entries go to: v1 ``tlog``, v2 the tile log ``tlog2``."""
         return self.tlog_v2 if rekor_version == 2 else self.tlog
@@ -228,13 +238,7 @@ class SigningService:
                        ) -> tuple[SignatureRecord, bool]:
         """Timestamp, log (in the log of ``rekor_version``) and store a verified signature;
         with ``precert``, the CT log's item commits in the same transaction."""
-        # Only a timestamped signature is ever stored: a TSA failure raises before commit.
-        try:
-            timestamp = self.tsa.timestamp(signature)
-        except Exception as exc:  # any TSA failure: refuse, and store nothing
-            why = f" ({exc.detail.rstrip('.')})" if isinstance(exc, Unavailable) else ""
-            raise Unavailable(f"The timestamp authority failed{why}; nothing was stored.",
-                              "Retry in a few seconds.") from exc
+        timestamp = self.timestamp(signature)
         provenance = Provenance.from_certificate(cert)
         new = NewSignature(
             namespace=namespace, name=ref.name, digest=ref.digest, signature_sha256=sig_hash,

@@ -212,6 +212,10 @@ def parse_create_entry_request(text: str | bytes) -> CreateEntryRequest:
     if (request.hashed_rekord_request_v002 is None) == (request.dsse_request_v002 is None):
         raise RekorBodyError("a Rekor v2 request holds exactly one of hashedRekordRequestV002 "
                              "and dsseRequestV002")
+    hashed = request.hashed_rekord_request_v002
+    if hashed is not None and len(hashed.digest) != 32:
+        raise RekorBodyError(f"hashedRekordRequestV002.digest is {len(hashed.digest)} bytes; "
+                             "a SHA-256 digest is 32")
     for verifier in _request_verifiers(request):
         _checked(verifier, RekorBodyError)
     return request
