@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer import bundle as bundles
@@ -50,6 +49,7 @@ from signer.sigstore_json import (
     X509Certificate,
 )
 from signer.transparency import rekor_bodies
+from signer.verification import uploads
 
 # A statement (the envelope's payload) is at most this: room for the SBOM of a large image
 # (CycloneDX/SPDX documents of a few MB), far below what would strain a database row.
@@ -262,14 +262,11 @@ def subject_ref(statement: dsse.Statement) -> ArtifactRef:
 
 
 def _verify_envelope(envelope: DsseEnvelope, cert: x509.Certificate) -> None:
-    key = cert.public_key()
-    assert isinstance(key, ec.EllipticCurvePublicKey)  # our CA certifies only P-256
-    try:
-        dsse.verify_signature(envelope, key)
-    except dsse.DsseError as exc:
-        raise UsageError(f"The DSSE envelope does not verify: {exc}.",
+    why = uploads.envelope_refusal(cert.public_key(), envelope)
+    if why is not None:
+        raise UsageError(f"The DSSE envelope does not verify: {why}.",
                          "Sign PAE(payloadType, payload) with the key the certificate was "
-                         "issued for.") from exc
+                         "issued for.")
 
 
 def dsse_bundle(certificate_der: bytes, envelope: DsseEnvelope, timestamp: bytes,

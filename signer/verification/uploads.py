@@ -1,7 +1,8 @@
 """The upload-time check of a leaf: the service accepts signatures only under its own leaves.
 
 Issued by the service's CA, valid now, and issued to the very caller and namespace that
-upload it. The service maps each refusal to its own problem document.
+upload it; and the upload proves the leaf's key (a signature over the digest, or a DSSE
+envelope over its PAE). The service maps each refusal to its own problem document.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from signer import dsse
 from signer.provenance import Provenance
+from signer.sigstore_json import DsseEnvelope
 from signer.verification.windows import within
 
 
@@ -101,3 +104,15 @@ def signs_digest(key: object, signature: bytes, digest: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+def envelope_refusal(key: object, envelope: DsseEnvelope) -> str | None:
+    """Why ``envelope`` is not signed by ``key`` over its PAE (an attestation upload's proof
+    that its sender holds the leaf's key), or None when it is."""
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return "the certificate's key is not an ECDSA key"
+    try:
+        dsse.verify_signature(envelope, key)
+    except dsse.DsseError as exc:
+        return str(exc)
+    return None
