@@ -34,6 +34,24 @@ def service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory, 
         svc.stop()
 
 
+@pytest.fixture(scope="module")
+def github_service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory,
+                   backend: str) -> Iterator[Service]:
+    """A service whose operator declared the fake issuer a github kind on https://github.com
+    (as for github.com or GHES tokens), so provenance URLs are the ones gh compares."""
+    data_dir = tmp_path_factory.mktemp(f"github-{backend}") / "data"
+    with database(backend) as url:
+        svc = Service(data_dir, init(data_dir, url), issuer.url, database_url=url,
+                      issuer_kind=None)
+        svc.start()
+        done = svc.cli("issuer", "add", "--url", issuer.url, "--type", "github",
+                       "--server-url", "https://github.com", "--allow-http",
+                       env={"SIGNER_API_KEY": svc.admin_key})
+        assert done.returncode == 0, done.stderr
+        yield svc
+        svc.stop()
+
+
 @pytest.fixture
 def tenant(service: Service) -> Tenant:
     return service.tenant()

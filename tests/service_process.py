@@ -100,7 +100,6 @@ class Service:
     # The fake issuer mints GitHub-shaped tokens: declared so (signer issuer add) at the first
     # start, as an operator would; None leaves it undeclared (a generic issuer).
     issuer_kind: str | None = "github"
-    issuer_server_url: str | None = None  # the kind's server URL; None: the issuer's own
     insecure_option: bool = True  # also allow the fake issuer with --insecure-issuer
     _declared: bool = False
 
@@ -138,10 +137,8 @@ class Service:
         if self.issuer_kind is None or self._declared:
             return
         with contextlib.suppress(Conflict):  # declared by another replica on this database
-            declared = {"url": self.issuer_url, "type": self.issuer_kind, "allow_http": True}
-            if self.issuer_server_url:
-                declared["server_url"] = self.issuer_server_url
-            self.provision("POST", "/v1/issuers", declared)
+            self.provision("POST", "/v1/issuers", {"url": self.issuer_url,
+                                                   "type": self.issuer_kind, "allow_http": True})
         self._declared = True
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -13,33 +13,16 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.fakes.github_oidc import FakeGitHubIssuer
-from tests.service_process import Service, Tenant, clean_env, database, init
+from tests.service_process import Service, Tenant, clean_env
 
 GH = str(Path(sys.executable).parent / "gh")
 ARTIFACT = b"app release 1.2.3\n"
-
-
-@pytest.fixture(scope="module")
-def github_service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory,
-                   backend: str) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp(f"attest-{backend}") / "data"
-    with database(backend) as url:
-        svc = Service(data_dir, init(data_dir, url), issuer.url, database_url=url,
-                      issuer_kind=None)
-        svc.start()
-        done = svc.cli("issuer", "add", "--url", issuer.url, "--type", "github",
-                       "--server-url", "https://github.com", "--allow-http",
-                       env={"SIGNER_API_KEY": svc.admin_key})
-        assert done.returncode == 0, done.stderr
-        yield svc
-        svc.stop()
 
 
 @pytest.fixture

@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.github_oidc import FakeGitHubIssuer
+from tests.integration.test_attestations import GH
 from tests.registry.conftest import LocalRegistry
-from tests.service_process import Service, clean_env, init
+from tests.service_process import Service, clean_env
 
 pytestmark = [pytest.mark.registry, pytest.mark.integration, pytest.mark.docker]
 
-GH = str(Path(sys.executable).parent / "gh")
 SLSA = "https://slsa.dev/provenance/v1"
 WORKFLOW = "acme/app/.github/workflows/release.yml"
-
-
-@pytest.fixture(scope="module")
-def github_service(issuer: FakeGitHubIssuer, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[Service]:
-    """The fake issuer declared as a github kind on https://github.com, as gh expects."""
-    data = tmp_path_factory.mktemp("gh-oci") / "data"
-    svc = Service(data, init(data, None), issuer.url, issuer_server_url="https://github.com")
-    svc.start()
-    yield svc
-    svc.stop()
 
 
 def test_gh_verifies_the_attestation_signer_pushed(
