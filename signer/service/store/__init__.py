@@ -16,11 +16,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import Conflict, NotFound
@@ -83,17 +86,31 @@ def hash_secret(secret: str) -> bytes:
 # them on SQLite).
 _SIGNATURE_FIELDS = tuple(k for k in NewSignature.__dataclass_fields__ if k in signatures.c)
 _INSERT_SIGNATURE = signatures.insert()
-_INSERT_ARTIFACT = artifacts.insert()
 _INSERT_CERTIFICATE = certificates.insert()
 _FIND_SIGNATURE = rows.WITH_REVOCATION.where(
     signatures.c.namespace == sa.bindparam("ns"), signatures.c.name == sa.bindparam("name"),
     signatures.c.digest == sa.bindparam("digest"),
     signatures.c.signature_sha256 == sa.bindparam("sig"))
-_TOUCH_ARTIFACT = artifacts.update().where(
-    artifacts.c.namespace == sa.bindparam("ns"), artifacts.c.name == sa.bindparam("b_name"),
-    artifacts.c.digest == sa.bindparam("b_digest"),
-).values(updated_at=sa.bindparam("at"), signature_count=artifacts.c.signature_count + 1
-         ).returning(artifacts.c.id)
+
+
+def _upsert_artifact(insert: Callable[[sa.Table], Any]) -> Any:
+    """The artifact's row, created or touched, in one statement (a signing's critical section
+    runs it once instead of UPDATE, then INSERT when nothing was there)."""
+    statement = insert(artifacts).values(
+        id=sa.bindparam("id"), namespace=sa.bindparam("ns"), name=sa.bindparam("b_name"),
+        digest=sa.bindparam("b_digest"), source_repository=sa.bindparam("source"),
+        created_at=sa.bindparam("at"), updated_at=sa.bindparam("at"),
+        signature_count=sa.bindparam("count"), revoked_count=0)
+    return statement.on_conflict_do_update(
+        index_elements=[artifacts.c.namespace, artifacts.c.name, artifacts.c.digest],
+        set_={"updated_at": statement.excluded.updated_at,
+              "signature_count": artifacts.c.signature_count
+              + statement.excluded.signature_count},
+    ).returning(artifacts.c.id)
+
+
+_UPSERT_ARTIFACT = {"sqlite": _upsert_artifact(sqlite_insert),
+                    "postgresql": _upsert_artifact(postgresql_insert)}
 
 
 class Store:
@@ -252,7 +269,9 @@ class Store:
         """
         created = now()
         values = {k: getattr(new, k) for k in _SIGNATURE_FIELDS}
-        signature_id, artifact_id = new_id(), self._touch_artifact(tx, new, created)
+        signature_id = new_id()
+        artifact_id = self._artifact_for(tx, new.namespace, new.name, new.digest,
+                                         new.source_repository, created, signatures=1)
         values.update(id=signature_id, artifact_id=artifact_id, created_at=created,
                       log_tree=log_tree, log_index=log_index, revocation_id=None)
         defer_insert(tx, _INSERT_SIGNATURE, values)  # no read in the batch needs it before
@@ -263,19 +282,6 @@ class Store:
             provenance=new.provenance, certificate_serial=new.certificate_serial,
             signed_at=new.signed_at, created_at=created, log_tree=log_tree,
             log_index=log_index, bundle=new.bundle, revocation=None)
-
-    @staticmethod
-    def _touch_artifact(tx: sa.Connection, new: NewSignature, at: datetime) -> str:
-        updated = tx.execute(_TOUCH_ARTIFACT, {"ns": new.namespace, "b_name": new.name,
-                                               "b_digest": new.digest, "at": at}).first()
-        if updated is not None:
-            return str(updated.id)
-        artifact_id = new_id()
-        tx.execute(_INSERT_ARTIFACT, {
-            "id": artifact_id, "namespace": new.namespace, "name": new.name,
-            "digest": new.digest, "source_repository": new.source_repository,
-            "created_at": at, "updated_at": at, "signature_count": 1, "revoked_count": 0})
-        return artifact_id
 
     def signatures_for(self, namespace: str, name: str, digest: str | None = None
                        ) -> list[SignatureRecord]:
@@ -366,19 +372,13 @@ class Store:
 
     @staticmethod
     def _artifact_for(tx: sa.Connection, namespace: str, name: str, digest: str,
-                      source_repository: str | None, at: datetime) -> str:
-        found = tx.execute(artifacts.update().where(
-            artifacts.c.namespace == namespace, artifacts.c.name == name,
-            artifacts.c.digest == digest).values(updated_at=at).returning(artifacts.c.id)
-        ).first()
-        if found is not None:
-            return str(found.id)
-        artifact_id = new_id()
-        tx.execute(_INSERT_ARTIFACT, {
-            "id": artifact_id, "namespace": namespace, "name": name, "digest": digest,
-            "source_repository": source_repository, "created_at": at, "updated_at": at,
-            "signature_count": 0, "revoked_count": 0})
-        return artifact_id
+                      source_repository: str | None, at: datetime, signatures: int = 0) -> str:
+        """The artifact's id, its row created or its ``updated_at`` moved to ``at``;
+        ``signatures``: how many signatures to add to its count. A new artifact takes
+        ``source_repository``; a known one keeps its own."""
+        return str(tx.execute(_UPSERT_ARTIFACT[tx.dialect.name], {
+            "id": new_id(), "ns": namespace, "b_name": name, "b_digest": digest,
+            "source": source_repository, "at": at, "count": signatures}).scalar_one())
 
     def attestations_for(self, namespace: str, name: str, digest: str | None = None,
                          predicate_type: str | None = None) -> list[AttestationRecord]:
