@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -133,6 +134,47 @@ class IssuerKeys:
             ) from exc
 
 
+# Tokens verified recently, at most this many per process (the oldest go first).
+VERIFIED_TOKENS = 4096
+
+
+class VerifiedTokens:
+    """Tokens whose signature and claims were verified, with their claims: the same token
+    again (a job signing many artifacts; the two-step API's second request) skips PyJWT's
+    parse and checks (its base64 validation alone is ~0.1 ms a token). Keyed by the whole
+    token and the audience it was checked for; an entry lasts until the token expires, and no
+    longer than the issuer's keys are cached (JWKS_LIFETIME_SECONDS), so a key the issuer
+    withdraws stops counting as it would for a new token. The issuer's trust (policies,
+    declared issuers) is checked again on every use."""
+
+    def __init__(self, size: int = VERIFIED_TOKENS) -> None:
+        self._size = size
+        self._entries: dict[tuple[str, str], tuple[float, Mapping[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, audience: str) -> Mapping[str, Any] | None:
+        found = self._entries.get((token, audience))
+        if found is None or time.time() >= found[0]:
+            return None
+        return found[1]
+
+    def put(self, token: str, audience: str, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Remember ``claims`` (verified) for ``token``; returns them, read-only."""
+        until = min(float(claims["exp"]) + CLOCK_SKEW_SECONDS,
+                    time.time() + JWKS_LIFETIME_SECONDS)
+        with self._lock:
+            if len(self._entries) >= self._size:
+                now = time.time()
+                live = {k: v for k, v in self._entries.items() if v[0] > now}
+                # dicts keep insertion order: past the bound, the older half goes.
+                self._entries = live if len(live) < self._size else dict(
+                    list(live.items())[self._size // 2:])
+            # Read-only: every request with this token shares the one mapping.
+            frozen = MappingProxyType(dict(claims))
+            self._entries[(token, audience)] = (until, frozen)
+        return frozen
+
+
 class Authenticator:
     def __init__(self, store: Store, audience: str, insecure_issuers: frozenset[str],
                  service_issuer: str) -> None:
@@ -141,6 +183,7 @@ class Authenticator:
         self.insecure_issuers = frozenset(i.rstrip("/") for i in insecure_issuers)
         self.service_issuer = service_issuer
         self.keys = IssuerKeys()
+        self.verified = VerifiedTokens()
         self._policies: list[Policy] = []
         self._policies_at = float("-inf")
         self._issuers: dict[str, Issuer] = {}
@@ -198,6 +241,26 @@ class Authenticator:
                          self.service_issuer, api_key=key)
 
     def _oidc(self, token: str, audience: str) -> Principal:
+        claims = self.verified.get(token, audience)
+        if claims is None:
+            claims = self.verified.put(token, audience, self._verify(token, audience))
+        # Again for a token verified before: the issuer's trust may have changed since.
+        resolved = self._trusted_issuer(claims["iss"])
+        return Principal("oidc", _checked_subject(claims), claims["iss"],
+                         claims=claims, oidc_issuer=resolved)
+
+    def _trusted_issuer(self, issuer: Any) -> Issuer:
+        if not isinstance(issuer, str) or not any(p.issuer == issuer for p in self.policies()):
+            raise AuthenticationError(
+                f"The token's issuer {issuer!r} is not trusted by any namespace policy.",
+                "A namespace admin must add a policy for this issuer ('signer policy add').",
+            )
+        resolved = self.issuer(issuer)
+        issuers.check_url(resolved.url, resolved.allow_http)
+        return resolved
+
+    def _verify(self, token: str, audience: str) -> Mapping[str, Any]:
+        """The token's checked claims: signature, audience, times and required claims."""
         try:
             # One parse for the header and the claims the checks below need before the
             # signature is verified (PyJWT's helpers would each parse the token again).
@@ -216,13 +279,7 @@ class Authenticator:
                 "Use the token your CI's OIDC issuer minted, unmodified.",
             )
         issuer = unverified.get("iss")
-        if not isinstance(issuer, str) or not any(p.issuer == issuer for p in self.policies()):
-            raise AuthenticationError(
-                f"The token's issuer {issuer!r} is not trusted by any namespace policy.",
-                "A namespace admin must add a policy for this issuer ('signer policy add').",
-            )
-        resolved = self.issuer(issuer)
-        issuers.check_url(resolved.url, resolved.allow_http)
+        self._trusted_issuer(issuer)
         key = self.keys.signing_key(issuer, header.get("kid"))
         try:
             claims = jwt.decode(
@@ -250,8 +307,8 @@ class Authenticator:
                 f"The OIDC token failed verification: {exc}.",
                 "Use the token your CI's OIDC issuer minted, unmodified and unexpired.",
             ) from exc
-        return Principal("oidc", _checked_subject(claims), issuer, claims=_checked(claims),
-                         oidc_issuer=resolved)
+        _checked_subject(claims)
+        return _checked(claims)
 
     def leaf_holder(self, cert: x509.Certificate, ca_certificate: x509.Certificate
                     ) -> Principal:

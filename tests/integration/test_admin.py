@@ -87,6 +87,9 @@ def test_policy_and_api_key_lifecycle_through_the_cli(service: Service,
                        env=admin).returncode == 0
     refused = service.post("/v1/certificates", issuer.token(), json=cert_request)
     assert refused.status_code in (401, 403)
+    # Nor the token admitted before (the service remembers it verified, not that it may).
+    refused = service.post("/v1/certificates", token, json=cert_request)
+    assert refused.status_code in (401, 403)
 
     bad_perm = service.cli("api-key", "create", "--namespace", "team-a", "--name", "x",
                            "--permissions", "sign,destroy", env=admin)
