@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -12,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from signer import bundle
 
 
-def test_json_with_entry_is_to_json() -> None:
+@pytest.mark.parametrize("promise", [b"promise", None])
+@pytest.mark.parametrize("proof", [[bytes(32), bytes(range(32))], []])
+def test_json_with_entry_is_to_json(promise: bytes | None, proof: list[bytes]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     cert = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
@@ -20,8 +23,8 @@ def test_json_with_entry_is_to_json() -> None:
         now).not_valid_after(now + timedelta(minutes=5)).sign(key, hashes.SHA256())
     entry = bundle.tlog_entry(
         kind="hashedrekord", version="0.0.1", log_id=bytes(32), index=5, integrated_time=7,
-        body=b"{}", promise=b"promise", root_hash=bytes(range(32)), tree_size=6,
-        proof=[bytes(32)], checkpoint="origin\n6\nroot\n")
+        body=b"{}", promise=promise, root_hash=bytes(range(32)), tree_size=6,
+        proof=proof, checkpoint="origin\n6\nroot\n")
     whole = bundle.build(cert, bytes(32), b"signature", b"timestamp", [entry]).to_json()
     skeleton = bundle.build(cert, bytes(32), b"signature", b"timestamp").model.to_dict()
     assert bundle.json_with_entry(skeleton, entry) == whole
