@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.service import tsa as tsa_module
-from signer.service.tsa import DEFAULT_POLICY_OID, TimestampAuthority
+from signer.service.tsa import (
+    DEFAULT_POLICY_OID,
+    TimestampAuthority,
+    _der_generalized_time,
+    _der_integer,
+    _der_set_of,
+)
 
 GEN_TIME = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
@@ -242,3 +248,30 @@ def test_timestamp_is_byte_identical_to_the_reference(authority: Authority, draw
     assert response == _reference(authority.leaf_der, authority.signer, imprint,
                                   draw % 2**64, True, draw % 2**127 + 1,
                                   GEN_TIME.replace(microsecond=0))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 2**63, 2**64 - 1, 2**127, 2**1030,
+     -1, -0x80, -0x81, -0x8000, -0x8001, -(2**64)],
+)
+def test_der_integer_is_asn1cryptos(value: int) -> None:
+    assert _der_integer(value) == core.Integer(value).dump()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+     datetime(2026, 6, 1, 2, 0, 0, tzinfo=timezone(timedelta(hours=2)))],
+)
+def test_der_generalized_time_is_asn1cryptos(value: datetime) -> None:
+    assert _der_generalized_time(value) == core.GeneralizedTime(value).dump()
+
+
+@pytest.mark.parametrize("sizes", [(0, 1), (127, 128), (255, 256), (70_000, 3), (5, 5, 5)])
+def test_der_set_of_is_asn1cryptos(sizes: tuple[int, ...]) -> None:
+    # Lengths across the one-, two- and three-byte forms, and equal lengths sorted by content.
+    strings = [bytes([0xFF - i]) * size for i, size in enumerate(sizes)]
+    elements = [core.OctetString(s).dump() for s in strings]
+
+    assert _der_set_of(*elements) == core.SetOf(strings, spec=core.OctetString).dump()
