@@ -1,10 +1,13 @@
 """RFC 3161 Time-Stamp Authority: answers TimeStampReq with signed TimeStampResp tokens.
 
-ASN.1 is built with asn1crypto and signed with ``cryptography``. Everything that is the same
-for every token (certificate, signer identifier, ESS signing-certificate attribute, algorithm
-identifiers) is built once in the constructor, so a token costs one TSTInfo, one ECDSA
-signature and the encoding around them. The key is a :class:`~signer.service.keys.KeySigner`
-(ECDSA: the SignerInfo says ecdsa-with-SHA256).
+A granted token is assembled from DER bytes: everything that is the same for every token
+(policy, accuracy, TSA name, signer identifier, algorithm identifiers, certificate,
+content-type and ESS signing-certificate-v2 attributes) is encoded once in the constructor,
+with asn1crypto, and a token only encodes its own fields (serial number, genTime, nonce,
+message imprint, messageDigest attribute, signature) and the lengths around them, then
+makes one ECDSA signature with ``cryptography``. Requests are parsed, and rejections built,
+with asn1crypto. The key is a :class:`~signer.service.keys.KeySigner` (ECDSA: the SignerInfo
+says ecdsa-with-SHA256).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signer.provenance import PROJECT_ARC
 from signer.service.keys import KeySigner
+from signer.transparency.sct import der_element
 
 # Our own arc (docs/design.md), .2 = timestamping, .2.1 = this TSA's first policy.
 DEFAULT_POLICY_OID = f"{PROJECT_ARC}.2.1"
@@ -53,7 +57,7 @@ class _Request:
     """The fields of a TimeStampReq the TSA looks at, read once at the boundary."""
 
     version: int
-    imprint: Any  # tsp.MessageImprint, echoed as received
+    imprint: bytes  # the MessageImprint's DER, echoed as received
     algorithm: str
     algorithm_has_parameters: bool
     digest_length: int
@@ -82,42 +86,8 @@ class TimestampAuthority:
         _check_key_and_chain(signer, chain)
         self._signer = signer
         self._policy = core.ObjectIdentifier(policy_oid)
-        leaf_der = chain[0].public_bytes(serialization.Encoding.DER)
-        leaf = asn1_x509.Certificate.load(leaf_der)
-
-        self._sha256 = _frozen(algos.DigestAlgorithm({"algorithm": "sha256"}))
-        self._digest_algorithms = _frozen(cms.DigestAlgorithms([self._sha256]))
-        self._signature_algorithm = _frozen(
-            algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
-        )
-        self._accuracy = _frozen(tsp.Accuracy({"seconds": ACCURACY_SECONDS}))
-        # Tagged as their fields are (TSTInfo.tsa [0] EXPLICIT, SignedData.certificates
-        # [0] IMPLICIT), so that asn1crypto does not deep-copy them into every token.
-        self._tsa_name = _frozen(asn1_x509.GeneralName("directory_name", leaf.subject), explicit=0)
-        self._certificates = _frozen(
-            cms.CertificateSet([cms.CertificateChoices("certificate", leaf)]), implicit=0
-        )
-        self._tst_info_type = cms.ContentType("tst_info")
-        self._signed_data_type = cms.ContentType("signed_data")
-        self._sid = _frozen(
-            cms.SignerIdentifier(
-                "issuer_and_serial_number",
-                {"issuer": leaf.issuer, "serial_number": leaf.serial_number},
-            )
-        )
-        self._content_type_attr = _frozen(
-            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]})
-        )
-        # ESSCertIDv2 with hashAlgorithm left out: SHA-256 is its DEFAULT, so DER omits it.
-        self._signing_certificate_attr = _frozen(
-            cms.CMSAttribute(
-                {
-                    "type": "signing_certificate_v2",
-                    "values": [{"certs": [{"cert_hash": hashlib.sha256(leaf_der).digest()}]}],
-                }
-            )
-        )
-        self._granted = _frozen(tsp.PKIStatusInfo({"status": "granted"}))
+        self._der = _ConstantDer.build(chain[0].public_bytes(serialization.Encoding.DER),
+                                       self._policy)
 
     def respond(self, request_der: bytes) -> bytes:
         """Answer one DER TimeStampReq with a DER TimeStampResp (granted or rejection)."""
@@ -129,11 +99,8 @@ class TimestampAuthority:
 
     def timestamp(self, data: bytes) -> bytes:
         """A granted DER TimeStampResp over SHA-256(data), with the TSA certificate and a nonce."""
-        imprint = _frozen(
-            tsp.MessageImprint(
-                {"hash_algorithm": self._sha256, "hashed_message": hashlib.sha256(data).digest()}
-            )
-        )
+        digest = der_element(0x04, hashlib.sha256(data).digest())  # OCTET STRING
+        imprint = der_element(0x30, self._der.sha256 + digest)
         return self._grant(imprint, secrets.randbits(NONCE_BITS), cert_req=True)
 
     def _refusal(self, request: _Request) -> tuple[str, str] | None:
@@ -163,60 +130,131 @@ class TimestampAuthority:
             return "unaccepted_extensions", "No TimeStampReq extensions are supported."
         return None
 
-    def _grant(self, imprint: Any, nonce: int | None, cert_req: bool) -> bytes:
-        tst_info = tsp.TSTInfo(
+    def _grant(self, imprint: bytes, nonce: int | None, cert_req: bool) -> bytes:
+        # Positive, and at most 16 DER content bytes (no sign-padding byte).
+        serial = secrets.randbits(SERIAL_NUMBER_BITS - 1) + 1
+        gen_time = datetime.now(UTC).replace(microsecond=0)
+        tst_info = self._der.tst_info(imprint, serial, gen_time, nonce)
+        signed_data = self._der.signed_data(tst_info, self._signer_info(tst_info), cert_req)
+        return self._der.granted(signed_data)
+
+    def _signer_info(self, tst_info: bytes) -> bytes:
+        message_digest = der_element(0x04, hashlib.sha256(tst_info).digest())
+        signed_attrs = self._der.signed_attrs(message_digest)
+        # The signature covers the attributes' DER as a universal SET (tag 0x31), not the
+        # [0] IMPLICIT form they take in SignerInfo.
+        return self._der.signer_info(signed_attrs, self._signer.sign(signed_attrs))
+
+
+@dataclass(frozen=True)
+class _ConstantDer:
+    """The DER of everything a granted response shares with every other, and the assembly of
+    one response around its own fields: a token costs a few byte joins, not an ASN.1 build."""
+
+    sha256: bytes  # AlgorithmIdentifier
+    tst_info_head: bytes  # version, policy
+    accuracy: bytes
+    tsa_name: bytes  # [0] EXPLICIT GeneralName
+    content_type_attr: bytes
+    message_digest_type: bytes  # the attribute's OID
+    signing_certificate_attr: bytes
+    signer_info_head: bytes  # version, sid, digestAlgorithm
+    signature_algorithm: bytes
+    signed_data_head: bytes  # version, digestAlgorithms
+    tst_info_type: bytes
+    certificates: bytes  # [0] IMPLICIT CertificateSet
+    signed_data_type: bytes
+    granted_status: bytes
+
+    @classmethod
+    def build(cls, leaf_der: bytes, policy: core.ObjectIdentifier) -> _ConstantDer:
+        leaf = asn1_x509.Certificate.load(leaf_der)
+        sha256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+        # ESSCertIDv2 with hashAlgorithm left out: SHA-256 is its DEFAULT, so DER omits it.
+        signing_certificate = cms.CMSAttribute(
             {
-                "version": TST_INFO_VERSION,
-                "policy": self._policy,
-                "message_imprint": imprint,
-                # Positive, and at most 16 DER content bytes (no sign-padding byte).
-                "serial_number": secrets.randbits(SERIAL_NUMBER_BITS - 1) + 1,
-                "gen_time": datetime.now(UTC).replace(microsecond=0),
-                "accuracy": self._accuracy,
-                "nonce": nonce,
-                "tsa": self._tsa_name,
-            }
-        ).dump()
-        message_digest = cms.CMSAttribute(
-            {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
-        )
-        signed_attrs = _frozen(
-            cms.CMSAttributes(
-                [self._content_type_attr, _frozen(message_digest), self._signing_certificate_attr]
-            )
-        )
-        # The signature covers the attributes' DER as a universal SET (tag 0x31), which is
-        # how CMSAttributes dumps untagged, not the [0] IMPLICIT form they take in SignerInfo.
-        signature = self._signer.sign(signed_attrs.dump())
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": self._sid,
-                "digest_algorithm": self._sha256,
-                "signed_attrs": signed_attrs.retag({"implicit": 0}),
-                "signature_algorithm": self._signature_algorithm,
-                "signature": signature,
-            }
-        )
-        encapsulated = cms.EncapsulatedContentInfo(
-            {
-                "content_type": self._tst_info_type,
-                "content": core.ParsableOctetString(tst_info, explicit=0),
-            }
-        )
-        signed_data = cms.SignedData(
-            {
-                "version": "v3",
-                "digest_algorithms": self._digest_algorithms,
-                "encap_content_info": _frozen(encapsulated),
-                "certificates": self._certificates if cert_req else None,
-                "signer_infos": [_frozen(signer_info)],
+                "type": "signing_certificate_v2",
+                "values": [{"certs": [{"cert_hash": hashlib.sha256(leaf_der).digest()}]}],
             }
         )
-        token = cms.ContentInfo(
-            {"content_type": self._signed_data_type, "content": _frozen(signed_data, explicit=0)}
+        sid = cms.SignerIdentifier(
+            "issuer_and_serial_number",
+            {"issuer": leaf.issuer, "serial_number": leaf.serial_number},
         )
-        return _dump(_TimeStampResp({"status": self._granted, "time_stamp_token": _frozen(token)}))
+        certificates = cms.CertificateSet([cms.CertificateChoices("certificate", leaf)])
+        tsa_name = asn1_x509.GeneralName("directory_name", leaf.subject)
+        return cls(
+            sha256=sha256,
+            tst_info_head=core.Integer(TST_INFO_VERSION).dump() + policy.dump(),
+            accuracy=tsp.Accuracy({"seconds": ACCURACY_SECONDS}).dump(),
+            tsa_name=der_element(0xA0, tsa_name.dump()),
+            content_type_attr=cms.CMSAttribute(
+                {"type": "content_type", "values": ["tst_info"]}
+            ).dump(),
+            message_digest_type=cms.CMSAttributeType("message_digest").dump(),
+            signing_certificate_attr=signing_certificate.dump(),
+            signer_info_head=cms.CMSVersion("v1").dump() + sid.dump() + sha256,
+            signature_algorithm=algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump(),
+            signed_data_head=cms.CMSVersion("v3").dump() + der_element(0x31, sha256),
+            tst_info_type=cms.ContentType("tst_info").dump(),
+            certificates=der_element(0xA0, certificates.contents),
+            signed_data_type=cms.ContentType("signed_data").dump(),
+            granted_status=tsp.PKIStatusInfo({"status": "granted"}).dump(),
+        )
+
+    def tst_info(
+        self, imprint: bytes, serial: int, gen_time: datetime, nonce: int | None
+    ) -> bytes:
+        nonce_der = b"" if nonce is None else _der_integer(nonce)
+        return der_element(0x30, b"".join((
+            self.tst_info_head, imprint, _der_integer(serial), _der_generalized_time(gen_time),
+            self.accuracy, nonce_der, self.tsa_name,
+        )))
+
+    def signed_attrs(self, message_digest: bytes) -> bytes:
+        """The SET OF Attribute that is signed, ``message_digest`` an OCTET STRING."""
+        digest_attr = der_element(
+            0x30, self.message_digest_type + der_element(0x31, message_digest)
+        )
+        return _der_set_of(self.content_type_attr, digest_attr, self.signing_certificate_attr)
+
+    def signer_info(self, signed_attrs: bytes, signature: bytes) -> bytes:
+        # signedAttrs is [0] IMPLICIT: the same length and contents under tag 0xA0.
+        return der_element(0x30, b"".join((
+            self.signer_info_head, b"\xa0" + signed_attrs[1:], self.signature_algorithm,
+            der_element(0x04, signature),
+        )))
+
+    def signed_data(self, tst_info: bytes, signer_info: bytes, cert_req: bool) -> bytes:
+        content = der_element(0xA0, der_element(0x04, tst_info))  # [0] EXPLICIT OCTET STRING
+        encapsulated = der_element(0x30, self.tst_info_type + content)
+        return der_element(0x30, b"".join((
+            self.signed_data_head, encapsulated, self.certificates if cert_req else b"",
+            der_element(0x31, signer_info),
+        )))
+
+    def granted(self, signed_data: bytes) -> bytes:
+        """The TimeStampResp: status granted, and the ContentInfo around ``signed_data``."""
+        token = der_element(0x30, self.signed_data_type + der_element(0xA0, signed_data))
+        return der_element(0x30, self.granted_status + token)
+
+
+def _der_integer(value: int) -> bytes:
+    """DER INTEGER: minimal two's complement, so a positive value whose top bit is set gets a
+    leading 0x00."""
+    length = (value if value >= 0 else ~value).bit_length() // 8 + 1
+    return der_element(0x02, value.to_bytes(length, "big", signed=True))
+
+
+def _der_generalized_time(value: datetime) -> bytes:
+    """DER GeneralizedTime of a whole-seconds time: YYYYMMDDHHMMSSZ, in UTC."""
+    text = value.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+    return der_element(0x18, text.encode("ascii"))
+
+
+def _der_set_of(*elements: bytes) -> bytes:
+    """DER SET OF: the elements in ascending order of their encodings (X.690 11.6)."""
+    return der_element(0x31, b"".join(sorted(elements)))
 
 
 def _parse_request(request_der: bytes) -> _Request:
@@ -226,7 +264,7 @@ def _parse_request(request_der: bytes) -> _Request:
         algorithm = imprint["hash_algorithm"]
         return _Request(
             version=int(request["version"]),
-            imprint=imprint,
+            imprint=imprint.dump(),
             algorithm=algorithm["algorithm"].native,
             # An explicit NULL is what `openssl ts -query` sends; it means "no parameters".
             algorithm_has_parameters=algorithm["parameters"].native is not None,
@@ -247,17 +285,6 @@ def _rejection(fail_info: str, text: str) -> Any:
     return _TimeStampResp(
         {"status": {"status": "rejection", "status_string": [text], "fail_info": {fail_info}}}
     )
-
-
-def _frozen(value: Any, **tagging: int) -> Any:
-    """The same value, loaded back from its DER (then given its field's tagging, if any).
-
-    asn1crypto re-encodes a value built in Python each time its encoding is read, and reads it
-    several times per dump, so nested built values cost exponentially in depth; a loaded value
-    reuses its bytes. Every built part is frozen before it goes into its parent.
-    """
-    frozen = type(value).load(value.dump())
-    return frozen.retag(tagging) if tagging else frozen
 
 
 def _dump(response: Any) -> bytes:
