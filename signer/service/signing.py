@@ -150,8 +150,9 @@ class SigningService:
             # The CT log promises (signs) first; the precertificate enters its tree when the
             # item is appended, in the same transaction that records the certificate.
             timestamp_ms = int(time.time() * 1000)
-            tbs = sct.precertificate_tbs(precert)
-            precerts.append((timestamp_ms, tbs, precert.public_bytes(Encoding.DER)))
+            precert_der = precert.public_bytes(Encoding.DER)
+            tbs = sct.issued_precertificate_tbs(precert_der)
+            precerts.append((timestamp_ms, tbs, precert_der))
             return sct.sign_precert_sct(self.ctlog.signer, timestamp_ms, self._issuer_key_hash, tbs)
 
         cert = self.ca.issue(csr, leaf_identities(principal, provenance),
