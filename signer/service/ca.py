@@ -8,7 +8,7 @@ validity of exactly :data:`CERT_VALIDITY`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.errors import UsageError
 from signer.service.keys import KeySigner, PublicKey, sign_certificate
-from signer.transparency.sct import SCT_LIST_OID, sct_list_extension_value
+from signer.transparency.sct import POISON_OID, SCT_LIST_OID, sct_list_extension_value
 
 CERT_VALIDITY = timedelta(minutes=5)
 # Operators may shorten or lengthen the leaf lifetime, never beyond this.
@@ -32,6 +32,7 @@ ORGANIZATION = "signer"
 # A CSR is a few hundred bytes; anything far larger is not one of ours.
 MAX_CSR_BYTES = 8 * 1024
 EXTENSION_REQUEST = x509.ObjectIdentifier("1.2.840.113549.1.9.14")  # PKCS#9
+_POISON = x509.Extension(POISON_OID, True, x509.PrecertPoison())  # RFC 6962 §3.1: critical
 
 # The CT log's part of issuance: given the precertificate, return its SCT (RFC 6962).
 SCTSource = Callable[[x509.Certificate], bytes]
@@ -95,20 +96,48 @@ def create_intermediate(
     return sign_certificate(builder, root_signer)
 
 
+def _encoded(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    """``value`` as an extension whose DER is encoded now, once: a certificate built with it
+    is byte for byte one built with ``value``, and cryptography does not encode it again for
+    each certificate that holds it."""
+    encoded = x509.UnrecognizedExtension(value.oid, value.public_bytes())
+    return x509.Extension(value.oid, critical, encoded)
+
+
+@dataclass(frozen=True)
+class _EndEntityProfile:
+    """What every end-entity certificate of one issuer and one EKU holds, made once: the
+    issuer's name and, around the subject key's SKI, BasicConstraints CA:false, KeyUsage and
+    the EKU before it, the AKI after it."""
+
+    issuer: x509.Name
+    before_ski: tuple[x509.Extension[x509.ExtensionType], ...]
+    after_ski: tuple[x509.Extension[x509.ExtensionType], ...]
+
+    @classmethod
+    def of(cls, issuer: x509.Certificate, eku: x509.ObjectIdentifier, eku_critical: bool
+           ) -> _EndEntityProfile:
+        return cls(issuer.subject, (
+            _encoded(x509.BasicConstraints(ca=False, path_length=None), critical=True),
+            _encoded(_key_usage(ca=False), critical=True),
+            _encoded(x509.ExtendedKeyUsage([eku]), critical=eku_critical),
+        ), (_encoded(_aki(issuer), critical=False),))
+
+    def extensions(self, key: PublicKey) -> list[x509.Extension[x509.ExtensionType]]:
+        ski = _encoded(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+        return [*self.before_ski, ski, *self.after_ski]
+
+
 def _end_entity(
     builder: x509.CertificateBuilder, key: PublicKey, issuer: x509.Certificate,
     eku: x509.ObjectIdentifier, eku_critical: bool,
 ) -> x509.CertificateBuilder:
-    return (
-        builder.issuer_name(issuer.subject)
-        .public_key(key)
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
-        .add_extension(_aki(issuer), critical=False)
-    )
+    profile = _EndEntityProfile.of(issuer, eku, eku_critical)
+    builder = (builder.issuer_name(profile.issuer).public_key(key)
+               .serial_number(x509.random_serial_number()))
+    for extension in profile.extensions(key):
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder
 
 
 def create_tsa_certificate(
@@ -224,6 +253,7 @@ class CertificateAuthority:
     certificate: x509.Certificate
     root: x509.Certificate
     validity: timedelta = CERT_VALIDITY
+    _leaf: _EndEntityProfile = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Fail at start-up, not at the first signing: the key must match, the chain verify.
@@ -238,6 +268,9 @@ class CertificateAuthority:
                 f"A leaf validity of {self.validity} is not allowed.",
                 f"Choose at most {MAX_CERT_VALIDITY}.",
             )
+        # Every leaf's issuer name and fixed extensions, made once (frozen: set directly).
+        object.__setattr__(self, "_leaf", _EndEntityProfile.of(
+            self.certificate, ExtendedKeyUsageOID.CODE_SIGNING, eku_critical=False))
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -264,22 +297,26 @@ class CertificateAuthority:
         # A CSR, or a key whose possession was proved otherwise (key_from_proof).
         key = csr if isinstance(csr, ec.EllipticCurvePublicKey) else csr.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
-        builder = _end_entity(
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .not_valid_before(now)
-            .not_valid_after(now + self.validity),
-            key, self.certificate, ExtendedKeyUsageOID.CODE_SIGNING, eku_critical=False,
-        ).add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(i) for i in names]),
-            critical=True,
-        )
-        for ext in extensions:
-            builder = builder.add_extension(ext, critical=False)
+        san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(i) for i in names])
+        leaf = [*self._leaf.extensions(key), _encoded(san, critical=True),
+                *(x509.Extension(ext.oid, False, ext) for ext in extensions)]
+        # The builder's constructor takes the extensions as they are (add_extension would
+        # compare each with all before it): each OID once, the poison's and SCT list's too.
+        oids = {ext.oid for ext in leaf}
+        if len(oids) != len(leaf) or (
+                sct_source is not None and not oids.isdisjoint((POISON_OID, SCT_LIST_OID))):
+            raise ValueError("An extension of the leaf is given twice.")
+        serial = x509.random_serial_number()
+
+        def build(last: x509.Extension[x509.ExtensionType] | None) -> x509.CertificateBuilder:
+            return x509.CertificateBuilder(
+                self._leaf.issuer, x509.Name([]), key, serial, now, now + self.validity,
+                leaf if last is None else [*leaf, last])
+
         if sct_source is None:
-            return sign_certificate(builder, self.signer)
-        precert = sign_certificate(builder.add_extension(x509.PrecertPoison(), critical=True),
-                                   self.signer)
+            return sign_certificate(build(None), self.signer)
+        precert = sign_certificate(build(_POISON), self.signer)
         sct_list = x509.UnrecognizedExtension(SCT_LIST_OID,
                                               sct_list_extension_value([sct_source(precert)]))
-        return sign_certificate(builder.add_extension(sct_list, critical=False), self.signer)
+        return sign_certificate(build(x509.Extension(SCT_LIST_OID, False, sct_list)),
+                                self.signer)
