@@ -193,7 +193,7 @@ class SigningService:
             return stored, False
         cert, provenance, precert = self._issue(principal, namespace, csr, declared)
         stored_now = self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
-                                         precert)
+                                         precert, provenance=provenance)
         self.audit.issued(cert, namespace, principal.identity, provenance)
         return stored_now
 
@@ -235,12 +235,13 @@ class SigningService:
 
     def _log_signature(self, principal: Principal, namespace: str, ref: ArtifactRef,
                        cert: x509.Certificate, signature: bytes, sig_hash: str,
-                       precert: LogItem[None] | None = None, rekor_version: RekorVersion = 1
-                       ) -> tuple[SignatureRecord, bool]:
+                       precert: LogItem[None] | None = None, rekor_version: RekorVersion = 1,
+                       provenance: Provenance | None = None) -> tuple[SignatureRecord, bool]:
         """Timestamp, log (in the log of ``rekor_version``) and store a verified signature;
         with ``precert``, the CT log's item commits in the same transaction."""
         timestamp = self.timestamp(signature)
-        provenance = Provenance.from_certificate(cert)
+        if provenance is None:  # else the provenance the leaf was just issued with
+            provenance = Provenance.from_certificate(cert)
         new = NewSignature(
             namespace=namespace, name=ref.name, digest=ref.digest, signature_sha256=sig_hash,
             identity=principal.identity, issuer=provenance.issuer or principal.issuer,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 from cryptography import x509
@@ -18,6 +19,10 @@ from signer.provenance import (
     Provenance,
     matches,
 )
+from signer.service import ca
+from signer.service.auth import Principal
+from signer.service.keys import FileKey
+from signer.service.signing import SigningService
 
 CLAIMS = {
     "iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app:ref:refs/tags/v1",
@@ -117,3 +122,34 @@ def test_declared_provenance_is_marked_and_never_sets_the_issuer() -> None:
     assert p.issuer == "https://signer/auth" and p.provenance_source == "declared"
     assert p.source_repository == "https://github.com/acme/app"
     assert p.build_trigger is None  # no CLI flag exists for it, so it cannot be declared
+
+
+@pytest.mark.parametrize("kind", ["token", "declared"])
+def test_a_signing_stores_the_provenance_its_leaf_carries(kind: str) -> None:
+    """POST /v1/sign stores the provenance `_issue` issued the leaf with, not one read back
+    from the leaf: the two must be the same, field for field."""
+    def key() -> FileKey:
+        return FileKey(ec.generate_private_key(ec.SECP256R1()))
+
+    root_key, ca_key = key(), key()
+    root = ca.create_root(root_key)
+    authority = ca.CertificateAuthority(
+        ca_key, ca.create_intermediate(ca_key.public_key, root_key, root), root)
+    service = SigningService(None, None, authority, None, None, None,  # type: ignore[arg-type]
+                             SimpleNamespace(signer=key()), None, None)  # type: ignore[arg-type]
+    if kind == "token":
+        principal = Principal("oidc", str(CLAIMS["sub"]), str(CLAIMS["iss"]), CLAIMS,
+                              oidc_issuer=GITHUB)
+        declared = {"source_repository": "acme/app", "source_repository_ref": None}
+    else:
+        principal = Principal("apikey", "apikey:ci", "https://signer.example/api-keys")
+        declared = {"source_repository": "acme/app", "source_repository_ref": "refs/tags/v1",
+                    "build_config_name": "ré" * 100, "runner_environment": ""}
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    cert, provenance, _ = service._issue(principal, "acme", csr, declared)
+    assert provenance.provenance_source == kind
+    read_back = Provenance.from_certificate(cert)
+    assert read_back == provenance
+    assert read_back.as_dict() == provenance.as_dict()
+    assert read_back.issuer == provenance.issuer == principal.issuer
