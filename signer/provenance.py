@@ -99,6 +99,10 @@ LEGACY_OIDS: dict[str, str] = {
     f"{FULCIO_ARC}.6": "ref",
 }
 
+# Each issuance writes them: parsed once.
+_FIELD_OIDS = tuple((f.key, ObjectIdentifier(f.oid)) for f in FIELDS)
+_LEGACY_OIDS = tuple((ObjectIdentifier(oid), claim) for oid, claim in LEGACY_OIDS.items())
+
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
@@ -175,15 +179,15 @@ class Provenance:
         The legacy issuer (1.1) is always written: sigstore-python's identity policy reads it.
         """
         exts = [
-            x509.UnrecognizedExtension(ObjectIdentifier(f.oid), _der_utf8(v))
-            for f, v in self.items()
+            x509.UnrecognizedExtension(oid, _der_utf8(v))
+            for key, oid in _FIELD_OIDS if (v := getattr(self, key)) is not None
         ]
         legacy = dict(claims or {})
         if self.issuer is not None:
             legacy["iss"] = self.issuer
-        for oid, claim in LEGACY_OIDS.items():
+        for oid, claim in _LEGACY_OIDS:
             if (value := claim_text(legacy.get(claim))) is not None:
-                exts.append(x509.UnrecognizedExtension(ObjectIdentifier(oid), value.encode()))
+                exts.append(x509.UnrecognizedExtension(oid, value.encode()))
         return exts
 
     @classmethod
