@@ -57,7 +57,7 @@ class _Request:
     """The fields of a TimeStampReq the TSA looks at, read once at the boundary."""
 
     version: int
-    imprint: bytes  # the MessageImprint's DER, echoed as received
+    imprint: bytes  # the MessageImprint's value, echoed (in DER)
     algorithm: str
     algorithm_has_parameters: bool
     digest_length: int
@@ -264,7 +264,8 @@ def _parse_request(request_der: bytes) -> _Request:
         algorithm = imprint["hash_algorithm"]
         return _Request(
             version=int(request["version"]),
-            imprint=imprint.dump(),
+            # Re-encoded: a BER length in the request must not make the TSTInfo non-DER.
+            imprint=imprint.dump(force=True),
             algorithm=algorithm["algorithm"].native,
             # An explicit NULL is what `openssl ts -query` sends; it means "no parameters".
             algorithm_has_parameters=algorithm["parameters"].native is not None,
