@@ -67,11 +67,13 @@ def signed_entry_timestamp_payload(
     body: bytes, integrated_time: int, log_id: bytes, log_index: int
 ) -> bytes:
     """The canonical JSON an inclusion promise signs."""
-    if all(type(n) is int and -_SAFE_INTEGER <= n <= _SAFE_INTEGER
+    # Integers as rfc8785 writes them: an int subclass (a bundle's U64) as its int, a bool not.
+    if all(isinstance(n, int) and not isinstance(n, bool) and -_SAFE_INTEGER <= n <= _SAFE_INTEGER
            for n in (integrated_time, log_index)):
         # As in `hashedrekord_body`: RFC 8785 written out (keys in order, no escaping).
         return (f'{{"body":"{base64.b64encode(body).decode()}","integratedTime":'
-                f'{integrated_time},"logID":"{log_id.hex()}","logIndex":{log_index}}}').encode()
+                f'{int(integrated_time)},"logID":"{log_id.hex()}","logIndex":'
+                f'{int(log_index)}}}').encode()
     return rfc8785.dumps(  # out of range: rfc8785 says why
         {
             "body": base64.b64encode(body).decode(),
