@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -85,6 +86,14 @@ class TlogKey:
     key: NoteKey
     log: TransparencyLogInstance
     name: str  # host[:port] of its base URL: how Rekor v1 and v2 sign checkpoints
+
+    @cached_property  # its key ID is a hash: made once per trust root, not per checkpoint
+    def verifier(self) -> note.NoteVerifier | None:
+        """The note verifier of the key as ``name``, if that is a key name."""
+        try:
+            return note.NoteVerifier(self.name, self.key)
+        except ValueError:
+            return None
 
 
 def tlog_keys(logs: Sequence[TransparencyLogInstance]) -> dict[bytes, TlogKey]:
@@ -316,16 +325,19 @@ def log_checkpoint(envelope: str, log: TlogKey) -> Checkpoint:
     (witnesses' cosignatures, in any order). The log's line is found by its key ID and its
     name: the host of its base URL, or the checkpoint's origin (Rekor v1 signs as the
     origin's host, ``rekor.sigstore.dev - <tree id>``, whatever URL serves it)."""
-    origin = note.parse_note(envelope).text.split("\n", 1)[0]
+    parsed = note.parse_note(envelope)
+    origin = parsed.text.split("\n", 1)[0]
     names = dict.fromkeys([log.name, origin, origin.split(" - ", 1)[0]])
     errors = []
     for name in names:
         try:
-            verifier = note.NoteVerifier(name, log.key)
+            verifier = log.verifier if name == log.name else note.NoteVerifier(name, log.key)
         except ValueError:
             continue  # not a key name (a v1 origin holds spaces)
+        if verifier is None:
+            continue
         try:
-            return note.verify_checkpoint(envelope, verifier)
+            return note.verify_checkpoint(parsed, verifier)
         except CheckpointError as exc:
             errors.append(str(exc))
     raise CheckpointError("; ".join(errors))
