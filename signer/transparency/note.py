@@ -121,13 +121,17 @@ class NoteVerifier:
     def key_id(self) -> bytes:
         return key_id(self.name, self.public_key)
 
+    @cached_property  # ~2 us to make, and the same for every note this key signs
+    def _ecdsa(self) -> ec.ECDSA:
+        assert isinstance(self.public_key, ec.EllipticCurvePublicKey)
+        return ec.ECDSA(ecdsa_hash(self.public_key.curve))
+
     def verify(self, text: str, signature: bytes) -> bool:
         try:
             if isinstance(self.public_key, ed25519.Ed25519PublicKey):
                 self.public_key.verify(signature, text.encode())
             else:
-                self.public_key.verify(signature, text.encode(),
-                                       ec.ECDSA(ecdsa_hash(self.public_key.curve)))
+                self.public_key.verify(signature, text.encode(), self._ecdsa)
         except InvalidSignature:
             return False
         return True

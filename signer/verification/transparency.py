@@ -32,6 +32,7 @@ from signer.transparency import merkle, note, rekor, rekor_bodies
 from signer.transparency.checkpoint import Checkpoint, CheckpointError
 from signer.transparency.note import NoteKey
 from signer.transparency.sct import SCTError, verify_embedded_sct
+from signer.transparency.sct import log_id as key_log_id
 from signer.verification.windows import Window
 
 
@@ -86,6 +87,10 @@ class TlogKey:
     key: NoteKey
     log: TransparencyLogInstance
     name: str  # host[:port] of its base URL: how Rekor v1 and v2 sign checkpoints
+
+    @cached_property  # a hash of the key: once per trust root, not per inclusion promise
+    def key_log_id(self) -> bytes:
+        return key_log_id(self.key)
 
     @cached_property  # its key ID is a hash: made once per trust root, not per checkpoint
     def verifier(self) -> note.NoteVerifier | None:
@@ -208,7 +213,8 @@ def check_entry(entry: TransparencyLogEntry, tlogs: Mapping[bytes, TlogKey],
                 rekor.verify_signed_entry_timestamp(
                     found.key, entry.inclusion_promise.signed_entry_timestamp,
                     body=entry.canonicalized_body, integrated_time=entry.integrated_time,
-                    log_id=found.log.log_id.key_id, log_index=entry.log_index)
+                    log_id=found.log.log_id.key_id, log_index=entry.log_index,
+                    key_id=found.key_log_id)
             except rekor.SignedEntryTimestampError as exc:
                 raise LogCheckError(str(exc)) from exc
             integrated = datetime.fromtimestamp(entry.integrated_time, UTC)

@@ -485,11 +485,10 @@ def _verify_signature(artifact: SignedArtifact, key: PublicKeyTypes) -> None:
     assert artifact.digest is not None
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(artifact.signature, artifact.digest,
-                       ec.ECDSA(Prehashed(hashes.SHA256())))
+            key.verify(artifact.signature, artifact.digest, _ECDSA_PREHASHED_SHA256)
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(artifact.signature, artifact.digest, padding.PKCS1v15(),
-                       Prehashed(hashes.SHA256()))
+                       _PREHASHED_SHA256)
         else:
             raise StepFailed(7, "an Ed25519 key cannot sign a message digest (Sigstore signs "
                                 "the artifact itself with Ed25519, which a digest cannot check)")
@@ -497,6 +496,11 @@ def _verify_signature(artifact: SignedArtifact, key: PublicKeyTypes) -> None:
         raise StepFailed(7, f"the signature does not verify with {signer} over this "
                             "digest") from exc
 
+
+# Signature algorithms are immutable, and some take microseconds to make.
+_PREHASHED_SHA256 = Prehashed(hashes.SHA256())
+_ECDSA_PREHASHED_SHA256 = ec.ECDSA(_PREHASHED_SHA256)
+_ECDSA = {h.name: ec.ECDSA(h) for h in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512())}
 
 _VERIFIERS: OrderedDict[int, Verifier] = OrderedDict()
 _VERIFIERS_LOCK = threading.Lock()
@@ -662,7 +666,7 @@ class _TimestampCheck:
             return False
         try:
             self._leaf_key.verify(token.signature, token.signed_attributes,
-                                  ec.ECDSA(token.digest))
+                                  _ECDSA[token.digest.name])
         except InvalidSignature:
             return False
         return True
