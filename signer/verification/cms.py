@@ -28,15 +28,15 @@ _MESSAGE_DIGEST: Final = bytes.fromhex("06092a864886f70d010904")
 _SIGNING_TIME: Final = bytes.fromhex("06092a864886f70d010905")
 _SIGNING_CERTIFICATE: Final = bytes.fromhex("060b2a864886f70d010910020c")
 _SIGNING_CERTIFICATE_V2: Final = bytes.fromhex("060b2a864886f70d010910022f")
-# The digests (AlgorithmIdentifier without parameters; with NULL is accepted too) and the
+# The digests by their AlgorithmIdentifier (without parameters, or with NULL), and the
 # ECDSA signature algorithm over each.
-_SHA256, _SHA384, _SHA512 = (bytes.fromhex(f"060960864801650304020{n}") for n in "123")
 _DIGESTS: Final[dict[bytes, hashes.HashAlgorithm]] = {
-    _SHA256: hashes.SHA256(), _SHA384: hashes.SHA384(), _SHA512: hashes.SHA512()}
+    bytes.fromhex(f"30{11 + len(null) // 2:02x}060960864801650304020{n}{null}"): digest
+    for n, digest in (("1", hashes.SHA256()), ("2", hashes.SHA384()), ("3", hashes.SHA512()))
+    for null in ("", "0500")}
 _ECDSA_WITH: Final = {"sha256": bytes.fromhex("300a06082a8648ce3d040302"),
                       "sha384": bytes.fromhex("300a06082a8648ce3d040303"),
                       "sha512": bytes.fromhex("300a06082a8648ce3d040304")}
-_NULL: Final = b"\x05\x00"
 
 _SEQUENCE, _SET, _INTEGER, _OCTET_STRING, _UTC_TIME, _GENERALIZED_TIME = (
     0x30, 0x31, 0x02, 0x04, 0x17, 0x18)
@@ -61,11 +61,13 @@ class SignedToken:
     signature: bytes
 
 
-@dataclass
 class _Reader:
-    data: bytes
-    pos: int
-    end: int
+    """Reads the elements between ``pos`` and ``end``, in order."""
+
+    __slots__ = ("data", "end", "pos")  # one per element read: kept light
+
+    def __init__(self, data: bytes, pos: int, end: int) -> None:
+        self.data, self.pos, self.end = data, pos, end
 
     def element(self, tag: int) -> _Reader:
         """The next element, which must have ``tag``: a reader of its contents."""
@@ -84,6 +86,13 @@ class _Reader:
             raise _NotThisShape
         self.pos = pos + length
         return _Reader(data, pos, pos + length)
+
+    def expect(self, element: bytes) -> None:
+        """The next element must be ``element`` (a whole DER element: then the bytes that
+        follow here are that very element)."""
+        if self.end - self.pos < len(element) or not self.data.startswith(element, self.pos):
+            raise _NotThisShape
+        self.pos += len(element)
 
     def raw(self, tag: int) -> bytes:
         """The next element, header included."""
@@ -131,8 +140,7 @@ def _read(token: bytes) -> SignedToken:
     outer = _Reader(token, 0, len(token))
     info = outer.element(_SEQUENCE)
     outer.finish()
-    if info.raw(0x06) != _SIGNED_DATA:
-        raise _NotThisShape
+    info.expect(_SIGNED_DATA)
     explicit = info.element(_TAGGED_0)
     info.finish()
     signed = explicit.element(_SEQUENCE)
@@ -143,8 +151,7 @@ def _read(token: bytes) -> SignedToken:
     digest = _digest(algorithms)
     algorithms.finish()
     encapsulated = signed.element(_SEQUENCE)
-    if encapsulated.raw(0x06) != _TST_INFO:
-        raise _NotThisShape
+    encapsulated.expect(_TST_INFO)
     econtent = encapsulated.element(_TAGGED_0)
     encapsulated.finish()
     content = econtent.contents(_OCTET_STRING)
@@ -172,8 +179,7 @@ def _read(token: bytes) -> SignedToken:
     attributes = signer.element(_TAGGED_0)
     signed_attributes = b"\x31" + token[attributes_start + 1:signer.pos]
     message_digest = _attributes(attributes)
-    if signer.raw(_SEQUENCE) != _ECDSA_WITH[digest.name]:
-        raise _NotThisShape
+    signer.expect(_ECDSA_WITH[digest.name])
     signature = signer.contents(_OCTET_STRING)
     signer.finish()  # no unsigned attributes
     return SignedToken(tuple(certificates), issuer, serial, digest, content, message_digest,
@@ -181,12 +187,7 @@ def _read(token: bytes) -> SignedToken:
 
 
 def _digest(reader: _Reader) -> hashes.HashAlgorithm:
-    algorithm = reader.element(_SEQUENCE)
-    oid = algorithm.raw(0x06)
-    if not algorithm.done and algorithm.raw(0x05) != _NULL:
-        raise _NotThisShape
-    algorithm.finish()
-    found = _DIGESTS.get(oid)
+    found = _DIGESTS.get(reader.raw(_SEQUENCE))
     if found is None:
         raise _NotThisShape
     return found
@@ -204,9 +205,8 @@ def _attributes(reader: _Reader) -> bytes:
         if oid in seen:
             raise _NotThisShape
         if oid == _CONTENT_TYPE:
-            value = values.raw(0x06)
-            if value != _TST_INFO:
-                raise _NotThisShape
+            values.expect(_TST_INFO)
+            value = _TST_INFO
         elif oid == _MESSAGE_DIGEST:
             value = values.contents(_OCTET_STRING)
         elif oid == _SIGNING_TIME:
