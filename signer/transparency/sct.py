@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.certificate_transparency import (
     LogEntryType,
     SignatureAlgorithm,
+    SignedCertificateTimestamp,
     Version,
 )
 from cryptography.x509.oid import ExtensionOID
@@ -259,8 +260,9 @@ def verify_embedded_sct(
     issuer_cert: x509.Certificate,
     ctlog_public_keys: Mapping[bytes, ec.EllipticCurvePublicKey],
     key_hash: bytes | None = None,
-) -> None:
-    """Check the leaf's one embedded SCT against the CT logs we trust, keyed by log id.
+) -> SignedCertificateTimestamp:
+    """Check the leaf's one embedded SCT against the CT logs we trust, keyed by log id;
+    returns it.
 
     ``key_hash``: ``issuer_key_hash(issuer_cert)`` if the caller has it already.
     """
@@ -274,7 +276,7 @@ def verify_embedded_sct(
         ) from None
     if len(scts) != 1:
         raise SCTError(f"certificate must embed exactly one SCT, it embeds {len(scts)}")
-    sct = scts[0]
+    sct: SignedCertificateTimestamp = scts[0]
     if sct.version != Version.v1:
         raise SCTError(f"SCT version {sct.version} is not v1")
     if sct.entry_type != LogEntryType.PRE_CERTIFICATE:
@@ -303,3 +305,4 @@ def verify_embedded_sct(
             f"SCT signature by CT log {sct.log_id.hex()} does not verify for this certificate "
             "and issuer"
         ) from None
+    return sct

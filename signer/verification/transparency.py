@@ -60,13 +60,11 @@ def check_sct(cert: x509.Certificate, issuer: x509.Certificate,
               issuer_key_hash: bytes | None = None) -> None:
     """``issuer_key_hash``: the issuer's RFC 6962 key hash, if known already."""
     try:
-        verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()},
-                            issuer_key_hash)
+        sct = verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()},
+                                  issuer_key_hash)
     except SCTError as exc:
         raise LogCheckError(str(exc)) from exc
     # A rotated CT log key is trusted only for SCTs it made while it was the log's key.
-    sct = cert.extensions.get_extension_for_class(
-        x509.PrecertificateSignedCertificateTimestamps).value[0]
     at = sct.timestamp if sct.timestamp.tzinfo else sct.timestamp.replace(tzinfo=UTC)
     outside = outside_window(ctlogs[sct.log_id][1], at)
     if outside:
