@@ -351,14 +351,14 @@ def _message_decoder(kind: type[Message]) -> Decoder:
     def message(value: object, where: str) -> Any:
         if not isinstance(value, dict):
             raise WireError(f"{where or 'the document'}: expected an object")
-        for key in value:
-            if key not in known:
-                raise WireError(f"{_at(where, str(key))}: unknown field")
+        if not known.issuperset(value):
+            unknown = next(key for key in value if key not in known)
+            raise WireError(f"{_at(where, str(unknown))}: unknown field")
         given = {}
         for name, key, decode, required in fields:
             item = value.get(key)
             if item is not None:
-                given[name] = decode(item, _at(where, key))
+                given[name] = decode(item, f"{where}.{key}" if where else key)  # _at, inline
             elif required:
                 raise WireError(f"{_at(where, key)}: required")
         return kind(**given)
