@@ -71,6 +71,11 @@ class _Reader:
 
     def element(self, tag: int) -> _Reader:
         """The next element, which must have ``tag``: a reader of its contents."""
+        start, end = self._next(tag)
+        return _Reader(self.data, start, end)
+
+    def _next(self, tag: int) -> tuple[int, int]:
+        """Where the next element's contents start and end; it must have ``tag``."""
         data, pos = self.data, self.pos
         if self.end - pos < 2 or data[pos] != tag:
             raise _NotThisShape
@@ -85,7 +90,7 @@ class _Reader:
         if self.end - pos < length:
             raise _NotThisShape
         self.pos = pos + length
-        return _Reader(data, pos, pos + length)
+        return pos, pos + length
 
     def expect(self, element: bytes) -> None:
         """The next element must be ``element`` (a whole DER element: then the bytes that
@@ -97,12 +102,12 @@ class _Reader:
     def raw(self, tag: int) -> bytes:
         """The next element, header included."""
         start = self.pos
-        self.element(tag)
+        self._next(tag)
         return self.data[start:self.pos]
 
     def contents(self, tag: int) -> bytes:
-        inner = self.element(tag)
-        return self.data[inner.pos:inner.end]
+        start, end = self._next(tag)
+        return self.data[start:end]
 
     def peek(self, tag: int) -> bool:
         return self.pos < self.end and self.data[self.pos] == tag
