@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -331,19 +332,18 @@ class Verifier:
         gen_time = tst_info.gen_time
         token = cms.read(cms.token_of_response(der) or b"")
         for check in self._tsas:
-            leaf = check.leaf
+            start, end = check.leaf_validity
             # Said first and plainly: a token by a pinned TSA's certificate at a time that
             # certificate does not cover (the CMS check below would refuse it too).
-            if not within(leaf.not_valid_before_utc, leaf.not_valid_after_utc, gen_time) \
-                    and check.signed_by(response):
+            if not within(start, end, gen_time) and check.signed_by(response):
                 outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
-                               f"certificate's validity ({leaf.not_valid_before_utc.isoformat()}"
-                               f" to {leaf.not_valid_after_utc.isoformat()})")
+                               f"certificate's validity ({start.isoformat()} to "
+                               f"{end.isoformat()})")
                 continue
             if not check.verify_message(response, tst_info, token, signature):
                 continue
             # A rotated TSA key counts only for times inside its validFor.
-            window = Window(check.tsa.start, check.tsa.end)
+            window = check.window
             if window.contains(gen_time):
                 return gen_time
             outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
@@ -408,7 +408,7 @@ class Verifier:
             late = next((f"the path is not valid at {at.isoformat()}" for at in others
                          if not all(within(c.not_valid_before_utc, c.not_valid_after_utc, at)
                                     for c in chain)
-                         or not Window(ca.authority.start, ca.authority.end).contains(at)),
+                         or not ca.window.contains(at)),
                         None)
             if late:
                 failures.append(late)
@@ -438,7 +438,7 @@ class Verifier:
             chain.append(root)
         # A rotated CA counts only for leaves it issued, and signatures made, while it was
         # the issuing CA (its validFor).
-        window = Window(ca.authority.start, ca.authority.end)
+        window = ca.window
         issued = cert.not_valid_before_utc
         if not window.contains(issued):
             raise _PathRefused(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
@@ -534,6 +534,10 @@ class _CaPath:
     intermediates: list[x509.Certificate]
     above: _Above | None
 
+    @cached_property  # the same for every bundle
+    def window(self) -> Window:
+        return Window(self.authority.start, self.authority.end)
+
     @classmethod
     def prepare(cls, ca: Authority, ca_policy: ExtensionPolicy) -> _CaPath:
         full = cls(ca, Store([ca.root]), list(ca.chain[:-1]), None)
@@ -581,6 +585,8 @@ class _TimestampCheck:
     def __init__(self, tsa: Authority) -> None:
         self.tsa = tsa
         self.leaf = tsa.chain[0]
+        self.leaf_validity = (self.leaf.not_valid_before_utc, self.leaf.not_valid_after_utc)
+        self.window = Window(tsa.start, tsa.end)
         self._leaf_der = self.leaf.public_bytes(Encoding.DER)
         self._leaf_issuer, self._leaf_serial = self.leaf.issuer, self.leaf.serial_number
         # As rfc3161-client: the TSA certificate, the roots and the intermediates are the
