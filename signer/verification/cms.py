@@ -76,18 +76,18 @@ class _Reader:
 
     def _next(self, tag: int) -> tuple[int, int]:
         """Where the next element's contents start and end; it must have ``tag``."""
-        data, pos = self.data, self.pos
-        if self.end - pos < 2 or data[pos] != tag:
+        data, pos, end = self.data, self.pos, self.end
+        if end - pos < 2 or data[pos] != tag:
             raise _NotThisShape
         length, pos = data[pos + 1], pos + 2
         if length & 0x80:
             count = length & 0x7F
-            if not 1 <= count <= 3 or self.end - pos < count or data[pos] == 0:
+            if not 1 <= count <= 3 or end - pos < count or data[pos] == 0:
                 raise _NotThisShape  # indefinite, huge or with a leading zero byte
             length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
             if length < 0x80:
                 raise _NotThisShape  # DER takes the short form when it fits
-        if self.end - pos < length:
+        if end - pos < length:
             raise _NotThisShape
         self.pos = pos + length
         return pos, pos + length
@@ -117,7 +117,7 @@ class _Reader:
         return self.pos == self.end
 
     def finish(self) -> None:
-        if not self.done:
+        if self.pos != self.end:
             raise _NotThisShape
 
 
