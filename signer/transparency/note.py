@@ -46,6 +46,7 @@ ED25519_TYPE: Final = b"\x01"
 MAX_SIGNATURES: Final = 100
 _DASH: Final = "\u2014 "
 _CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")  # below " ", but newline
+_SPACE: Final = re.compile(r"\s")  # what str.isspace() says is a space (Py_UNICODE_ISSPACE)
 
 NoteKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
@@ -178,7 +179,7 @@ def _signature(line: str) -> NoteSignature:
 
 
 def _check_name(name: str) -> None:
-    if not name or "+" in name or any(c.isspace() for c in name):
+    if not name or "+" in name or _SPACE.search(name):
         raise ValueError(f"a key name is non-empty, without spaces or '+', got {name!r}")
 
 

@@ -667,7 +667,7 @@ class _TimestampCheck:
         embedding only trusted certificates (so the leaf is the signer it finds)."""
         if self._leaf_key is None or (token.issuer, token.serial) != self._leaf_sid:
             return False
-        if not all(der in self._trusted_der for der in token.certificates):
+        if not self._trusted_der.issuperset(token.certificates):
             return False
         if token.message_digest != _HASHLIB[token.digest.name](token.content).digest():
             return False
