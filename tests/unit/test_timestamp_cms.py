@@ -23,6 +23,8 @@ from rfc3161_client import decode_timestamp_response
 
 from signer import bundle, trust
 from signer.errors import UsageError
+from signer.service.keys import FileKey
+from signer.service.tsa import TimestampAuthority
 from signer.trust import Authority
 from signer.verification import cms
 from signer.verification.verifier import _TimestampCheck
@@ -327,3 +329,13 @@ def test_the_github_token_needs_openssl_only_once() -> None:
                                                   artifact.signature)]
     assert len(good) == 1
     assert good[0]._paths == {()}
+
+
+def test_our_tsas_tokens_take_the_way_without_openssl(pki: Pki) -> None:
+    # If the service's TSA ever issued another shape, offline verification would quietly
+    # go back to OpenSSL for every token: this says so.
+    tsa = TimestampAuthority(FileKey(pki.key), [pki.leaf, pki.root])
+    check = _TimestampCheck(pki.authority)
+    for _ in range(2):
+        assert _verdicts(check, tsa.timestamp(MESSAGE)) == (True, True, True)
+    assert check._paths == {(pki.leaf.public_bytes(Encoding.DER),)}
