@@ -122,7 +122,10 @@ class _Reader:
 
 
 def token_of_response(der: bytes) -> bytes | None:
-    """The TimeStampToken of a TimeStampResp (status, then the token), or None."""
+    """The TimeStampToken of a TimeStampResp (status, then the token), or None.
+
+    What ``pkcs7_verify`` is given is rfc3161-client's re-encoding of the token it read as
+    strict DER: these very bytes (tests compare them for every token of the assets)."""
     try:
         response = _Reader(der, 0, len(der)).element(_SEQUENCE)
         response.element(_SEQUENCE)  # PKIStatusInfo: rfc3161-client reads it
