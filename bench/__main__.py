@@ -55,7 +55,8 @@ QUICK = Plan(
     scale_backends=("sqlite",), scale_sizes=(1_000, 5_000), scale_requests=20, profile=False,
     log_threads=(4,), log_signings=40)
 MILLION = 1_000_000
-PARTS = ("ceiling", "load", "scale", "log")  # "load": lookups, offline and the profile too
+# "load": lookups, offline and the profile too; "offline" alone: one signing, then offline.
+PARTS = ("ceiling", "load", "scale", "log", "offline")
 PROFILE_CLIENTS = 32
 
 
@@ -104,6 +105,9 @@ def main() -> int:
                 for threads in plan.log_threads:
                     run.logcost.append(asdict(logcost.measure(
                         issuer, backend, threads, plan.log_signings, _log)))
+            if "offline" in parts and not run.offline:
+                with running(issuer, "sqlite") as stack:
+                    _offline(run, plan, stack, workdir)
             for backend in plan.scale_backends if "scale" in parts else ():
                 _log(f"lookup latency by size, {backend}: {plan.scale_sizes}")
                 for row in scale.measure(issuer, backend, list(plan.scale_sizes),

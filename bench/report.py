@@ -346,8 +346,9 @@ def carry_over(run: Run, path: Path = DATA) -> None:
     if not run.cells and not run.lookups:
         run.cells = [Cell(**c) for c in previous.get("cells", [])]
         run.lookups = [Lookup(**lk) for lk in previous.get("lookups", [])]
-        run.offline = previous.get("offline", {})
-        run.profiles = previous.get("profiles", [])
+        run.offline = run.offline or previous.get("offline", {})
+        measured = {p["what"] for p in run.profiles}  # --parts offline: its own profile
+        run.profiles += [p for p in previous.get("profiles", []) if p["what"] not in measured]
     have = {(s["backend"], s["stored"]) for s in run.scale}
     for s in previous.get("scale", []):
         if (s["backend"], s["stored"]) not in have:

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
@@ -295,62 +296,114 @@ def _fields(cls: type) -> tuple[tuple[str, str, Any, bool], ...]:
     return found
 
 
+Decoder = Callable[[object, str], Any]  # (JSON value, where it is) -> the field's value
+# Why: one decoder per field type (a few dozen types), so decoding walks no type hints.
+_DECODERS: dict[Any, Decoder] = {}
+
+
 def _decode(kind: Any, value: object, where: str) -> Any:
+    return _decoder(kind)(value, where)
+
+
+def _decoder(kind: Any) -> Decoder:
+    """The decoding function of a field type, made once per type: a bundle is decoded
+    without looking at type hints again."""
+    found = _DECODERS.get(kind)
+    if found is None:
+        found = _DECODERS[kind] = _make_decoder(kind)
+    return found
+
+
+def _make_decoder(kind: Any) -> Decoder:
     if isinstance(kind, type) and issubclass(kind, Message):
-        if not isinstance(value, dict):
-            raise WireError(f"{where or 'the document'}: expected an object")
-        fields = _fields(kind)
-        known = {key for _, key, _, _ in fields}
-        for key in value:
-            if key not in known:
-                raise WireError(f"{_at(where, str(key))}: unknown field")
-        given = {}
-        for name, key, hint, required in fields:
-            if key in value and value[key] is not None:
-                given[name] = _decode(hint, value[key], _at(where, key))
-            elif required:
-                raise WireError(f"{_at(where, key)}: required")
-        return kind(**given)
+        return _message_decoder(kind)
     if kind is U64:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise WireError(f"{where}: expected a 64-bit integer as a decimal string")
-        text = str(value)
-        if not text.isascii() or not text.isdigit() or int(text) > _U64_MAX:
-            raise WireError(f"{where}: {text[:40]!r} is not an unsigned 64-bit integer")
-        return U64(text)
+        return _u64
     if kind is bytes:
-        if not isinstance(value, str):
-            raise WireError(f"{where}: expected base64 text")
-        try:
-            # protobuf's JSON mapping accepts standard and URL-safe base64, padded or not.
-            text = value.replace("-", "+").replace("_", "/")
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise WireError(f"{where}: not base64") from exc
+        return _bytes
     if kind is datetime:
-        if not isinstance(value, str):
-            raise WireError(f"{where}: expected an RFC 3339 timestamp")
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise WireError(f"{where}: {value[:40]!r} is not an RFC 3339 timestamp") from exc
-        if parsed.tzinfo is None:
-            raise WireError(f"{where}: the timestamp has no time zone")
-        return parsed
+        return _datetime
     if kind is str or kind is int:
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise WireError(f"{where}: expected {'text' if kind is str else 'an integer'}")
-        return value
+        def scalar(value: object, where: str) -> Any:
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise WireError(f"{where}: expected {'text' if kind is str else 'an integer'}")
+            return value
+        return scalar
     origin = typing.get_origin(kind)
     if origin is tuple:
-        if not isinstance(value, list):
-            raise WireError(f"{where}: expected a list")
-        item = typing.get_args(kind)[0]
-        return tuple(_decode(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        item = _decoder(typing.get_args(kind)[0])
+
+        def items(value: object, where: str) -> Any:
+            if not isinstance(value, list):
+                raise WireError(f"{where}: expected a list")
+            return tuple(item(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return items
     if origin is types.UnionType:  # X | None
-        inner = next(a for a in typing.get_args(kind) if a is not type(None))
-        return _decode(inner, value, where)
+        return _decoder(next(a for a in typing.get_args(kind) if a is not type(None)))
     raise TypeError(f"no JSON decoding for {kind!r}")  # a modelling error, not bad input
+
+
+def _message_decoder(kind: type[Message]) -> Decoder:
+    # Every field with its decoder, and the default of each optional one.
+    defaults = {f.name: f.default for f in dataclasses.fields(kind)}
+    fields = tuple((name, key, _decoder(hint), required, defaults[name])
+                   for name, key, hint, required in _fields(kind))
+    known = frozenset(key for _, key, _, _, _ in fields)
+    assert not hasattr(kind, "__post_init__"), f"{kind.__name__} must be made by __init__"
+    new = object.__new__
+
+    def message(value: object, where: str) -> Any:
+        if not isinstance(value, dict):
+            raise WireError(f"{where or 'the document'}: expected an object")
+        if not known.issuperset(value):
+            unknown = next(key for key in value if key not in known)
+            raise WireError(f"{_at(where, str(unknown))}: unknown field")
+        # Made as copy and pickle make an instance: its frozen __init__ would only set every
+        # field (no __post_init__), one object.__setattr__ at a time (~10 us a bundle).
+        decoded = new(kind)
+        attributes = decoded.__dict__
+        for name, key, decode, required, default in fields:
+            item = value.get(key)
+            if item is not None:
+                attributes[name] = decode(item, f"{where}.{key}" if where else key)  # _at
+            elif required:
+                raise WireError(f"{_at(where, key)}: required")
+            else:
+                attributes[name] = default
+        return decoded
+    return message
+
+
+def _u64(value: object, where: str) -> U64:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise WireError(f"{where}: expected a 64-bit integer as a decimal string")
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or int(text) > _U64_MAX:
+        raise WireError(f"{where}: {text[:40]!r} is not an unsigned 64-bit integer")
+    return U64(text)
+
+
+def _bytes(value: object, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise WireError(f"{where}: expected base64 text")
+    try:
+        # protobuf's JSON mapping accepts standard and URL-safe base64, padded or not.
+        text = value.replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise WireError(f"{where}: not base64") from exc
+
+
+def _datetime(value: object, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise WireError(f"{where}: expected an RFC 3339 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise WireError(f"{where}: {value[:40]!r} is not an RFC 3339 timestamp") from exc
+    if parsed.tzinfo is None:
+        raise WireError(f"{where}: the timestamp has no time zone")
+    return parsed
 
 
 def _encode(value: object, kind: Any = None) -> object:

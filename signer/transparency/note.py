@@ -26,8 +26,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final, Protocol
 from urllib.parse import urlsplit
 
@@ -43,6 +45,8 @@ ED25519_TYPE: Final = b"\x01"
 # Go's sumdb/note refuses more; C2SP asks verifiers to accept at least 16.
 MAX_SIGNATURES: Final = 100
 _DASH: Final = "\u2014 "
+_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")  # below " ", but newline
+_SPACE: Final = re.compile(r"\s")  # what str.isspace() says is a space (Py_UNICODE_ISSPACE)
 
 NoteKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
@@ -114,17 +118,21 @@ class NoteVerifier:
     def __post_init__(self) -> None:
         _check_name(self.name)
 
-    @property
+    @cached_property  # a hash of the key's encoding: once per verifier, not per signature
     def key_id(self) -> bytes:
         return key_id(self.name, self.public_key)
+
+    @cached_property  # ~2 us to make, and the same for every note this key signs
+    def _ecdsa(self) -> ec.ECDSA:
+        assert isinstance(self.public_key, ec.EllipticCurvePublicKey)
+        return ec.ECDSA(ecdsa_hash(self.public_key.curve))
 
     def verify(self, text: str, signature: bytes) -> bool:
         try:
             if isinstance(self.public_key, ed25519.Ed25519PublicKey):
                 self.public_key.verify(signature, text.encode())
             else:
-                self.public_key.verify(signature, text.encode(),
-                                       ec.ECDSA(ecdsa_hash(self.public_key.curve)))
+                self.public_key.verify(signature, text.encode(), self._ecdsa)
         except InvalidSignature:
             return False
         return True
@@ -140,7 +148,7 @@ def parse_note(envelope: str | bytes) -> SignedNote:
             envelope = envelope.decode()
         except UnicodeDecodeError:
             raise NoteError("malformed note: it is not UTF-8") from None
-    if any(c < " " and c != "\n" for c in envelope):
+    if _CONTROL.search(envelope):
         raise NoteError("malformed note: it holds a control character other than newline")
     split = envelope.rfind("\n\n")
     if split < 0:
@@ -171,7 +179,7 @@ def _signature(line: str) -> NoteSignature:
 
 
 def _check_name(name: str) -> None:
-    if not name or "+" in name or any(c.isspace() for c in name):
+    if not name or "+" in name or _SPACE.search(name):
         raise ValueError(f"a key name is non-empty, without spaces or '+', got {name!r}")
 
 
@@ -181,9 +189,11 @@ class OpenedNote:
     verified_by: tuple[NoteVerifier, ...]  # the known keys whose signatures verified
 
 
-def open_note(envelope: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
-    """Verify a note against known keys, as C2SP signed-note says; raises `NoteError`."""
-    note = parse_note(envelope)
+def open_note(envelope: str | bytes | SignedNote, verifiers: Sequence[NoteVerifier]
+              ) -> OpenedNote:
+    """Verify a note (or one `parse_note` read already) against known keys, as C2SP
+    signed-note says; raises `NoteError`."""
+    note = envelope if isinstance(envelope, SignedNote) else parse_note(envelope)
     verified: list[NoteVerifier] = []
     for signature in note.signatures:
         known = [v for v in verifiers
@@ -203,7 +213,7 @@ def open_note(envelope: str | bytes, verifiers: Sequence[NoteVerifier]) -> Opene
     return OpenedNote(note, tuple(verified))
 
 
-def verify_checkpoint(envelope: str | bytes, verifier: NoteVerifier,
+def verify_checkpoint(envelope: str | bytes | SignedNote, verifier: NoteVerifier,
                       origin: str | None = None) -> Checkpoint:
     """The checkpoint a note signed by ``verifier`` holds; raises `CheckpointError`.
 

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -31,6 +32,7 @@ from signer.transparency import merkle, note, rekor, rekor_bodies
 from signer.transparency.checkpoint import Checkpoint, CheckpointError
 from signer.transparency.note import NoteKey
 from signer.transparency.sct import SCTError, verify_embedded_sct
+from signer.transparency.sct import log_id as key_log_id
 from signer.verification.windows import Window
 
 
@@ -58,13 +60,11 @@ def check_sct(cert: x509.Certificate, issuer: x509.Certificate,
               issuer_key_hash: bytes | None = None) -> None:
     """``issuer_key_hash``: the issuer's RFC 6962 key hash, if known already."""
     try:
-        verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()},
-                            issuer_key_hash)
+        sct = verify_embedded_sct(cert, issuer, {k: v[0] for k, v in ctlogs.items()},
+                                  issuer_key_hash)
     except SCTError as exc:
         raise LogCheckError(str(exc)) from exc
     # A rotated CT log key is trusted only for SCTs it made while it was the log's key.
-    sct = cert.extensions.get_extension_for_class(
-        x509.PrecertificateSignedCertificateTimestamps).value[0]
     at = sct.timestamp if sct.timestamp.tzinfo else sct.timestamp.replace(tzinfo=UTC)
     outside = outside_window(ctlogs[sct.log_id][1], at)
     if outside:
@@ -85,6 +85,18 @@ class TlogKey:
     key: NoteKey
     log: TransparencyLogInstance
     name: str  # host[:port] of its base URL: how Rekor v1 and v2 sign checkpoints
+
+    @cached_property  # a hash of the key: once per trust root, not per inclusion promise
+    def key_log_id(self) -> bytes:
+        return key_log_id(self.key)
+
+    @cached_property  # its key ID is a hash: made once per trust root, not per checkpoint
+    def verifier(self) -> note.NoteVerifier | None:
+        """The note verifier of the key as ``name``, if that is a key name."""
+        try:
+            return note.NoteVerifier(self.name, self.key)
+        except ValueError:
+            return None
 
 
 def tlog_keys(logs: Sequence[TransparencyLogInstance]) -> dict[bytes, TlogKey]:
@@ -199,7 +211,8 @@ def check_entry(entry: TransparencyLogEntry, tlogs: Mapping[bytes, TlogKey],
                 rekor.verify_signed_entry_timestamp(
                     found.key, entry.inclusion_promise.signed_entry_timestamp,
                     body=entry.canonicalized_body, integrated_time=entry.integrated_time,
-                    log_id=found.log.log_id.key_id, log_index=entry.log_index)
+                    log_id=found.log.log_id.key_id, log_index=entry.log_index,
+                    key_id=found.key_log_id)
             except rekor.SignedEntryTimestampError as exc:
                 raise LogCheckError(str(exc)) from exc
             integrated = datetime.fromtimestamp(entry.integrated_time, UTC)
@@ -316,16 +329,19 @@ def log_checkpoint(envelope: str, log: TlogKey) -> Checkpoint:
     (witnesses' cosignatures, in any order). The log's line is found by its key ID and its
     name: the host of its base URL, or the checkpoint's origin (Rekor v1 signs as the
     origin's host, ``rekor.sigstore.dev - <tree id>``, whatever URL serves it)."""
-    origin = note.parse_note(envelope).text.split("\n", 1)[0]
+    parsed = note.parse_note(envelope)
+    origin = parsed.text.split("\n", 1)[0]
     names = dict.fromkeys([log.name, origin, origin.split(" - ", 1)[0]])
     errors = []
     for name in names:
         try:
-            verifier = note.NoteVerifier(name, log.key)
+            verifier = log.verifier if name == log.name else note.NoteVerifier(name, log.key)
         except ValueError:
             continue  # not a key name (a v1 origin holds spaces)
+        if verifier is None:
+            continue
         try:
-            return note.verify_checkpoint(envelope, verifier)
+            return note.verify_checkpoint(parsed, verifier)
         except CheckpointError as exc:
             errors.append(str(exc))
     raise CheckpointError("; ".join(errors))

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +31,7 @@ from cryptography.x509.verification import (
 )
 from rfc3161_client import PKIStatus, TimeStampResponse, decode_timestamp_response
 from rfc3161_client._rust import verify as _rfc3161_rust
+from rfc3161_client.tsp import TimeStampTokenInfo
 
 from signer.bundle import SignedArtifact
 from signer.dsse import IN_TOTO_PAYLOAD_TYPE, DsseError, Statement
@@ -39,6 +41,7 @@ from signer.key_details import PublicKeyTypes
 from signer.provenance import Provenance
 from signer.transparency.sct import issuer_key_hash
 from signer.trust import Authority, TrustMaterial
+from signer.verification import cms
 from signer.verification.policy import (
     Policy,
     PolicyError,
@@ -135,7 +138,8 @@ class Verifier:
     Whatever is the same for every bundle is prepared here, once: the TSA checks (trusted
     certificates, the TSA leaf's profile), each CA's intermediate checked against its root,
     the CT and log keys. Nothing about a bundle is remembered: every call checks every step.
-    A verifier holds no mutable state, so one instance may serve many threads.
+    The one thing learnt along the way is OpenSSL's verdict on a TSA leaf's path (see
+    `_TimestampCheck`), kept in a set; one instance may serve many threads.
 
     The trust root says what the instance has: with no transparency log listed, bundles
     carry no log entry (GitHub's private attestations); with no CT log, leaves carry no SCT.
@@ -324,21 +328,22 @@ class Verifier:
         except ValueError as exc:
             raise StepFailed(2, "the timestamp is not a valid RFC 3161 response") from exc
         outside = []
-        gen_time = response.tst_info.gen_time
+        tst_info = response.tst_info
+        gen_time = tst_info.gen_time
+        token = cms.read(cms.token_of_response(der) or b"")
         for check in self._tsas:
-            leaf = check.leaf
+            start, end = check.leaf_validity
             # Said first and plainly: a token by a pinned TSA's certificate at a time that
             # certificate does not cover (the CMS check below would refuse it too).
-            if check.signed_by(response) and not within(
-                    leaf.not_valid_before_utc, leaf.not_valid_after_utc, gen_time):
+            if not within(start, end, gen_time) and check.signed_by(response):
                 outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
-                               f"certificate's validity ({leaf.not_valid_before_utc.isoformat()}"
-                               f" to {leaf.not_valid_after_utc.isoformat()})")
+                               f"certificate's validity ({start.isoformat()} to "
+                               f"{end.isoformat()})")
                 continue
-            if not check.verify_message(response, signature):
+            if not check.verify_message(response, tst_info, token, signature):
                 continue
             # A rotated TSA key counts only for times inside its validFor.
-            window = Window(check.tsa.start, check.tsa.end)
+            window = check.window
             if window.contains(gen_time):
                 return gen_time
             outside.append(f"the timestamp says {gen_time.isoformat()}, outside its TSA "
@@ -403,7 +408,7 @@ class Verifier:
             late = next((f"the path is not valid at {at.isoformat()}" for at in others
                          if not all(within(c.not_valid_before_utc, c.not_valid_after_utc, at)
                                     for c in chain)
-                         or not Window(ca.authority.start, ca.authority.end).contains(at)),
+                         or not ca.window.contains(at)),
                         None)
             if late:
                 failures.append(late)
@@ -433,7 +438,7 @@ class Verifier:
             chain.append(root)
         # A rotated CA counts only for leaves it issued, and signatures made, while it was
         # the issuing CA (its validFor).
-        window = Window(ca.authority.start, ca.authority.end)
+        window = ca.window
         issued = cert.not_valid_before_utc
         if not window.contains(issued):
             raise _PathRefused(f"the leaf was issued at {issued.isoformat()} by a CA trusted "
@@ -480,11 +485,10 @@ def _verify_signature(artifact: SignedArtifact, key: PublicKeyTypes) -> None:
     assert artifact.digest is not None
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(artifact.signature, artifact.digest,
-                       ec.ECDSA(Prehashed(hashes.SHA256())))
+            key.verify(artifact.signature, artifact.digest, _ECDSA_PREHASHED_SHA256)
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(artifact.signature, artifact.digest, padding.PKCS1v15(),
-                       Prehashed(hashes.SHA256()))
+                       _PREHASHED_SHA256)
         else:
             raise StepFailed(7, "an Ed25519 key cannot sign a message digest (Sigstore signs "
                                 "the artifact itself with Ed25519, which a digest cannot check)")
@@ -492,6 +496,12 @@ def _verify_signature(artifact: SignedArtifact, key: PublicKeyTypes) -> None:
         raise StepFailed(7, f"the signature does not verify with {signer} over this "
                             "digest") from exc
 
+
+# Signature algorithms are immutable, and some take microseconds to make.
+_PREHASHED_SHA256 = Prehashed(hashes.SHA256())
+_ECDSA_PREHASHED_SHA256 = ec.ECDSA(_PREHASHED_SHA256)
+_ECDSA = {h.name: ec.ECDSA(h) for h in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512())}
+_HASHLIB = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 _VERIFIERS: OrderedDict[int, Verifier] = OrderedDict()
 _VERIFIERS_LOCK = threading.Lock()
@@ -523,6 +533,10 @@ class _CaPath:
     store: Store
     intermediates: list[x509.Certificate]
     above: _Above | None
+
+    @cached_property  # the same for every bundle
+    def window(self) -> Window:
+        return Window(self.authority.start, self.authority.end)
 
     @classmethod
     def prepare(cls, ca: Authority, ca_policy: ExtensionPolicy) -> _CaPath:
@@ -558,11 +572,21 @@ class _TimestampCheck:
     what is the same for every timestamp done once: the trusted certificates' DER, and the
     TSA leaf's profile (critical EKU with timeStamping), since the token's signer must be
     that very leaf. The response's parts are parsed once per call instead of once per use.
+
+    The CMS step is ``pkcs7_verify`` (OpenSSL's ``PKCS7_verify``: the signature, and the
+    signer's path to the trusted certificates at the token's time), except for a token in
+    the usual shape (`cms.read`) signed by the pinned leaf: its signature is checked here as
+    ``PKCS7_verify`` computes it, and the leaf's path is OpenSSL's verdict on an earlier
+    token with the same embedded certificates, reused only while every trusted certificate
+    is valid (then the path OpenSSL builds is the same, and nothing else in it depends on
+    the time). Anything else, or the first such token, goes to ``pkcs7_verify``.
     """
 
     def __init__(self, tsa: Authority) -> None:
         self.tsa = tsa
         self.leaf = tsa.chain[0]
+        self.leaf_validity = (self.leaf.not_valid_before_utc, self.leaf.not_valid_after_utc)
+        self.window = Window(tsa.start, tsa.end)
         self._leaf_der = self.leaf.public_bytes(Encoding.DER)
         self._leaf_issuer, self._leaf_serial = self.leaf.issuer, self.leaf.serial_number
         # As rfc3161-client: the TSA certificate, the roots and the intermediates are the
@@ -574,6 +598,23 @@ class _TimestampCheck:
             self._leaf_ok = eku.critical and ExtendedKeyUsageOID.TIME_STAMPING in eku.value
         except x509.ExtensionNotFound:
             self._leaf_ok = False
+        # The checks without OpenSSL need an ECDSA leaf, the only trusted certificate with
+        # its serial number (OpenSSL finds the signer by issuer and serial), and one
+        # certificate per subject (so that OpenSSL builds the leaf's path one way only).
+        key = self.leaf.public_key()
+        others = tsa.chain[1:]
+        self._leaf_key = key if (
+            isinstance(key, ec.EllipticCurvePublicKey)
+            and all(c.serial_number != self._leaf_serial for c in others)
+            and len({c.subject.public_bytes() for c in tsa.chain}) == len(tsa.chain)) else None
+        self._leaf_sid = (self._leaf_issuer.public_bytes(), _integer(self._leaf_serial))
+        self._trusted_der = frozenset(self._certificates)
+        # When every trusted certificate is valid: OpenSSL's notBefore <= t < notAfter.
+        self._valid_from = max(c.not_valid_before_utc for c in tsa.chain)
+        self._valid_to = min(c.not_valid_after_utc for c in tsa.chain)
+        # Why: the leaf's path, checked by OpenSSL once per set of embedded certificates
+        # (keyed by their exact DER), not once per token. At most a few sets exist.
+        self._paths: set[tuple[bytes, ...]] = set()
 
     def signed_by(self, response: TimeStampResponse) -> bool:
         """Whether the token's one SignerInfo names this TSA's leaf (unverified)."""
@@ -583,17 +624,68 @@ class _TimestampCheck:
         (info,) = infos
         return (info.issuer, info.serial_number) == (self._leaf_issuer, self._leaf_serial)
 
-    def verify_message(self, response: TimeStampResponse, message: bytes) -> bool:
+    def verify_message(self, response: TimeStampResponse, tst_info: TimeStampTokenInfo,
+                       token: cms.SignedToken | None, message: bytes) -> bool:
+        """``token``: `cms.read` of this response's token, if it has that shape."""
         if PKIStatus(response.status) != PKIStatus.GRANTED:
             return False
+        if not self._cms_verified(response, tst_info.gen_time, token):
+            return False
+        if not self._leaf_ok:
+            return False
+        imprint = tst_info.message_imprint
+        digest = _IMPRINT_HASHES.get(imprint.hash_algorithm.dotted_string)
+        if digest is None:
+            return False
+        return bool(imprint.message == digest(message).digest())
+
+    def _cms_verified(self, response: TimeStampResponse, gen_time: datetime,
+                      token: cms.SignedToken | None) -> bool:
+        """The CMS signature and the signer's path at ``gen_time``, and the signer is the
+        trusted leaf."""
+        # The embedded certificates, if the signature was checked here (and every trusted
+        # certificate is valid at gen_time): what OpenSSL's verdict on the path depends on.
+        path = (token.certificates if token is not None and self._all_valid(gen_time)
+                and self._signed_by_leaf(token) else None)
+        if path is not None and path in self._paths:
+            return True
+        if not self._openssl_verified(response, gen_time):
+            return False
+        if path is not None and len(self._paths) < _PATHS_KEPT:
+            self._paths.add(path)
+        return True
+
+    def _all_valid(self, at: datetime) -> bool:
+        """Every trusted certificate is valid at ``at`` in whole seconds, whichever way
+        OpenSSL's time (a ``time_t``) was rounded."""
+        floor = at.replace(microsecond=0)
+        ceiling = floor if at == floor else floor + timedelta(seconds=1)
+        return self._valid_from <= floor and ceiling < self._valid_to
+
+    def _signed_by_leaf(self, token: cms.SignedToken) -> bool:
+        """What ``PKCS7_verify`` checks of the signature, for a token naming the leaf and
+        embedding only trusted certificates (so the leaf is the signer it finds)."""
+        if self._leaf_key is None or (token.issuer, token.serial) != self._leaf_sid:
+            return False
+        if not self._trusted_der.issuperset(token.certificates):
+            return False
+        if token.message_digest != _HASHLIB[token.digest.name](token.content).digest():
+            return False
+        try:
+            self._leaf_key.verify(token.signature, token.signed_attributes,
+                                  _ECDSA[token.digest.name])
+        except InvalidSignature:
+            return False
+        return True
+
+    def _openssl_verified(self, response: TimeStampResponse, gen_time: datetime) -> bool:
         signed_data = response.signed_data
         signer_infos = signed_data.signer_infos
         if not signer_infos:
             return False
-        tst_info = response.tst_info
         try:
             # The CMS signature, and its signer's path to a trusted certificate at gen_time.
-            _rfc3161_rust.pkcs7_verify(response.time_stamp_token(), tst_info.gen_time,
+            _rfc3161_rust.pkcs7_verify(response.time_stamp_token(), gen_time,
                                        self._certificates)
         except ValueError:
             return False
@@ -613,13 +705,15 @@ class _TimestampCheck:
                     return False  # the signer is another certificate than the trusted leaf
             else:
                 return False
-        if not self._leaf_ok:
-            return False
-        imprint = tst_info.message_imprint
-        digest = _IMPRINT_HASHES.get(imprint.hash_algorithm.dotted_string)
-        if digest is None:
-            return False
-        return bool(imprint.message == digest(message).digest())
+        return True
+
+
+_PATHS_KEPT = 16
+
+
+def _integer(value: int) -> bytes:
+    """The contents of a DER INTEGER (of a positive one: a certificate's serial)."""
+    return value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
 
 
 _IMPRINT_HASHES = {

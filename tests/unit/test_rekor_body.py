@@ -26,6 +26,7 @@ from sigstore_models.common.v1 import HashAlgorithm
 from sigstore_models.rekor.v1 import TransparencyLogEntry as InnerEntry
 
 from signer.service.keys import FileKey
+from signer.sigstore_json import U64
 from signer.transparency.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from signer.transparency.merkle import (
     MemoryNodes,
@@ -362,7 +363,8 @@ def test_sigstore_python_refuses_tampered_entries(
 
 
 @pytest.mark.parametrize(("integrated_time", "log_index"), [
-    (INTEGRATED_TIME, 7), (0, 0), (-1, 2**53 - 1), (2**53 - 1, -(2**53 - 1))])
+    (INTEGRATED_TIME, 7), (0, 0), (-1, 2**53 - 1), (2**53 - 1, -(2**53 - 1)),
+    (U64(INTEGRATED_TIME), U64(7)), (True, False)])
 def test_signed_entry_timestamp_payload_is_rfc8785(integrated_time: int, log_index: int) -> None:
     """The payload is written out by hand; it must be what rfc8785 makes of the object."""
     body = b'{"apiVersion":"0.0.1"}\x00\xff'
