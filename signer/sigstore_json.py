@@ -350,6 +350,8 @@ def _message_decoder(kind: type[Message]) -> Decoder:
                    for name, key, hint, required in _fields(kind))
     known = frozenset(key for _, key, _, _, _ in fields)
     assert not hasattr(kind, "__post_init__"), f"{kind.__name__} must be made by __init__"
+    assert all(f.default_factory is dataclasses.MISSING for f in dataclasses.fields(kind)), \
+        f"{kind.__name__}: a default_factory would be skipped here"
     new = object.__new__
 
     def message(value: object, where: str) -> Any:
