@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from signer.errors import UsageError
+from signer.key_details import ECDSA_SHA256
 from signer.transparency.sct import der_element
 
 KEY_FILE_MODE = 0o600
@@ -62,8 +63,6 @@ class KeyStore(Protocol):
         ...
 
 
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-
 
 class FileKey:
     """An ECDSA key read from its file (or just written to it), held in memory: each signature
@@ -80,7 +79,7 @@ class FileKey:
         return self._public
 
     def sign(self, data: bytes) -> bytes:
-        return self._key.sign(data, _ECDSA_SHA256)
+        return self._key.sign(data, ECDSA_SHA256)
 
 
 @dataclass(frozen=True)
@@ -196,7 +195,7 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: KeySigner) -> x50
     signature = signer.sign(tbs)
     try:
         if isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(signature, tbs, _ECDSA_SHA256)
+            public.verify(signature, tbs, ECDSA_SHA256)
         else:
             public.verify(signature, tbs)
     except InvalidSignature:

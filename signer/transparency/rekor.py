@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from signer.key_details import ECDSA_SHA256
 from signer.transparency.merkle import leaf_hash
 from signer.transparency.sct import check_log_key
 from signer.transparency.sct import log_id as key_log_id
@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # the protocol's home is the service's keys module; no import
     from signer.service.keys import KeySigner
 
 HASHEDREKORD_KIND = "hashedrekord"
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable, and ~2 us to make per promise
 HASHEDREKORD_VERSION = "0.0.1"
 
 
@@ -119,7 +118,7 @@ def verify_signed_entry_timestamp(
         )
     payload = signed_entry_timestamp_payload(body, integrated_time, log_id, log_index)
     try:
-        public_key.verify(signature, payload, _ECDSA_SHA256)
+        public_key.verify(signature, payload, ECDSA_SHA256)
     except InvalidSignature:
         raise SignedEntryTimestampError(
             f"inclusion promise of entry {log_index} does not verify with log {log_id.hex()}'s key"

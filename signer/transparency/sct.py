@@ -43,6 +43,8 @@ from cryptography.x509.certificate_transparency import (
 )
 from cryptography.x509.oid import ExtensionOID
 
+from signer.key_details import ECDSA_SHA256
+
 if TYPE_CHECKING:  # the protocol's home is the service's keys module; no import at run time
     from signer.service.keys import KeySigner, PublicKey
 
@@ -64,7 +66,6 @@ _POISON_OID_DER = bytes.fromhex("060a2b06010401d679020403")
 _POISON_EXTENSION_DER = bytes.fromhex("3013") + _POISON_OID_DER + bytes.fromhex("0101ff0402" "0500")
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable, and ~2 us to make per SCT
 
 
 class SCTError(ValueError):
@@ -356,7 +357,7 @@ def verify_embedded_sct(
         sct.extension_bytes,
     )
     try:
-        log_key.verify(sct.signature, signed, _ECDSA_SHA256)
+        log_key.verify(sct.signature, signed, ECDSA_SHA256)
     except InvalidSignature:
         raise SCTError(
             f"SCT signature by CT log {sct.log_id.hex()} does not verify for this certificate "

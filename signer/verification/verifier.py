@@ -501,7 +501,6 @@ def _verify_signature(artifact: SignedArtifact, key: PublicKeyTypes) -> None:
 _PREHASHED_SHA256 = Prehashed(hashes.SHA256())
 _ECDSA_PREHASHED_SHA256 = ec.ECDSA(_PREHASHED_SHA256)
 _ECDSA = {h.name: ec.ECDSA(h) for h in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512())}
-_HASHLIB = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 _VERIFIERS: OrderedDict[int, Verifier] = OrderedDict()
 _VERIFIERS_LOCK = threading.Lock()
@@ -669,7 +668,7 @@ class _TimestampCheck:
             return False
         if not self._trusted_der.issuperset(token.certificates):
             return False
-        if token.message_digest != _HASHLIB[token.digest.name](token.content).digest():
+        if token.message_digest != hashlib.new(token.digest.name, token.content).digest():
             return False
         try:
             self._leaf_key.verify(token.signature, token.signed_attributes,
