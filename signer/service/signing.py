@@ -193,7 +193,7 @@ class SigningService:
             return stored, False
         cert, provenance, precert = self._issue(principal, namespace, csr, declared)
         stored_now = self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
-                                         precert, provenance=provenance)
+                                         provenance, precert)
         self.audit.issued(cert, namespace, principal.identity, provenance)
         return stored_now
 
@@ -217,6 +217,7 @@ class SigningService:
         if stored is not None:
             return stored, False
         return self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
+                                   Provenance.from_certificate(cert),
                                    rekor_version=rekor_version)
 
     def timestamp(self, signature: bytes) -> bytes:
@@ -235,13 +236,12 @@ class SigningService:
 
     def _log_signature(self, principal: Principal, namespace: str, ref: ArtifactRef,
                        cert: x509.Certificate, signature: bytes, sig_hash: str,
-                       precert: LogItem[None] | None = None, rekor_version: RekorVersion = 1,
-                       provenance: Provenance | None = None) -> tuple[SignatureRecord, bool]:
-        """Timestamp, log (in the log of ``rekor_version``) and store a verified signature;
-        with ``precert``, the CT log's item commits in the same transaction."""
+                       provenance: Provenance, precert: LogItem[None] | None = None,
+                       rekor_version: RekorVersion = 1) -> tuple[SignatureRecord, bool]:
+        """Timestamp, log (in the log of ``rekor_version``) and store a verified signature
+        under ``cert``, whose provenance is ``provenance``; with ``precert``, the CT log's
+        item commits in the same transaction."""
         timestamp = self.timestamp(signature)
-        if provenance is None:  # else the provenance the leaf was just issued with
-            provenance = Provenance.from_certificate(cert)
         new = NewSignature(
             namespace=namespace, name=ref.name, digest=ref.digest, signature_sha256=sig_hash,
             identity=principal.identity, issuer=provenance.issuer or principal.issuer,
