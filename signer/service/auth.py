@@ -243,9 +243,10 @@ class Authenticator:
     def _oidc(self, token: str, audience: str) -> Principal:
         claims = self.verified.get(token, audience)
         if claims is None:
-            claims = self.verified.put(token, audience, self._verify(token, audience))
-        # Again for a token verified before: the issuer's trust may have changed since.
-        resolved = self._trusted_issuer(claims["iss"])
+            verified, resolved = self._verify(token, audience)
+            claims = self.verified.put(token, audience, verified)
+        else:  # verified before: the issuer's trust may have changed since
+            resolved = self._trusted_issuer(claims["iss"])
         return Principal("oidc", _checked_subject(claims), claims["iss"],
                          claims=claims, oidc_issuer=resolved)
 
@@ -259,8 +260,9 @@ class Authenticator:
         issuers.check_url(resolved.url, resolved.allow_http)
         return resolved
 
-    def _verify(self, token: str, audience: str) -> Mapping[str, Any]:
-        """The token's checked claims: signature, audience, times and required claims."""
+    def _verify(self, token: str, audience: str) -> tuple[Mapping[str, Any], Issuer]:
+        """The token's checked claims (signature, audience, times, required claims) and its
+        trusted issuer, checked before its keys are fetched."""
         try:
             # One parse for the header and the claims the checks below need before the
             # signature is verified (PyJWT's helpers would each parse the token again).
@@ -279,7 +281,7 @@ class Authenticator:
                 "Use the token your CI's OIDC issuer minted, unmodified.",
             )
         issuer = unverified.get("iss")
-        self._trusted_issuer(issuer)
+        resolved = self._trusted_issuer(issuer)
         key = self.keys.signing_key(issuer, header.get("kid"))
         try:
             claims = jwt.decode(
@@ -308,7 +310,7 @@ class Authenticator:
                 "Use the token your CI's OIDC issuer minted, unmodified and unexpired.",
             ) from exc
         _checked_subject(claims)
-        return _checked(claims)
+        return _checked(claims), resolved
 
     def leaf_holder(self, cert: x509.Certificate, ca_certificate: x509.Certificate
                     ) -> Principal:
