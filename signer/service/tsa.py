@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signer.provenance import PROJECT_ARC
 from signer.service.keys import KeySigner
-from signer.transparency.sct import der_element
+from signer.transparency.sct import der_element, der_integer_contents
 
 # Our own arc (docs/design.md), .2 = timestamping, .2.1 = this TSA's first policy.
 DEFAULT_POLICY_OID = f"{PROJECT_ARC}.2.1"
@@ -240,10 +240,8 @@ class _ConstantDer:
 
 
 def _der_integer(value: int) -> bytes:
-    """DER INTEGER: minimal two's complement, so a positive value whose top bit is set gets a
-    leading 0x00."""
-    length = (value if value >= 0 else ~value).bit_length() // 8 + 1
-    return der_element(0x02, value.to_bytes(length, "big", signed=True))
+    """DER INTEGER."""
+    return der_element(0x02, der_integer_contents(value))
 
 
 def _der_generalized_time(value: datetime) -> bytes:

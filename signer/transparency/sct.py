@@ -191,6 +191,13 @@ def der_element(tag: int, contents: bytes) -> bytes:
     return bytes([tag, 0x80 | len(length)]) + length + contents
 
 
+def der_integer_contents(value: int) -> bytes:
+    """The contents of a DER INTEGER: minimal two's complement, so a positive value whose top
+    bit is set gets a leading 0x00."""
+    length = (value if value >= 0 else ~value).bit_length() // 8 + 1
+    return value.to_bytes(length, "big", signed=True)
+
+
 def sct_list_extension_value(scts: Sequence[bytes]) -> bytes:
     """The value for ``x509.UnrecognizedExtension(SCT_LIST_OID, value)``.
 

@@ -39,7 +39,7 @@ from signer.dsse import verify_signature as verify_envelope
 from signer.errors import UsageError, VerificationFailed
 from signer.key_details import PublicKeyTypes
 from signer.provenance import Provenance
-from signer.transparency.sct import issuer_key_hash
+from signer.transparency.sct import der_integer_contents, issuer_key_hash
 from signer.trust import Authority, TrustMaterial
 from signer.verification import cms
 from signer.verification.policy import (
@@ -606,7 +606,7 @@ class _TimestampCheck:
             isinstance(key, ec.EllipticCurvePublicKey)
             and all(c.serial_number != self._leaf_serial for c in others)
             and len({c.subject.public_bytes() for c in tsa.chain}) == len(tsa.chain)) else None
-        self._leaf_sid = (self._leaf_issuer.public_bytes(), _integer(self._leaf_serial))
+        self._leaf_sid = (self._leaf_issuer.public_bytes(), der_integer_contents(self._leaf_serial))
         self._trusted_der = frozenset(self._certificates)
         # When every trusted certificate is valid: OpenSSL's notBefore <= t < notAfter.
         self._valid_from = max(c.not_valid_before_utc for c in tsa.chain)
@@ -708,11 +708,6 @@ class _TimestampCheck:
 
 
 _PATHS_KEPT = 16
-
-
-def _integer(value: int) -> bytes:
-    """The contents of a DER INTEGER (of a positive one: a certificate's serial)."""
-    return value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
 
 
 _IMPRINT_HASHES = {
