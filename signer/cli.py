@@ -758,15 +758,16 @@ def server_start(**values: Any) -> None:
     """Serve the API, the TSA and the web page."""
     import uvicorn
 
-    from signer.service import asgi
+    from signer.service import asgi, sequencer
 
     settings = Settings(**{**values, "data_dir": values["data_dir"].resolve(),
                            "insecure_issuers": issuer_set(",".join(values["insecure_issuers"]))})
     asgi.export_settings(settings)
     asgi.create()  # fail here, with a clear message, rather than in each worker
-    uvicorn.run("signer.service.asgi:create", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, log_level=settings.log_level,
-                access_log=settings.log_level == "debug")
+    with sequencer.running(settings):  # one log sequencer for all workers
+        uvicorn.run("signer.service.asgi:create", factory=True, host=settings.host,
+                    port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                    access_log=settings.log_level == "debug")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from signer.service.app import create_app
 from signer.service.config import OPTIONS, Settings
+from signer.service.log import handoff
 from signer.service.runtime import load
 
 
@@ -24,4 +25,8 @@ def settings_from_env() -> Settings:
 
 
 def create() -> FastAPI:
-    return create_app(load(settings_from_env()))
+    runtime = load(settings_from_env())
+    socket_path = os.environ.get(handoff.SOCKET_ENV)
+    if socket_path:  # a worker of 'signer server start': its sequencer process appends
+        runtime.service.hand_off_appends(handoff.Handoff(socket_path))
+    return create_app(runtime)

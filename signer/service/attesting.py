@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -38,7 +39,7 @@ from signer.provenance import Provenance
 from signer.service.auth import Principal
 from signer.service.log import Duplicate, LogItem, Sequenced
 from signer.service.signing import RekorVersion, SigningService, bundle_entry, check_namespace
-from signer.service.store import AttestationRecord, NewAttestation, Transaction
+from signer.service.store import AttestationRecord, NewAttestation, Store, Transaction
 from signer.sigstore_json import (
     Bundle,
     DsseEnvelope,
@@ -155,14 +156,8 @@ class AttestingService:
             version, body = rekor_bodies.V001, rekor_bodies.dsse_v001_body(
                 envelope_json.encode(), envelope, cert.public_bytes(Encoding.PEM))
 
-        def write(tx: Transaction, entry: Sequenced) -> tuple[AttestationRecord, bool]:
-            tlog_entry = bundle_entry(log, rekor_bodies.DSSE_KIND, version, entry)
-            text = dsse_bundle(cert.public_bytes(Encoding.DER), envelope, timestamp,
-                               tlog_entry).to_json()
-            row = self.store.insert_attestation(
-                tx, dataclasses.replace(new, bundle=text), log.name, entry.index)
-            return row, True
-
+        write = AttestationRow(new, cert.public_bytes(Encoding.DER), envelope, timestamp,
+                               version, log.name, log.log_id)
         try:
             row, created = log.append(LogItem(kind=rekor_bodies.DSSE_KIND, version=version,
                                               body=body, namespace=namespace, write=write))
@@ -267,6 +262,28 @@ def _verify_envelope(envelope: DsseEnvelope, cert: x509.Certificate) -> None:
         raise UsageError(f"The DSSE envelope does not verify: {why}.",
                          "Sign PAE(payloadType, payload) with the key the certificate was "
                          "issued for.")
+
+
+@dataclass(frozen=True)
+class AttestationRow:
+    """An attestation's row, its bundle completed with its log entry (run by the log's
+    sequencer, maybe in its own process: signer.service.log.handoff)."""
+
+    new: NewAttestation
+    certificate_der: bytes
+    envelope: DsseEnvelope
+    timestamp: bytes
+    version: str  # of the dsse entry
+    log_name: str
+    log_id: bytes
+
+    def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[AttestationRecord, bool]:
+        tlog_entry = bundle_entry(self.log_id, rekor_bodies.DSSE_KIND, self.version, entry)
+        text = dsse_bundle(self.certificate_der, self.envelope, self.timestamp,
+                           tlog_entry).to_json()
+        row = Store.insert_attestation(tx, dataclasses.replace(self.new, bundle=text),
+                                       self.log_name, entry.index)
+        return row, True
 
 
 def dsse_bundle(certificate_der: bytes, envelope: DsseEnvelope, timestamp: bytes,

@@ -36,6 +36,8 @@ from signer.service.audit import Audit
 from signer.service.auth import Authenticator, Principal
 from signer.service.ca import CertificateAuthority, parse_csr
 from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
+from signer.service.log.handoff import Handoff
+from signer.service.log.rfc6962 import Rfc6962Log
 from signer.service.log.tiles import TileLog
 from signer.service.store import NewSignature, SignatureRecord, Store, Transaction
 from signer.service.tsa import TimestampAuthority
@@ -105,6 +107,12 @@ class SigningService:
         self.audit = audit
         self._issuer_key_hash = sct.issuer_key_hash(ca.certificate)
 
+    def hand_off_appends(self, to: Handoff) -> None:
+        """Append to every log through ``to`` (the server's sequencer process) from now on."""
+        for log in (self.tlog, self.ctlog, self.tlog_v2):
+            assert isinstance(log, Rfc6962Log)
+            log.handoff = to
+
     # -- certificates -------------------------------------------------------------------------
     def issue_certificate(self, principal: Principal, namespace: str,
                           csr_pem: str | ec.EllipticCurvePublicKey,
@@ -160,11 +168,9 @@ class SigningService:
                              sct_source=sct_source)
         timestamp_ms, tbs, precert_der = precerts[0]
 
-        def record(tx: Transaction, _entry: Sequenced) -> None:
-            self.store.record_certificate(
-                tx, format(cert.serial_number, "x"), namespace, principal.identity,
-                principal.issuer, cert.not_valid_before_utc, cert.public_bytes(Encoding.DER))
-
+        record = CertificateRow(format(cert.serial_number, "x"), namespace, principal.identity,
+                                principal.issuer, cert.not_valid_before_utc,
+                                cert.public_bytes(Encoding.DER))
         return cert, provenance, LogItem(
             kind="precert", version="rfc6962",
             body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, tbs),
@@ -258,14 +264,7 @@ class SigningService:
             version, body = rekor.HASHEDREKORD_VERSION, rekor.hashedrekord_body(
                 ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
         skeleton = bundles.build(cert, ref.digest_bytes, signature, timestamp).model.to_dict()
-
-        def write(tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
-            tlog_entry = bundle_entry(log, rekor.HASHEDREKORD_KIND, version, entry)
-            row = self.store.insert_signature(tx, dataclasses.replace(
-                new, bundle=bundles.json_with_entry(skeleton, tlog_entry)), log.name,
-                entry.index)
-            return row, True
-
+        write = SignatureRow(new, skeleton, version, log.name, log.log_id)
         try:
             row, created = log.append(
                 LogItem(kind=rekor.HASHEDREKORD_KIND, version=version, body=body,
@@ -332,26 +331,76 @@ class SigningService:
         at = datetime.now(UTC).replace(microsecond=0)
         body = revocation_body(namespace, name, ref, reason, principal.identity, at)
 
-        def write(tx: Transaction, entry: Sequenced) -> Revoked:
-            rev_id, count = self.store.revoke(tx, namespace, name, ref, reason,
-                                              principal.identity, at, entry.index)
-            return Revoked(rev_id, count, at, entry.index)
-
-        revoked = self.tlog.append(LogItem(kind=REVOCATION_KIND, version=REVOCATION_VERSION,
-                                           body=body, namespace=namespace, write=write))
+        revoked = self.tlog.append(LogItem(
+            kind=REVOCATION_KIND, version=REVOCATION_VERSION, body=body, namespace=namespace,
+            write=RevocationRow(namespace, name, ref, reason, principal.identity, at)))
         self.audit.revoked(revoked.id, namespace, name, ref, reason, revoked.count,
                            revoked.log_index)
         return revoked
 
 
-def bundle_entry(log: TransparencyLog, kind: str, version: str, entry: Sequenced
+# -- the rows a log entry commits with (run by the log's sequencer, maybe in its own process:
+# data and module-level code, no closures; signer.service.log.handoff) --------------------------
+@dataclass(frozen=True)
+class CertificateRow:
+    """An issued leaf's row, written with its precertificate's CT log entry."""
+
+    serial: str
+    namespace: str
+    identity: str
+    issuer: str
+    issued_at: datetime
+    der: bytes
+
+    def __call__(self, tx: Transaction, _entry: Sequenced) -> None:
+        Store.record_certificate(tx, self.serial, self.namespace, self.identity, self.issuer,
+                                 self.issued_at, self.der)
+
+
+@dataclass(frozen=True)
+class SignatureRow:
+    """A signature's row, its bundle completed with its log entry (``skeleton``: the bundle
+    without it, as ``bundle.build(…).model.to_dict()`` makes it)."""
+
+    new: NewSignature
+    skeleton: dict[str, Any]
+    version: str  # of the hashedrekord entry
+    log_name: str
+    log_id: bytes
+
+    def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
+        tlog_entry = bundle_entry(self.log_id, rekor.HASHEDREKORD_KIND, self.version, entry)
+        row = Store.insert_signature(tx, dataclasses.replace(
+            self.new, bundle=bundles.json_with_entry(self.skeleton, tlog_entry)),
+            self.log_name, entry.index)
+        return row, True
+
+
+@dataclass(frozen=True)
+class RevocationRow:
+    """A revocation, applied to the rows it names, with its log entry."""
+
+    namespace: str
+    name: str
+    ref: str
+    reason: str
+    who: str
+    at: datetime
+
+    def __call__(self, tx: Transaction, entry: Sequenced) -> Revoked:
+        rev_id, count = Store.revoke(tx, self.namespace, self.name, self.ref, self.reason,
+                                     self.who, self.at, entry.index)
+        return Revoked(rev_id, count, self.at, entry.index)
+
+
+def bundle_entry(log_id: bytes, kind: str, version: str, entry: Sequenced
                  ) -> TransparencyLogEntry:
-    """``entry`` of ``log`` as a bundle carries it. Without an inclusion promise (the Rekor v2
-    log's entries) the integrated time is 0, as rekor-tiles answers: nothing signs it, so
-    clients take the time from the RFC 3161 timestamp (log/tiles.py)."""
+    """``entry`` of the log ``log_id`` as a bundle carries it. Without an inclusion promise
+    (the Rekor v2 log's entries) the integrated time is 0, as rekor-tiles answers: nothing
+    signs it, so clients take the time from the RFC 3161 timestamp (log/tiles.py)."""
     promise = entry.signed_entry_timestamp
     return bundles.tlog_entry(
-        kind=kind, version=version, log_id=log.log_id, index=entry.index,
+        kind=kind, version=version, log_id=log_id, index=entry.index,
         integrated_time=entry.integrated_time if promise else 0, body=entry.body,
         promise=promise, root_hash=entry.root_hash, tree_size=entry.tree_size,
         proof=entry.proof, checkpoint=entry.checkpoint)

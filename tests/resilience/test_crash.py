@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import random
 import signal
 import threading
@@ -247,23 +248,26 @@ def _check_consistency(svc: Service) -> None:
 SIGN_CLIENTS = 32
 
 
-def test_one_request_signings_survive_sigkill_mid_batch(crash_service: Service, backend: str
-                                                        ) -> None:
-    """POST /v1/sign under 32 clients, the service killed while batches commit: every 201 is
-    found after the restart, and both logs (CT and signature) stay dense and consistent."""
-    svc = crash_service
-    tenant = svc.tenant()
-    stop = threading.Event()
-    lock = threading.Lock()
-    acked: dict[str, str] = {}  # name → id
-    errors: list[str] = []
+class SignLoad:
+    """32 clients signing distinct artifacts through POST /v1/sign as fast as they can."""
 
-    def run(n: int) -> None:
-        client = Client(svc.url, tenant.api_key, timeout=10)
+    def __init__(self, svc: Service, tenant: Tenant, prefix: str) -> None:
+        self.svc, self.tenant, self.prefix = svc, tenant, prefix
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.acked: dict[str, str] = {}  # name → id
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True)
+                        for n in range(SIGN_CLIENTS)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, n: int) -> None:
+        client = Client(self.svc.url, self.tenant.api_key, timeout=10)
         i = 0
-        while not stop.is_set():
+        while not self.stop.is_set():
             i += 1
-            name = f"ghcr.io/crash1/c{n}/app{i}"
+            name = f"ghcr.io/{self.prefix}/c{n}/app{i}"
             digest = hashlib.sha256(name.encode()).hexdigest()
             key = ec.generate_private_key(ec.SECP256R1())
             csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
@@ -271,42 +275,91 @@ def test_one_request_signings_survive_sigkill_mid_batch(crash_service: Service, 
             signature = base64.b64encode(key.sign(bytes.fromhex(digest), ec.ECDSA(
                 Prehashed(hashes.SHA256())))).decode()
             try:
-                stored = client.sign(tenant.namespace, f"{name}@sha256:{digest}", csr,
+                stored = client.sign(self.tenant.namespace, f"{name}@sha256:{digest}", csr,
                                      signature, {})
             except SignerError as exc:
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc.detail}")
+                with self.lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc.detail}")
                 time.sleep(0.2)
                 continue
-            with lock:
-                acked[f"{name}@sha256:{digest}"] = stored["id"]
+            with self.lock:
+                self.acked[f"{name}@sha256:{digest}"] = stored["id"]
 
-    threads = [threading.Thread(target=run, args=(n,), daemon=True)
-               for n in range(SIGN_CLIENTS)]
-    for thread in threads:
-        thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while len(acked) < 20:
-            assert time.monotonic() < deadline, errors[:5]
+    def wait_for(self, count: int, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.acked) < count:
+            assert time.monotonic() < deadline, (len(self.acked), self.errors[:5])
             time.sleep(0.02)
-        before = len(acked)
-        svc.stop(signal.SIGKILL)  # mid-batch: 32 clients keep the sequencers busy
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in self.threads), "a client hung"
+
+    def check_stored(self) -> None:
+        """Every acknowledged signing is found, the logs are consistent, and a signature
+        whose answer was lost may be stored too, never one less than acknowledged."""
+        client = Client(self.svc.url, self.tenant.api_key)
+        for name, entry_id in self.acked.items():
+            assert entry_id in [e["id"] for e in client.entries(self.tenant.namespace, name)], \
+                name
+        _check_consistency(self.svc)
+        stored = self.svc.sql(
+            f"SELECT count(*) FROM signatures WHERE namespace = '{self.tenant.namespace}'")
+        assert stored[0][0] >= len(self.acked)
+
+
+def test_one_request_signings_survive_sigkill_mid_batch(crash_service: Service, backend: str
+                                                        ) -> None:
+    """POST /v1/sign under 32 clients, the service killed while batches commit: every 201 is
+    found after the restart, and both logs (CT and signature) stay dense and consistent."""
+    svc = crash_service
+    load = SignLoad(svc, svc.tenant(), "crash1")
+    try:
+        load.wait_for(20)
+        before = len(load.acked)
+        svc.stop(signal.SIGKILL)  # mid-batch: 32 clients keep the sequencer busy
         time.sleep(0.2)
         svc.start()
         time.sleep(1.0)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a client hung"
-    assert before > 0 and len(acked) > before, (before, len(acked), errors[:5])
-    client = Client(svc.url, tenant.api_key)
-    for name, entry_id in acked.items():
-        assert entry_id in [e["id"] for e in client.entries(tenant.namespace, name)], name
-    _check_consistency(svc)
-    # A signature whose answer was lost may be stored too, never one less than acknowledged.
-    stored = svc.sql(f"SELECT count(*) FROM signatures WHERE namespace = '{tenant.namespace}'")
-    assert stored[0][0] >= len(acked)
+        load.finish()
+    assert before > 0 and len(load.acked) > before, (before, len(load.acked), load.errors[:5])
+    load.check_stored()
     print(f"\n{backend}: /v1/sign, {SIGN_CLIENTS} clients, {before} acknowledged before the "
-          f"kill, {len(acked)} in all, all found after the restart; {len(errors)} client errors")
+          f"kill, {len(load.acked)} in all, all found after the restart; "
+          f"{len(load.errors)} client errors")
+
+
+def test_the_log_sequencer_killed_alone_is_replaced(crash_service: Service, backend: str
+                                                    ) -> None:
+    """SIGKILL of the sequencer process only, mid-batch: the workers answer 503 for what it
+    had not committed (never a 500, never a lost acknowledgement), the server starts a new
+    one, and signing goes on."""
+    svc = crash_service
+    load = SignLoad(svc, svc.tenant(), "crash2")
+    try:
+        load.wait_for(20)
+        old = _sequencer_pid(svc)
+        os.kill(old, signal.SIGKILL)  # our own child, by PID
+        before = len(load.acked)
+        load.wait_for(before + 50)
+    finally:
+        load.finish()
+    new = _sequencer_pid(svc)
+    assert new != old
+    assert all(e.startswith("Unavailable: ") for e in load.errors), load.errors[:5]
+    load.check_stored()
+    print(f"\n{backend}: sequencer {old} killed, {new} took over; {len(load.acked)} "
+          f"acknowledged signings all found; {len(load.errors)} client errors (503)")
+
+
+def _sequencer_pid(svc: Service) -> int:
+    """The server's child that runs the log sequencer (signer.service.sequencer)."""
+    assert svc.process is not None
+    for task in Path(f"/proc/{svc.process.pid}/task").iterdir():  # a restart forks elsewhere
+        for child in (task / "children").read_text().split():
+            if b"signer.service.sequencer" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    raise AssertionError("the server runs no sequencer process")

@@ -40,6 +40,7 @@ from signer.service.log import (
     TransparencyLog,
     TreeHead,
 )
+from signer.service.log.handoff import Handoff
 from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
 from signer.transparency import merkle
 from signer.transparency.checkpoint import (
@@ -142,6 +143,8 @@ class Rfc6962Log:
         # that appended to this tree in its transaction (``also``).
         self._committed: dict[merkle.NodeKey, bytes] = {}
         self._committed_lock = threading.Lock()
+        # Set in a worker of 'signer server start': appends go to the sequencer process.
+        self.handoff: Handoff | None = None
 
     # -- creation -----------------------------------------------------------------------------
     def create(self) -> None:
@@ -198,6 +201,8 @@ class Rfc6962Log:
         for other, _ in also:
             if not isinstance(other, Rfc6962Log) or other.engine is not self.engine:
                 raise TypeError("append(also=…) takes Rfc6962Logs on the same database")
+        if self.handoff is not None:
+            return cast(T, self.handoff.append(self.name, item, [(o.name, i) for o, i in also]))
         self._ensure_sequencer()
         future: Future[T] = Future()
         self._queue.put(_Queued(item, tuple((cast(Rfc6962Log, o), i) for o, i in also),

@@ -260,7 +260,8 @@ class Store:
             row = conn.execute(_FIND_SIGNATURE, params).first()
         return None if row is None else rows.signature(row)
 
-    def insert_signature(self, tx: sa.Connection, new: NewSignature, log_tree: str,
+    @staticmethod
+    def insert_signature(tx: sa.Connection, new: NewSignature, log_tree: str,
                          log_index: int) -> SignatureRecord:
         """Write a signature and its artifact's counters, inside the caller's transaction;
         ``log_tree``/``log_index``: its entry (the log's name and the entry's index).
@@ -270,8 +271,8 @@ class Store:
         created = now()
         values = {k: getattr(new, k) for k in _SIGNATURE_FIELDS}
         signature_id = new_id()
-        artifact_id = self._artifact_for(tx, new.namespace, new.name, new.digest,
-                                         new.source_repository, created, signatures=1)
+        artifact_id = Store._artifact_for(tx, new.namespace, new.name, new.digest,
+                                          new.source_repository, created, signatures=1)
         values.update(id=signature_id, artifact_id=artifact_id, created_at=created,
                       log_tree=log_tree, log_index=log_index, revocation_id=None)
         defer_insert(tx, _INSERT_SIGNATURE, values)  # no read in the batch needs it before
@@ -347,13 +348,14 @@ class Store:
             row = conn.execute(query).first()
         return None if row is None else rows.attestation(row)
 
-    def insert_attestation(self, tx: sa.Connection, new: NewAttestation, log_tree: str,
+    @staticmethod
+    def insert_attestation(tx: sa.Connection, new: NewAttestation, log_tree: str,
                            log_index: int) -> AttestationRecord:
         """Write an attestation inside the caller's transaction; its artifact is made if it
         has none yet (an artifact may be attested before, or without, being signed)."""
         created = now()
-        artifact_id = self._artifact_for(tx, new.namespace, new.name, new.digest,
-                                         new.source_repository, created)
+        artifact_id = Store._artifact_for(tx, new.namespace, new.name, new.digest,
+                                          new.source_repository, created)
         attestation_id = new_id()
         values = {k: getattr(new, k) for k in NewAttestation.__dataclass_fields__
                   if k in attestations.c}

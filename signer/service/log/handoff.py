@@ -1,0 +1,213 @@
+"""Log appends handed from the service's workers to one sequencer process, over a Unix socket.
+
+Why a process of its own: a sequencer that shares its worker's interpreter waits for the GIL
+after each of its blocking calls (lock, statements, commit) while the worker's request threads
+compute, and it does so while holding the database's write lock, so every other writer waits
+too (docs/benchmarks.md). In a process with nothing else to run, a batch holds the lock for
+about its own CPU time, and one sequencer for all workers makes batches larger.
+
+The sequencer process (`serve`, started by ``signer server start``) holds the same
+``Rfc6962Log`` objects a worker does and runs their batches exactly as in a worker (group
+commit, the caller's rows in the same transaction). A worker's log, given a `Handoff`, sends
+each append there and waits for the answer, which comes only after the commit.
+
+Messages are pickles (an item's ``write`` is a module-level dataclass, not a closure), framed
+by a 4-byte length. Only the service's own user can connect: the socket lives in a directory
+of mode 0700 made for it; the unpickler also refuses any class outside signer's own modules
+and a few value types, so a message can only make the objects the protocol carries.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import queue
+import socket
+import socketserver
+import struct
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+
+from signer.errors import SignerError, Unavailable
+from signer.service.log import Duplicate, LogItem
+
+if TYPE_CHECKING:
+    from signer.service.log.rfc6962 import Rfc6962Log
+
+log = logging.getLogger(__name__)
+
+# Where ``signer server start`` tells its workers the sequencer listens.
+SOCKET_ENV = "SIGNER_SEQUENCER_SOCKET"
+_LENGTH = struct.Struct(">I")
+# Longer than a batch may wait (rfc6962.SEQUENCE_TIMEOUT_SECONDS): the sequencer answers first.
+ANSWER_TIMEOUT_SECONDS = 40.0
+_VALUES = {("datetime", "datetime"), ("datetime", "timezone"), ("datetime", "timedelta"),
+           ("builtins", "frozenset"), ("builtins", "set"), ("builtins", "bytearray")}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "signer" or module.startswith("signer.") or (module, name) in _VALUES:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of the sequencer protocol")
+
+
+def _send(sock: socket.socket, message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _receive(sock: socket.socket) -> Any:
+    header = _read(sock, _LENGTH.size)
+    if header is None:
+        return None
+    (length,) = _LENGTH.unpack(header)
+    data = _read(sock, length)
+    if data is None:
+        raise ConnectionError("the peer closed the connection mid-message")
+    return _Unpickler(io.BytesIO(data)).load()
+
+
+def _read(sock: socket.socket, n: int) -> bytes | None:
+    parts, got = [], 0
+    while got < n:
+        chunk = sock.recv(n - got)
+        if not chunk:
+            if got:
+                raise ConnectionError("the peer closed the connection mid-message")
+            return None
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+# -- the worker's side -----------------------------------------------------------------------------
+class Handoff:
+    """A worker's connections to the sequencer process; one per request thread at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._idle: queue.SimpleQueue[socket.socket] = queue.SimpleQueue()
+
+    def append(self, log_name: str, item: LogItem[Any],
+               also: Sequence[tuple[str, LogItem[Any]]]) -> Any:
+        try:
+            sock = self._idle.get_nowait()
+        except queue.Empty:
+            sock = self._connect()
+        try:
+            _send(sock, (log_name, item, tuple(also)))
+            answer = _receive(sock)
+            if answer is None:
+                raise ConnectionError("the sequencer closed the connection")
+        except (OSError, pickle.PickleError) as exc:
+            sock.close()
+            # Sent but not answered: the entry may have committed. A retry is safe, as every
+            # append is idempotent by its rows' unique keys (a retry finds the stored entry).
+            log.warning("log sequencer connection failed: %s", exc.__class__.__name__)
+            raise Unavailable("The transparency log's sequencer did not answer; the entry "
+                              "may not have been stored.", "Retry in a few seconds.") from exc
+        self._idle.put(sock)
+        ok, value = answer
+        if ok:
+            return value
+        raise _error(*value)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(ANSWER_TIMEOUT_SECONDS)
+        try:
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise Unavailable("The transparency log's sequencer is not running; nothing was "
+                              "stored.", "Retry in a few seconds; if it persists, restart "
+                              "'signer server start'.") from exc
+        return sock
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _error(kind: str, detail: str, fix: str) -> SignerError:
+    """The sequencer's refusal, raised again in the worker as the same error."""
+    if kind == "Duplicate":
+        return Duplicate()
+    cls = next((c for c in _subclasses(SignerError) if c.__name__ == kind), Unavailable)
+    return cls(detail, fix)
+
+
+def _subclasses(cls: type[SignerError]) -> list[type[SignerError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+def _refusal(exc: Exception) -> tuple[str, str, str]:
+    if isinstance(exc, SignerError):
+        return type(exc).__name__, exc.detail, exc.fix
+    if isinstance(exc, OperationalError):
+        return "Unavailable", "The database is unavailable; nothing was stored.", \
+            "Retry in a few seconds."
+    log.exception("log append failed in the sequencer")
+    return "Unavailable", "The transparency log could not take the entry; nothing was " \
+        "stored.", "Retry in a few seconds; the service's log says why."
+
+
+# -- the sequencer's side --------------------------------------------------------------------------
+class _Connection(socketserver.BaseRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        while True:
+            try:
+                message = _receive(sock)
+            except (OSError, pickle.PickleError) as exc:
+                log.warning("sequencer: dropped a connection: %s", exc)
+                return
+            if message is None:
+                return
+            log_name, item, also = message
+            logs = self.server.logs
+            try:
+                result = logs[log_name].append(item, [(logs[n], i) for n, i in also])
+                answer: tuple[bool, Any] = (True, result)
+            except Exception as exc:  # every refusal goes back to the worker that asked
+                answer = (False, _refusal(exc))
+            try:
+                _send(sock, answer)
+            except OSError:
+                return
+
+
+class _Server(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+    logs: Mapping[str, Rfc6962Log]
+
+
+def serve(path: Path, logs: Mapping[str, Rfc6962Log], ready: threading.Event | None = None
+          ) -> None:
+    """Take appends for ``logs`` (by name) on the Unix socket ``path`` until the process
+    ends. The socket is made with mode 0600 (and should sit in a private directory)."""
+    path.unlink(missing_ok=True)
+    old = os.umask(0o177)
+    try:
+        server = _Server(str(path), _Connection)
+    finally:
+        os.umask(old)
+    server.logs = logs
+    if ready is not None:
+        ready.set()
+    server.serve_forever(poll_interval=0.5)
