@@ -763,8 +763,9 @@ def server_start(**values: Any) -> None:
     settings = Settings(**{**values, "data_dir": values["data_dir"].resolve(),
                            "insecure_issuers": issuer_set(",".join(values["insecure_issuers"]))})
     asgi.export_settings(settings)
-    asgi.create()  # fail here, with a clear message, rather than in each worker
-    with sequencer.running(settings):  # one log sequencer for all workers
+    # One log sequencer for all workers; the check fails here, with a clear message, rather
+    # than in each worker.
+    with sequencer.running(settings, meanwhile=asgi.create):
         uvicorn.run("signer.service.asgi:create", factory=True, host=settings.host,
                     port=settings.port, workers=settings.workers, log_level=settings.log_level,
                     access_log=settings.log_level == "debug")

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signer import issuers, slsa, trust
 from signer.artifact import parse_ref
-from signer.errors import NotFound, PermissionDenied
+from signer.errors import NotFound, PermissionDenied, Unavailable
 from signer.service import (
     attesting,
     audit,
@@ -424,6 +424,10 @@ def _operations_routes() -> APIRouter:
     @router.get("/readyz")
     def readyz(rt: RuntimeDep) -> dict[str, str]:
         rt.store.namespace_exists("readyz")  # raises 503 when the database is down
+        if not rt.service.sequencer_reachable():
+            raise Unavailable("The transparency log's sequencer is not running yet.",
+                              "Wait for 'signer server start' to start it; its log says why "
+                              "it does not.")
         return {"status": "ready"}
 
     @router.get("/metrics", response_class=Response)

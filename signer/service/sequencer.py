@@ -8,22 +8,22 @@ starts it again if it ever exits, and stops it after the workers. What it does a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
-from signer.errors import Unavailable
+from signer.errors import SignerError
 from signer.service import database
 from signer.service.bootstrap import transparency_logs
 from signer.service.config import Settings
@@ -31,19 +31,29 @@ from signer.service.log import handoff
 from signer.service.log.rfc6962 import Rfc6962Log
 
 log = logging.getLogger(__name__)
-START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
-RESTART_DELAY_SECONDS = 1.0
+RESTART_DELAY_SECONDS = 0.2
+RESTART_DELAY_MAX_SECONDS = 30.0
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[Path]:
+def running(settings: Settings, meanwhile: Callable[[], object] = lambda: None
+            ) -> Iterator[Path]:
     """The sequencer process, for the workers started inside; yields its socket's path, also
-    exported to the environment the workers inherit."""
+    exported to the environment the workers inherit. ``meanwhile`` runs while it starts (the
+    server's own start-up check). The workers start without waiting for it: a worker waits
+    for its socket at its first append (`handoff.Handoff`), and /readyz says ready only once
+    the sequencer takes connections."""
     directory = Path(tempfile.mkdtemp(prefix="signer-sequencer-"))  # mode 0700
     path = directory / "sequencer.sock"
     env = {**os.environ, **settings.env(), handoff.SOCKET_ENV: str(path)}
-    process = _start(env, path)
+    process = _spawn(env, path)
+    try:
+        meanwhile()
+    except BaseException:
+        _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     stopping = threading.Event()
     guard = threading.Thread(target=_keep_running, args=(process, env, path, stopping),
                              name="sequencer-guard", daemon=True)
@@ -58,50 +68,39 @@ def running(settings: Settings) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _start(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
+def _spawn(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
+    path.parent.mkdir(mode=0o700, exist_ok=True)  # a sequencer that exits takes it along
     path.unlink(missing_ok=True)
-    process = subprocess.Popen([sys.executable, "-m", "signer.service.sequencer"], env=env)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise Unavailable(f"The log sequencer exited at start (status {process.returncode})"
-                              "; its error is above.", "Fix what it says and start again.")
-        if _accepts(path):
-            return process
-        time.sleep(0.05)
-    _stop(process)
-    raise Unavailable("The log sequencer did not start within "
-                      f"{START_TIMEOUT_SECONDS:.0f} s.", "Check the database and the log keys.")
-
-
-def _accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-            return True
-        except OSError:
-            return False
+    # Its stdin is its lifeline: at EOF (this process gone, however) it exits.
+    return subprocess.Popen([sys.executable, "-m", "signer.service.sequencer"], env=env,
+                            stdin=subprocess.PIPE)
 
 
 def _keep_running(process: subprocess.Popen[bytes], env: dict[str, str], path: Path,
                   stopping: threading.Event) -> None:
     """Start the sequencer again if it exits; the appends it had not committed were answered
-    with an error by the workers (503, retry)."""
-    while not stopping.wait(0.5):
+    with an error by the workers (503, retry). One that keeps failing (its error is logged
+    above) is started again at most every RESTART_DELAY_MAX_SECONDS."""
+    delay = RESTART_DELAY_SECONDS
+    started = time.monotonic()
+    while not stopping.wait(0.1):
         if process.poll() is None:
+            if time.monotonic() - started > RESTART_DELAY_MAX_SECONDS:
+                delay = RESTART_DELAY_SECONDS  # it ran a while: the next failure is news
             continue
-        log.error("the log sequencer exited (status %s); starting it again", process.returncode)
-        time.sleep(RESTART_DELAY_SECONDS)
-        try:
-            process = _start(env, path)
-        except Unavailable as exc:
-            log.exception("%s", exc.detail)
+        log.error("the log sequencer exited (status %s); starting it again in %.1f s",
+                  process.returncode, delay)
+        if stopping.wait(delay):
+            break
+        process, started = _spawn(env, path), time.monotonic()
+        delay = min(delay * 2, RESTART_DELAY_MAX_SECONDS)
     _stop(process)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.stdin is not None:
+        process.stdin.close()  # EOF: it stops taking appends and exits
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
         try:
             process.wait(STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -117,17 +116,25 @@ def main() -> None:
     path = Path(os.environ[handoff.SOCKET_ENV])
     engine = database.create_engine(database.database_url(settings.database_url,
                                                           settings.data_dir))
-    logs = {log.name: cast(Rfc6962Log, log) for log in transparency_logs(settings, engine)}
-    parent = os.getppid()
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    # SIGTERM: stop taking appends; a batch being committed finishes or rolls back whole.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        logs = {log.name: cast(Rfc6962Log, log) for log in transparency_logs(settings, engine)}
+    except SignerError as exc:  # the server's own check says the same, with its fix
+        log.error("%s", exc.explain())  # noqa: TRY400 - the message is the diagnosis
+        sys.exit(2)
+    # A SIGTERM or Ctrl-C to the server's process group: the workers finish their requests,
+    # which need the sequencer; it exits after them, when the server closes its stdin (or dies).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_at_eof, args=(path,), daemon=True).start()
     handoff.serve(path, logs)
 
 
-def _exit_with(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
+def _exit_at_eof(path: Path) -> None:
+    sys.stdin.buffer.read()
+    # A batch being committed is cut off and rolls back whole: its workers are gone.
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
     os._exit(0)
 
 

@@ -103,7 +103,8 @@ def test_a_duplicate_comes_back_as_a_duplicate(logs: dict[str, Rfc6962Log],
     assert logs["ctlog"].head().size == 2
 
 
-def test_no_sequencer_is_a_clear_503(tmp_path: Path) -> None:
+def test_no_sequencer_is_a_clear_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handoff, "CONNECT_WAIT_SECONDS", 0.2)  # the wait for one starting
     with pytest.raises(Unavailable) as refused:
         handoff.Handoff(str(tmp_path / "none.sock")).append("tlog", revocation(0), ())
     assert "sequencer is not running" in refused.value.detail
@@ -137,3 +138,15 @@ def test_the_sequencer_loads_only_the_protocols_objects(
 
 def test_the_socket_is_the_owners_only(socket_path: Path) -> None:
     assert socket_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_worker_waits_for_a_sequencer_that_is_starting(
+        tmp_path: Path, logs: dict[str, Rfc6962Log]) -> None:
+    path = tmp_path / "late.sock"
+    late = threading.Timer(0.5, handoff.serve, args=(path, logs))
+    late.daemon = True
+    late.start()
+    to = handoff.Handoff(str(path))
+    assert not to.reachable()
+    assert to.append("tlog", revocation(7), ()).log_index == 0
+    assert to.reachable()

@@ -28,6 +28,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 # Where ``signer server start`` tells its workers the sequencer listens.
 SOCKET_ENV = "SIGNER_SEQUENCER_SOCKET"
 _LENGTH = struct.Struct(">I")
+# How long a worker waits for a sequencer that is (re)starting before it answers 503.
+CONNECT_WAIT_SECONDS = 5.0
+CONNECT_RETRY_SECONDS = 0.02
 # Longer than a batch may wait (rfc6962.SEQUENCE_TIMEOUT_SECONDS): the sequencer answers first.
 ANSWER_TIMEOUT_SECONDS = 40.0
 _VALUES = {("datetime", "datetime"), ("datetime", "timezone"), ("datetime", "timedelta"),
@@ -120,16 +124,32 @@ class Handoff:
         raise _error(*value)
 
     def _connect(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(ANSWER_TIMEOUT_SECONDS)
-        try:
-            sock.connect(self.path)
-        except OSError as exc:
-            sock.close()
-            raise Unavailable("The transparency log's sequencer is not running; nothing was "
-                              "stored.", "Retry in a few seconds; if it persists, restart "
-                              "'signer server start'.") from exc
-        return sock
+        # While the server starts the sequencer (at start-up, or again after it died) the
+        # socket is missing or refuses: wait for it a little rather than refuse at once.
+        deadline = time.monotonic() + CONNECT_WAIT_SECONDS
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(ANSWER_TIMEOUT_SECONDS)
+            try:
+                sock.connect(self.path)
+                return sock
+            except OSError as exc:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise Unavailable(
+                        "The transparency log's sequencer is not running; nothing was stored.",
+                        "Retry in a few seconds; if it persists, restart 'signer server "
+                        "start'.") from exc
+            time.sleep(CONNECT_RETRY_SECONDS)
+
+    def reachable(self) -> bool:
+        """Whether the sequencer takes connections now (the service's readiness)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(self.path)
+                return True
+            except OSError:
+                return False
 
     def close(self) -> None:
         while True:
