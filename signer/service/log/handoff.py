@@ -214,6 +214,7 @@ class _Connection(socketserver.BaseRequestHandler):
 
 class _Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    request_queue_size = 256  # every request thread of every worker may connect at once
     logs: Mapping[str, Rfc6962Log]
 
 
