@@ -72,15 +72,27 @@ class SCTError(ValueError):
     """An embedded SCT is missing, malformed, from an unknown log, or does not verify."""
 
 
+# Log ids of the first keys asked about (a service's and a trust root's few log keys), by
+# object: key objects are not hashable. Each entry holds its key, so its id is not reused.
+_LOG_IDS: dict[int, tuple[PublicKey, bytes]] = {}
+_LOG_IDS_MAX = 64
+
+
 def log_id(public_key: PublicKey) -> bytes:
     """RFC 6962 §3.2 LogID: SHA-256 of the log key's DER SubjectPublicKeyInfo.
 
     Rekor v1 and Sigstore trust roots use the same value as ``logId.keyId``.
     """
+    known = _LOG_IDS.get(id(public_key))
+    if known is not None and known[0] is public_key:
+        return known[1]
     spki = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return hashlib.sha256(spki).digest()
+    found = hashlib.sha256(spki).digest()
+    if len(_LOG_IDS) < _LOG_IDS_MAX:
+        _LOG_IDS[id(public_key)] = (public_key, found)
+    return found
 
 
 def issuer_key_hash(issuer: x509.Certificate) -> bytes:

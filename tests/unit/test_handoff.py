@@ -133,6 +133,13 @@ def test_the_sequencer_loads_only_the_protocols_objects(
     assert logs["tlog"].head().size == 0
     with pytest.raises(pickle.UnpicklingError, match="system is not part of the sequencer"):
         handoff._Unpickler(io.BytesIO(pickle.dumps(_Runs(marker)))).load()
+    # Nor through a signer module: not a name it imported, not a dotted path, not a function.
+    for module, name in [("signer.service.sequencer", "os"),
+                         ("signer.service.sequencer", "os.system"),
+                         ("signer.service.sequencer", "shutil.rmtree"),
+                         ("signer.service.sequencer", "main")]:
+        with pytest.raises(pickle.UnpicklingError, match="not part of the sequencer"):
+            handoff._Unpickler(io.BytesIO(b"")).find_class(module, name)
     assert not marker.exists()
 
 

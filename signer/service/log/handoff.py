@@ -57,9 +57,25 @@ _VALUES = {("datetime", "datetime"), ("datetime", "timezone"), ("datetime", "tim
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module == "signer" or module.startswith("signer.") or (module, name) in _VALUES:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not part of the sequencer protocol")
+        found = _ALLOWED.get((module, name))
+        if found is None:
+            found = super().find_class(module, name) if _may_load(module, name) else None
+            # Only a class signer defines (no function, nothing it imported), or a value type.
+            if not (isinstance(found, type) and ((module, name) in _VALUES
+                                                 or found.__module__ == module)):
+                raise pickle.UnpicklingError(
+                    f"{module}.{name} is not part of the sequencer protocol")
+            _ALLOWED[(module, name)] = found
+        return found
+
+
+def _may_load(module: str, name: str) -> bool:
+    # No dotted name: it would walk from an allowed module into whatever that imported.
+    return "." not in name and ((module, name) in _VALUES or module == "signer"
+                                or module.startswith("signer."))
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {}  # what find_class allowed and found, by name
 
 
 def _send(sock: socket.socket, message: object) -> None:
@@ -194,7 +210,7 @@ class _Connection(socketserver.BaseRequestHandler):
         while True:
             try:
                 message = _receive(sock)
-            except (OSError, pickle.PickleError) as exc:
+            except Exception as exc:  # unreadable, or not the protocol: drop the peer
                 log.warning("sequencer: dropped a connection: %s", exc)
                 return
             if message is None:
