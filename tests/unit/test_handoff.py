@@ -103,6 +103,17 @@ def test_a_duplicate_comes_back_as_a_duplicate(logs: dict[str, Rfc6962Log],
     assert logs["ctlog"].head().size == 2
 
 
+def test_a_connection_to_a_sequencer_gone_since_is_dropped_not_a_503(
+        logs: dict[str, Rfc6962Log], socket_path: Path) -> None:
+    to = handoff.Handoff(str(socket_path))
+    for _ in range(3):  # idle connections whose sequencer died (its end closed)
+        stale, peer = socket.socketpair()
+        peer.close()
+        to._idle.put(stale)
+    assert to.append("tlog", revocation(1), ()).log_index == 0
+    assert to.append("tlog", revocation(2), ()).log_index == 1  # the new one went back idle
+
+
 def test_no_sequencer_is_a_clear_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handoff, "CONNECT_WAIT_SECONDS", 0.2)  # the wait for one starting
     with pytest.raises(Unavailable) as refused:

@@ -78,9 +78,13 @@ def _may_load(module: str, name: str) -> bool:
 _ALLOWED: dict[tuple[str, str], Any] = {}  # what find_class allowed and found, by name
 
 
-def _send(sock: socket.socket, message: object) -> None:
+def _frame(message: object) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_LENGTH.pack(len(data)) + data)
+    return _LENGTH.pack(len(data)) + data
+
+
+def _send(sock: socket.socket, message: object) -> None:
+    sock.sendall(_frame(message))
 
 
 def _receive(sock: socket.socket) -> Any:
@@ -117,12 +121,8 @@ class Handoff:
 
     def append(self, log_name: str, item: LogItem[Any],
                also: Sequence[tuple[str, LogItem[Any]]]) -> Any:
+        sock = self._sent(_frame((log_name, item, tuple(also))))
         try:
-            sock = self._idle.get_nowait()
-        except queue.Empty:
-            sock = self._connect()
-        try:
-            _send(sock, (log_name, item, tuple(also)))
             answer = _receive(sock)
             if answer is None:
                 raise ConnectionError("the sequencer closed the connection")
@@ -138,6 +138,29 @@ class Handoff:
         if ok:
             return value
         raise _error(*value)
+
+    def _sent(self, frame: bytes) -> socket.socket:
+        """A connection that took ``frame``: an idle one, else a new one. An idle connection
+        to a sequencer that has since died refuses the write (EPIPE): nothing reached anyone,
+        so it is dropped and the next one tried."""
+        while True:
+            try:
+                sock = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                sock.sendall(frame)
+                return sock
+            except OSError:
+                sock.close()
+        sock = self._connect()
+        try:
+            sock.sendall(frame)
+        except OSError as exc:
+            sock.close()
+            raise Unavailable("The transparency log's sequencer closed the connection; "
+                              "nothing was stored.", "Retry in a few seconds.") from exc
+        return sock
 
     def _connect(self) -> socket.socket:
         # While the server starts the sequencer (at start-up, or again after it died) the
