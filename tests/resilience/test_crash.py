@@ -363,3 +363,32 @@ def _sequencer_pid(svc: Service) -> int:
             if b"signer.service.sequencer" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return int(child)
     raise AssertionError("the server runs no sequencer process")
+
+
+def test_while_the_sequencer_restarts_readiness_is_503_and_signing_waits(
+        crash_service: Service, backend: str) -> None:
+    """Between a sequencer's death and its successor's start, /readyz answers 503 (a load
+    balancer sends the traffic elsewhere), and a signing that comes anyway waits for the new
+    sequencer instead of failing."""
+    svc = crash_service
+    tenant = svc.tenant()
+    os.kill(_sequencer_pid(svc), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (ready := svc.get("/readyz")).status_code == 200:
+        assert time.monotonic() < deadline, "readiness never noticed the sequencer was gone"
+        time.sleep(0.005)
+    assert ready.status_code == 503 and "sequencer" in ready.json()["detail"], ready.text
+    digest = hashlib.sha256(b"during the restart").hexdigest()
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
+    signature = base64.b64encode(key.sign(bytes.fromhex(digest), ec.ECDSA(
+        Prehashed(hashes.SHA256())))).decode()
+    started = time.monotonic()
+    signed = svc.post("/v1/sign", tenant.api_key, json={  # no client retry: one request
+        "namespace": tenant.namespace, "name": f"ghcr.io/restart/app@sha256:{digest}",
+        "csr": csr, "signature": signature, "provenance": {}})
+    assert signed.status_code == 201, signed.text
+    assert svc.get("/readyz").status_code == 200
+    print(f"\n{backend}: readiness 503 seen; the signing waited "
+          f"{time.monotonic() - started:.2f} s for the new sequencer")
