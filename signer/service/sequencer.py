@@ -31,6 +31,7 @@ from signer.service.log import handoff
 from signer.service.log.rfc6962 import Rfc6962Log
 
 log = logging.getLogger(__name__)
+DIRECTORY_PREFIX = "signer-sequencer-"
 STOP_TIMEOUT_SECONDS = 10.0
 RESTART_DELAY_SECONDS = 0.2
 RESTART_DELAY_MAX_SECONDS = 30.0
@@ -44,7 +45,9 @@ def running(settings: Settings, meanwhile: Callable[[], object] = lambda: None
     server's own start-up check). The workers start without waiting for it: a worker waits
     for its socket at its first append (`handoff.Handoff`), and /readyz says ready only once
     the sequencer takes connections."""
-    directory = Path(tempfile.mkdtemp(prefix="signer-sequencer-"))  # mode 0700
+    remove_stale(Path(tempfile.gettempdir()))
+    # Mode 0700; named for this server's PID, so a later start can tell it is stale.
+    directory = Path(tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-"))
     path = directory / "sequencer.sock"
     env = {**os.environ, **settings.env(), handoff.SOCKET_ENV: str(path)}
     process = _spawn(env, path)
@@ -66,6 +69,21 @@ def running(settings: Settings, meanwhile: Callable[[], object] = lambda: None
         stopping.set()
         guard.join()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_stale(temp: Path) -> None:
+    """Remove the socket directories of servers that are gone: one killed outright (SIGKILL,
+    out of memory) leaves its directory behind, as its sequencer died with it."""
+    for found in temp.glob(f"{DIRECTORY_PREFIX}*-*"):
+        pid = found.name.removeprefix(DIRECTORY_PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or found.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # still running (or a PID reused since): leave it
+        except ProcessLookupError:
+            shutil.rmtree(found, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _spawn(env: dict[str, str], path: Path) -> subprocess.Popen[bytes]:
