@@ -38,8 +38,7 @@ RESTART_DELAY_MAX_SECONDS = 30.0
 
 
 @contextmanager
-def running(settings: Settings, meanwhile: Callable[[], object] = lambda: None
-            ) -> Iterator[Path]:
+def running(settings: Settings, meanwhile: Callable[[], object]) -> Iterator[Path]:
     """The sequencer process, for the workers started inside; yields its socket's path, also
     exported to the environment the workers inherit. ``meanwhile`` runs while it starts (the
     server's own start-up check). The workers start without waiting for it: a worker waits

@@ -106,18 +106,17 @@ class SigningService:
         self.tlog_v2 = tlog_v2
         self.audit = audit
         self._issuer_key_hash = sct.issuer_key_hash(ca.certificate)
-        self._handoff: Handoff | None = None  # appends go to a sequencer process
 
     def hand_off_appends(self, to: Handoff) -> None:
         """Append to every log through ``to`` (the server's sequencer process) from now on."""
-        self._handoff = to
         for log in (self.tlog, self.ctlog, self.tlog_v2):
             assert isinstance(log, Rfc6962Log)
             log.handoff = to
 
     def sequencer_reachable(self) -> bool:
         """False while the sequencer process appends go to takes no connections."""
-        return self._handoff is None or self._handoff.reachable()
+        handoff = self.tlog.handoff if isinstance(self.tlog, Rfc6962Log) else None
+        return handoff is None or handoff.reachable()
 
     # -- certificates -------------------------------------------------------------------------
     def issue_certificate(self, principal: Principal, namespace: str,

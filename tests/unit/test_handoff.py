@@ -78,7 +78,6 @@ def test_appends_from_many_threads_commit_as_in_process(
     with ThreadPoolExecutor(16) as pool:
         revoked = list(pool.map(lambda n: worker_tlog.append(
             revocation(n), also=[(worker_ctlog, certificate(f"s{n}"))]), range(64)))
-    to.close()
     # Dense, unique indexes in both trees; every row of every item, in the same commits.
     assert sorted(r.log_index for r in revoked) == list(range(64))
     assert all(isinstance(r, Revoked) and r.count == 0 for r in revoked)

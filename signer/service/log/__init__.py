@@ -56,9 +56,9 @@ class Duplicate(Unavailable):
     was logged. Callers that know what the item duplicates look it up; to the others it is a
     retryable 503."""
 
-    def __init__(self) -> None:
-        super().__init__("A concurrent write conflicted with this one; nothing was stored.",
-                         "Retry the request.")
+    def __init__(self, detail: str = "A concurrent write conflicted with this one; nothing "
+                 "was stored.", fix: str = "Retry the request.") -> None:
+        super().__init__(detail, fix)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from signer.errors import SignerError, Unavailable
-from signer.service.log import Duplicate, LogItem
+from signer.service.log import LogItem
 
 if TYPE_CHECKING:
     from signer.service.log.rfc6962 import Rfc6962Log
@@ -137,7 +137,8 @@ class Handoff:
         ok, value = answer
         if ok:
             return value
-        raise _error(*value)
+        kind, detail, fix = value  # the sequencer's refusal, raised here as the same error
+        raise kind(detail, fix)
 
     def _sent(self, frame: bytes) -> socket.socket:
         """A connection that took ``frame``: an idle one, else a new one. An idle connection
@@ -190,37 +191,15 @@ class Handoff:
             except OSError:
                 return False
 
-    def close(self) -> None:
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
 
-
-def _error(kind: str, detail: str, fix: str) -> SignerError:
-    """The sequencer's refusal, raised again in the worker as the same error."""
-    if kind == "Duplicate":
-        return Duplicate()
-    cls = next((c for c in _subclasses(SignerError) if c.__name__ == kind), Unavailable)
-    return cls(detail, fix)
-
-
-def _subclasses(cls: type[SignerError]) -> list[type[SignerError]]:
-    found = [cls]
-    for sub in cls.__subclasses__():
-        found.extend(_subclasses(sub))
-    return found
-
-
-def _refusal(exc: Exception) -> tuple[str, str, str]:
+def _refusal(exc: Exception) -> tuple[type[SignerError], str, str]:
     if isinstance(exc, SignerError):
-        return type(exc).__name__, exc.detail, exc.fix
+        return type(exc), exc.detail, exc.fix
     if isinstance(exc, OperationalError):
-        return "Unavailable", "The database is unavailable; nothing was stored.", \
+        return Unavailable, "The database is unavailable; nothing was stored.", \
             "Retry in a few seconds."
     log.exception("log append failed in the sequencer")
-    return "Unavailable", "The transparency log could not take the entry; nothing was " \
+    return Unavailable, "The transparency log could not take the entry; nothing was " \
         "stored.", "Retry in a few seconds; the service's log says why."
 
 
