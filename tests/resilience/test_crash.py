@@ -21,17 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer import trust
 from signer.artifact import parse_ref
 from signer.client import Client
 from signer.errors import SignerError
 from signer.operations import verify
+from tests.adversarial.builders import new_csr, sign_digest
 from tests.fakes.github_oidc import FakeGitHubIssuer
 from tests.service_process import Service, Tenant, database, init
 
@@ -94,17 +90,14 @@ class Load:
             i += 1
             name = f"ghcr.io/crash/c{n}/app{i}"
             digest = hashlib.sha256(name.encode()).hexdigest()
-            key = ec.generate_private_key(ec.SECP256R1())
-            csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
-                key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
+            key, csr = new_csr()
             try:
                 leaf = client.issue_certificate(self.tenant.namespace, csr, {})[
                     "certificate_chain"][0]
             except SignerError as exc:
                 self._error(exc)
                 continue
-            signature = base64.b64encode(key.sign(bytes.fromhex(digest), ec.ECDSA(
-                Prehashed(hashes.SHA256())))).decode()
+            signature = sign_digest(key, digest)
             attempt = Attempt(f"{name}@sha256:{digest}", leaf, signature)
             with self.lock:
                 self.attempts.append(attempt)
@@ -269,11 +262,8 @@ class SignLoad:
             i += 1
             name = f"ghcr.io/{self.prefix}/c{n}/app{i}"
             digest = hashlib.sha256(name.encode()).hexdigest()
-            key = ec.generate_private_key(ec.SECP256R1())
-            csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
-                key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
-            signature = base64.b64encode(key.sign(bytes.fromhex(digest), ec.ECDSA(
-                Prehashed(hashes.SHA256())))).decode()
+            key, csr = new_csr()
+            signature = sign_digest(key, digest)
             try:
                 stored = client.sign(self.tenant.namespace, f"{name}@sha256:{digest}", csr,
                                      signature, {})
@@ -379,11 +369,8 @@ def test_while_the_sequencer_restarts_readiness_is_503_and_signing_waits(
         time.sleep(0.005)
     assert ready.status_code == 503 and "sequencer" in ready.json()["detail"], ready.text
     digest = hashlib.sha256(b"during the restart").hexdigest()
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
-        key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
-    signature = base64.b64encode(key.sign(bytes.fromhex(digest), ec.ECDSA(
-        Prehashed(hashes.SHA256())))).decode()
+    key, csr = new_csr()
+    signature = sign_digest(key, digest)
     started = time.monotonic()
     signed = svc.post("/v1/sign", tenant.api_key, json={  # no client retry: one request
         "namespace": tenant.namespace, "name": f"ghcr.io/restart/app@sha256:{digest}",
