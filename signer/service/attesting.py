@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -39,7 +40,13 @@ from signer.provenance import Provenance
 from signer.service.auth import Principal
 from signer.service.log import Duplicate, LogItem, Sequenced
 from signer.service.signing import RekorVersion, SigningService, bundle_entry, check_namespace
-from signer.service.store import AttestationRecord, NewAttestation, Store, Transaction
+from signer.service.store import (
+    ArtifactTouch,
+    AttestationRecord,
+    NewAttestation,
+    Store,
+    Transaction,
+)
 from signer.sigstore_json import (
     Bundle,
     DsseEnvelope,
@@ -276,6 +283,12 @@ class AttestationRow:
     version: str  # of the dsse entry
     log_name: str
     log_id: bytes
+
+    @staticmethod
+    def prepare(tx: Transaction, writers: Sequence[AttestationRow]) -> None:
+        Store.resolve_artifacts(tx, (ArtifactTouch(
+            w.new.namespace, w.new.name, w.new.digest, w.new.source_repository, 0)
+            for w in writers))
 
     def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[AttestationRecord, bool]:
         tlog_entry = bundle_entry(self.log_id, rekor_bodies.DSSE_KIND, self.version, entry)

@@ -24,27 +24,34 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-# -- inserts deferred to the end of a log batch ---------------------------------------------------
-_DEFERRED = "signer.deferred_inserts"
+# -- writes deferred to the end of a log batch ----------------------------------------------------
+_DEFERRED = "signer.deferred_writes"
+_BATCH = "signer.batch_state"
 
 
 @contextmanager
 def deferring(tx: sa.Connection) -> Iterator[None]:
-    """Inside, :func:`defer_insert` gathers rows; on the way out (still in the transaction)
-    each statement runs once, as one ``executemany``: a log batch's critical section then
-    runs a few statements per batch instead of a few per entry (each one a GIL release and,
-    on PostgreSQL, a round trip)."""
+    """Inside, :func:`defer` gathers rows; on the way out (still in the transaction) each
+    statement runs once, as one ``executemany``, and on PostgreSQL all of them in one pipeline:
+    a log batch's critical section then waits for one round trip for all its writes instead
+    of one per statement (each one a GIL release and a wait for the server's process, which
+    on a busy machine is the larger part)."""
     tx.info[_DEFERRED] = {}
+    tx.info[_BATCH] = {}
     try:
         yield
         flush_deferred(tx)
     finally:
+        # The info dict outlives the transaction (it is the pooled connection's).
         tx.info.pop(_DEFERRED, None)
+        tx.info.pop(_BATCH, None)
 
 
-def defer_insert(tx: sa.Connection, statement: sa.Insert, row: dict[str, Any]) -> None:
-    """Insert ``row`` now, or at the end of the enclosing :func:`deferring` block."""
-    pending: dict[int, tuple[sa.Insert, list[dict[str, Any]]]] | None = tx.info.get(_DEFERRED)
+def defer(tx: sa.Connection, statement: sa.Insert | sa.Update, row: dict[str, Any]) -> None:
+    """Run ``statement`` with ``row`` now, or at the end of the enclosing :func:`deferring`
+    block, in the order the statements were first deferred."""
+    pending: dict[int, tuple[sa.Insert | sa.Update, list[dict[str, Any]]]] | None = (
+        tx.info.get(_DEFERRED))
     if pending is None:
         tx.execute(statement, row)
         return
@@ -53,11 +60,31 @@ def defer_insert(tx: sa.Connection, statement: sa.Insert, row: dict[str, Any]) -
 
 def flush_deferred(tx: sa.Connection) -> None:
     """Run the rows deferred so far (before a statement that reads what they write)."""
-    pending: dict[int, tuple[sa.Insert, list[dict[str, Any]]]] | None = tx.info.get(_DEFERRED)
-    if pending:
+    pending: dict[int, tuple[sa.Insert | sa.Update, list[dict[str, Any]]]] | None = (
+        tx.info.get(_DEFERRED))
+    if not pending:
+        return
+    with _pipeline(tx):
         for statement, rows in pending.values():
             tx.execute(statement, rows)
-        pending.clear()
+    pending.clear()
+
+
+def batch_state(tx: sa.Connection) -> dict[str, Any] | None:
+    """A dict that lives as long as the enclosing :func:`deferring` block (None outside one):
+    what the writers of one batch share, such as the artifacts they resolved together."""
+    state: dict[str, Any] | None = tx.info.get(_BATCH)
+    return state
+
+
+@contextmanager
+def _pipeline(tx: sa.Connection) -> Iterator[None]:
+    """psycopg's pipeline mode: statements are sent without waiting for each one's result."""
+    if tx.dialect.name != "postgresql":
+        yield
+        return
+    with tx.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        yield
 
 
 def database_url(url: str | None, data_dir: Path) -> str:

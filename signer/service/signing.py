@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -39,7 +39,13 @@ from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
 from signer.service.log.handoff import Handoff
 from signer.service.log.rfc6962 import Rfc6962Log
 from signer.service.log.tiles import TileLog
-from signer.service.store import NewSignature, SignatureRecord, Store, Transaction
+from signer.service.store import (
+    ArtifactTouch,
+    NewSignature,
+    SignatureRecord,
+    Store,
+    Transaction,
+)
 from signer.service.tsa import TimestampAuthority
 from signer.sigstore_json import TransparencyLogEntry
 from signer.transparency import rekor, rekor_bodies, sct
@@ -188,7 +194,7 @@ class SigningService:
         """POST /v1/sign: the client signed the digest with the CSR's key before it had a
         certificate. The leaf's precertificate and the signature's log entry commit in one
         transaction (the tlog's batch appends to the ctlog too); nothing is stored on a
-        refusal, and a retry of a stored signature gets that entry, with no new certificate."""
+        refusal, and a retry of a stored signature gets that entry."""
         check_namespace(namespace)
         self.auth.authorize(principal, namespace, "sign")
         ref = parse_ref(name)
@@ -199,14 +205,14 @@ class SigningService:
                 f"The signature does not verify over sha256:{ref.digest} with the CSR's key.",
                 "Sign the digest named in 'name' with the key the CSR was made for.")
         sig_hash = hashlib.sha256(signature).hexdigest()
-        stored = self.store.find_signature(namespace, ref.name, ref.digest, sig_hash)
-        if stored is not None:
-            return stored, False
+        # No lookup of a stored copy here: the log's batch answers a retry with the stored
+        # entry (one query per batch). Its new leaf is then neither logged nor returned.
         cert, provenance, precert = self._issue(principal, namespace, csr, declared)
-        stored_now = self._log_signature(principal, namespace, ref, cert, signature, sig_hash,
-                                         provenance, precert)
-        self.audit.issued(cert, namespace, principal.identity, provenance)
-        return stored_now
+        row, created = self._log_signature(principal, namespace, ref, cert, signature,
+                                           sig_hash, provenance, precert)
+        if created:
+            self.audit.issued(cert, namespace, principal.identity, provenance)
+        return row, created
 
     # -- signatures ---------------------------------------------------------------------------
     def submit_signature(self, principal: Principal, namespace: str, name: str,
@@ -281,8 +287,9 @@ class SigningService:
             if stored is None:
                 raise
             return stored, False
-        self.audit.stored("signature", row.id, namespace, row.name, row.digest, row.log_tree,
-                          row.log_index)
+        if created:
+            self.audit.stored("signature", row.id, namespace, row.name, row.digest,
+                              row.log_tree, row.log_index)
         return row, created
 
     def _check_certificate(self, pem: str, principal: Principal, namespace: str
@@ -372,6 +379,22 @@ class SignatureRow:
     version: str  # of the hashedrekord entry
     log_name: str
     log_id: bytes
+
+    @staticmethod
+    def stored(tx: Transaction, writers: Sequence[SignatureRow]
+               ) -> list[tuple[SignatureRecord, bool] | None]:
+        found = Store.stored_signatures(tx, [w.key for w in writers])
+        return [None if (row := found.get(w.key)) is None else (row, False) for w in writers]
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.new.namespace, self.new.name, self.new.digest, self.new.signature_sha256)
+
+    @staticmethod
+    def prepare(tx: Transaction, writers: Sequence[SignatureRow]) -> None:
+        Store.resolve_artifacts(tx, (ArtifactTouch(
+            w.new.namespace, w.new.name, w.new.digest, w.new.source_repository, 1)
+            for w in writers))
 
     def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
         tlog_entry = bundle_entry(self.log_id, rekor.HASHEDREKORD_KIND, self.version, entry)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography import x509
@@ -56,11 +57,44 @@ def test_one_request_signs_and_a_retry_gets_the_same_entry(
     shown = service.get(f"/v1/signatures/{view['id']}", tenant.api_key,
                         params={"namespace": tenant.namespace})
     assert shown.json() == view
+    sizes = log_sizes(service)
     again = service.post("/v1/sign", issuer.token(), json=body)
     assert again.status_code == 200, again.text
     assert again.json()["id"] == view["id"] and again.json()["bundle"] == view["bundle"]
     assert len(service.get("/v1/entries", tenant.api_key, params={
         "namespace": tenant.namespace, "name": NAME}).json()["entries"]) == 1
+    # Neither a second signature entry nor the retry's certificate was logged.
+    assert log_sizes(service) == sizes
+
+
+def test_concurrent_copies_of_one_upload_get_one_entry(
+        service: Service, issuer: FakeGitHubIssuer, tenant: Tenant) -> None:
+    """Copies of one request racing each other, in one log batch or several, among other
+    signings: one is stored and logged, every copy answers with it, and the others' entries
+    are all there."""
+    name = f"ghcr.io/acme/race@sha256:{hashlib.sha256(b'raced').hexdigest()}"
+    copy = sign_body(tenant.namespace, name)
+    others = [sign_body(tenant.namespace, f"ghcr.io/acme/race@sha256:"
+                        f"{hashlib.sha256(str(i).encode()).hexdigest()}") for i in range(8)]
+    sizes = log_sizes(service)
+    token = issuer.token()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda body: service.post("/v1/sign", token, json=body),
+                                [copy] * 8 + others))
+    copies, rest = answers[:8], answers[8:]
+    assert sorted(a.status_code for a in copies) == [200] * 7 + [201], [a.text for a in copies]
+    assert len({a.json()["id"] for a in copies}) == 1
+    assert all(a.status_code == 201 for a in rest), [a.text for a in rest]
+    assert log_sizes(service) == (sizes[0] + 9, sizes[1] + 9)
+    stored = service.get("/v1/entries", tenant.api_key,
+                         params={"namespace": tenant.namespace, "name": name}).json()
+    assert [e["id"] for e in stored["entries"]] == [copies[0].json()["id"]]
+
+
+def log_sizes(service: Service) -> tuple[int, int]:
+    """The signature log's and the CT log's sizes."""
+    return (service.get("/api/v1/log").json()["treeSize"],
+            service.get("/ct/v1/get-sth").json()["tree_size"])
 
 
 def test_declared_provenance_with_an_api_key(service: Service, tenant: Tenant) -> None:

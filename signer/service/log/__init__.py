@@ -51,6 +51,37 @@ class LogItem(Generic[T]):
     extra: bytes | None = None
 
 
+def stored_results(tx: Transaction, writes: Sequence[Callable[..., Any]]) -> list[Any]:
+    """For each write, what it would return if its rows are stored already (a retried
+    upload), else None: asked of each kind of writer whose class has a ``stored(tx,
+    writers)``, once for the batch."""
+    results: list[Any] = [None] * len(writes)
+    for stored, positions in _kinds(writes, "stored"):
+        for position, result in zip(positions, stored(tx, [writes[p] for p in positions]),
+                                    strict=True):
+            results[position] = result
+    return results
+
+
+def prepare_writes(tx: Transaction, writes: Sequence[Callable[..., Any]]) -> None:
+    """Before any of a batch's rows is written, each kind of writer whose class has a
+    ``prepare(tx, writers)`` does what its rows share in one go: a signature's artifact, for
+    example, resolved with the batch's others in one statement instead of one each."""
+    for prepare, positions in _kinds(writes, "prepare"):
+        prepare(tx, [writes[p] for p in positions])
+
+
+def _kinds(writes: Sequence[Callable[..., Any]], method: str
+           ) -> list[tuple[Callable[..., Any], list[int]]]:
+    """(the class's ``method``, the positions of its writes) for each kind of writer that
+    has it: writers of one class are asked together."""
+    kinds: dict[type, list[int]] = {}
+    for position, write in enumerate(writes):
+        kinds.setdefault(type(write), []).append(position)
+    return [(getattr(kind, method), positions) for kind, positions in kinds.items()
+            if hasattr(kind, method)]
+
+
 class Duplicate(Unavailable):
     """The item's rows conflict with rows already stored (the same upload, raced): nothing
     was logged. Callers that know what the item duplicates look it up; to the others it is a

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import NotFound, Unavailable, UsageError
-from signer.service.database import deferring
+from signer.service.database import defer, deferring
 from signer.service.keys import KeySigner
 from signer.service.log import (
     CheckpointRecord,
@@ -39,6 +39,8 @@ from signer.service.log import (
     Sequenced,
     TransparencyLog,
     TreeHead,
+    prepare_writes,
+    stored_results,
 )
 from signer.service.log.handoff import Handoff
 from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
@@ -71,6 +73,9 @@ _LOCK_TREE = sa.select(log_trees).where(log_trees.c.name == sa.bindparam("tree")
 _MOVE_HEAD = log_trees.update().where(log_trees.c.name == sa.bindparam("tree")).values(
     size=sa.bindparam("new_size"), root_hash=sa.bindparam("new_root"),
     checkpoint=sa.bindparam("new_checkpoint"), updated_at=sa.bindparam("at"))
+_INSERT_NODE = log_nodes.insert()
+_INSERT_CHECKPOINT = log_checkpoints.insert()
+_INSERT_ENTRY = log_entries.insert()
 _HEAD = sa.select(log_trees).where(log_trees.c.name == sa.bindparam("tree"))
 
 
@@ -262,15 +267,21 @@ class Rfc6962Log:
 
     def _append_batch(self, batch: Sequence[_Queued]
                       ) -> tuple[list[Any], list[tuple[Rfc6962Log, dict[merkle.NodeKey, bytes]]]]:
-        # Duplicates are not looked for here: the unique constraints catch them (_commit).
+        # A retried upload whose rows are stored already is answered with them and not logged
+        # again (one query for the batch, not one per request before it queued). Two copies
+        # of one upload in the same batch: the unique constraints catch the second (_commit).
         items = [queued.item for queued in batch]
         with self._writer.begin() as tx, deferring(tx):
-            entries, nodes = self._append_in(tx, items)
+            results = stored_results(tx, [item.write for item in items])
+            fresh = [p for p, result in enumerate(results) if result is None]
+            if not fresh:
+                return results, []
+            entries, nodes = self._append_in(tx, [items[p] for p in fresh])
             written = [(self, nodes)]
             # Other logs' items, grouped by log, appended after this tree (one lock order).
             by_log: dict[int, tuple[Rfc6962Log, list[tuple[int, LogItem[Any]]]]] = {}
-            for position, queued in enumerate(batch):
-                for log, item in queued.also:
+            for position in fresh:
+                for log, item in batch[position].also:
                     by_log.setdefault(id(log), (log, []))[1].append((position, item))
             companions: dict[int, list[tuple[LogItem[Any], Sequenced]]] = {}
             for log, positioned in by_log.values():
@@ -278,11 +289,12 @@ class Rfc6962Log:
                 written.append((log, their_nodes))
                 for (position, item), entry in zip(positioned, their_entries, strict=True):
                     companions.setdefault(position, []).append((item, entry))
-            results = []
-            for position, (item, entry) in enumerate(zip(items, entries, strict=True)):
+            prepare_writes(tx, [c.write for cs in companions.values() for c, _ in cs]
+                           + [items[p].write for p in fresh])
+            for position, entry in zip(fresh, entries, strict=True):
                 for companion, their_entry in companions.get(position, ()):
                     companion.write(tx, their_entry)
-                results.append(item.write(tx, entry))
+                results[position] = items[position].write(tx, entry)
         return results, written
 
     def _append_in(self, tx: sa.Connection, items: Sequence[LogItem[Any]]
@@ -294,34 +306,34 @@ class Rfc6962Log:
         nodes = TreeNodes(tx, self.name, self._committed)
         leaves = [merkle.leaf_hash(item.body) for item in items]
         new_nodes = merkle.append_nodes(size, leaves, nodes)
+        # The rows are written at the end of the batch (deferring), all in one round trip.
         for level, idx, digest in new_nodes:
             nodes.cache[(level, idx)] = digest
-        tx.execute(log_nodes.insert(), [
-            {"tree": self.name, "level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes])
+            defer(tx, _INSERT_NODE, {"tree": self.name, "level": level, "idx": idx,
+                                     "hash": digest})
         new_size = size + len(items)
         root = merkle.root_hash(new_size, nodes)
         envelope = self._sign(int(tree.tree_id), new_size, root)
         now = datetime.now(UTC)
-        tx.execute(_MOVE_HEAD, {"tree": self.name, "new_size": new_size, "new_root": root,
-                                "new_checkpoint": envelope, "at": now})
-        tx.execute(log_checkpoints.insert(), {
+        defer(tx, _MOVE_HEAD, {"tree": self.name, "new_size": new_size, "new_root": root,
+                               "new_checkpoint": envelope, "at": now})
+        defer(tx, _INSERT_CHECKPOINT, {
             "tree": self.name, "size": new_size, "root_hash": root, "envelope": envelope,
             "created_at": now})
         integrated = int(time.time())
-        entries, rows = [], []
+        entries = []
         for offset, item in enumerate(items):
             index = size + offset
             promise = signed_entry_timestamp(self.signer, item.body, integrated, self.log_id,
                                              index) if self.signs_entries else None
-            rows.append({"tree": self.name, "idx": index, "kind": item.kind,
-                         "version": item.version, "namespace": item.namespace,
-                         "body": item.body, "leaf_hash": leaves[offset],
-                         "integrated_time": integrated, "signed_entry_timestamp": promise,
-                         "extra": item.extra})
+            defer(tx, _INSERT_ENTRY, {
+                "tree": self.name, "idx": index, "kind": item.kind, "version": item.version,
+                "namespace": item.namespace, "body": item.body, "leaf_hash": leaves[offset],
+                "integrated_time": integrated, "signed_entry_timestamp": promise,
+                "extra": item.extra})
             entries.append(Sequenced(index, integrated, item.body, new_size, root,
                                      merkle.inclusion_proof(index, new_size, nodes),
                                      envelope, promise))
-        tx.execute(log_entries.insert(), rows)
         return entries, nodes.cache
 
     # -- reading ------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ would parse a bundle per lookup (a repeated Rekor write's 409 names the existing
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import Conflict, NotFound
-from signer.service.database import defer_insert, flush_deferred
+from signer.service.database import batch_state, defer, flush_deferred
 from signer.service.schema import (
     api_keys,
     artifacts,
@@ -45,6 +46,7 @@ from signer.service.store.page import PageReads
 from signer.service.store.records import (
     ApiKey,
     ArtifactRecord,
+    ArtifactTouch,
     AttestationRecord,
     DeclaredIssuer,
     NewAttestation,
@@ -57,8 +59,8 @@ from signer.service.store.records import (
 )
 
 __all__ = [
-    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "AttestationRecord", "DeclaredIssuer",
-    "NewAttestation", "NewSignature", "Policy",
+    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "ArtifactTouch", "AttestationRecord",
+    "DeclaredIssuer", "NewAttestation", "NewSignature", "Policy",
     "RevocationRecord", "SignatureListing", "SignatureRecord", "Store", "Transaction",
     "WebSessionRecord", "hash_secret", "new_id", "now",
 ]
@@ -87,6 +89,19 @@ def hash_secret(secret: str) -> bytes:
 _SIGNATURE_FIELDS = tuple(k for k in NewSignature.__dataclass_fields__ if k in signatures.c)
 _INSERT_SIGNATURE = signatures.insert()
 _INSERT_CERTIFICATE = certificates.insert()
+_INSERT_ATTESTATION = attestations.insert()
+_SIGNATURE_KEY = (signatures.c.namespace, signatures.c.name, signatures.c.digest,
+                  signatures.c.signature_sha256)
+
+
+@functools.lru_cache(maxsize=256)  # one per batch size (MAX_BATCH)
+def _stored_signatures(count: int) -> sa.Select[Any]:
+    """Signatures matching any of ``count`` keys, as an OR of equalities: both databases
+    look each one up in uq_signatures (SQLite scans the table for a row-value IN list)."""
+    return rows.WITH_REVOCATION.where(sa.or_(*(
+        sa.and_(*(column == sa.bindparam(f"k{i}_{c}") for c, column in enumerate(_SIGNATURE_KEY)))
+        for i in range(count))))
+_RESOLVED_ARTIFACTS = "artifacts"  # in the batch's state: key -> [id, signatures not written]
 _FIND_SIGNATURE = rows.WITH_REVOCATION.where(
     signatures.c.namespace == sa.bindparam("ns"), signatures.c.name == sa.bindparam("name"),
     signatures.c.digest == sa.bindparam("digest"),
@@ -95,7 +110,8 @@ _FIND_SIGNATURE = rows.WITH_REVOCATION.where(
 
 def _upsert_artifact(insert: Callable[[sa.Table], Any]) -> Any:
     """The artifact's row, created or touched, in one statement (a signing's critical section
-    runs it once instead of UPDATE, then INSERT when nothing was there)."""
+    runs it once instead of UPDATE, then INSERT when nothing was there). It returns the key
+    with the id: run for many rows at once, the rows come back in no set order."""
     statement = insert(artifacts).values(
         id=sa.bindparam("id"), namespace=sa.bindparam("ns"), name=sa.bindparam("b_name"),
         digest=sa.bindparam("b_digest"), source_repository=sa.bindparam("source"),
@@ -106,7 +122,7 @@ def _upsert_artifact(insert: Callable[[sa.Table], Any]) -> Any:
         set_={"updated_at": statement.excluded.updated_at,
               "signature_count": artifacts.c.signature_count
               + statement.excluded.signature_count},
-    ).returning(artifacts.c.id)
+    ).returning(artifacts.c.id, artifacts.c.namespace, artifacts.c.name, artifacts.c.digest)
 
 
 _UPSERT_ARTIFACT = {"sqlite": _upsert_artifact(sqlite_insert),
@@ -247,7 +263,7 @@ class Store:
         tx: sa.Connection, serial: str, namespace: str, identity: str, issuer: str,
         issued_at: datetime, der: bytes,
     ) -> None:
-        defer_insert(tx, _INSERT_CERTIFICATE, {
+        defer(tx, _INSERT_CERTIFICATE, {
             "serial": serial, "namespace": namespace, "identity": identity, "issuer": issuer,
             "issued_at": issued_at, "der": der})
 
@@ -259,6 +275,19 @@ class Store:
         with self._begin() as conn:
             row = conn.execute(_FIND_SIGNATURE, params).first()
         return None if row is None else rows.signature(row)
+
+    @staticmethod
+    def stored_signatures(tx: sa.Connection, keys: Sequence[tuple[str, str, str, str]]
+                          ) -> dict[tuple[str, str, str, str], SignatureRecord]:
+        """The stored entries among ``keys`` (namespace, name, digest, signature's SHA-256),
+        in one query, inside the caller's transaction."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        params = {f"k{i}_{c}": value for i, key in enumerate(unique)
+                  for c, value in enumerate(key)}
+        return {(r.namespace, r.name, r.digest, r.signature_sha256): rows.signature(r)
+                for r in tx.execute(_stored_signatures(len(unique)), params)}
 
     @staticmethod
     def insert_signature(tx: sa.Connection, new: NewSignature, log_tree: str,
@@ -275,7 +304,7 @@ class Store:
                                           new.source_repository, created, signatures=1)
         values.update(id=signature_id, artifact_id=artifact_id, created_at=created,
                       log_tree=log_tree, log_index=log_index, revocation_id=None)
-        defer_insert(tx, _INSERT_SIGNATURE, values)  # no read in the batch needs it before
+        defer(tx, _INSERT_SIGNATURE, values)  # no read in the batch needs it before
         return SignatureRecord(
             id=signature_id, namespace=new.namespace, artifact_id=artifact_id, name=new.name,
             digest=new.digest, signature_sha256=new.signature_sha256, identity=new.identity,
@@ -361,7 +390,7 @@ class Store:
                   if k in attestations.c}
         values.update(id=attestation_id, artifact_id=artifact_id, created_at=created,
                       log_tree=log_tree, log_index=log_index, revocation_id=None)
-        tx.execute(attestations.insert(), values)
+        defer(tx, _INSERT_ATTESTATION, values)
         return AttestationRecord(
             id=attestation_id, namespace=new.namespace, artifact_id=artifact_id,
             name=new.name, digest=new.digest, predicate_type=new.predicate_type,
@@ -377,10 +406,44 @@ class Store:
                       source_repository: str | None, at: datetime, signatures: int = 0) -> str:
         """The artifact's id, its row created or its ``updated_at`` moved to ``at``;
         ``signatures``: how many signatures to add to its count. A new artifact takes
-        ``source_repository``; a known one keeps its own."""
+        ``source_repository``; a known one keeps its own. Inside a log batch whose writers
+        resolved their artifacts together (:meth:`resolve_artifacts`), the row is there and
+        counted already."""
+        resolved: dict[tuple[str, str, str], list[Any]] | None = (
+            (batch_state(tx) or {}).get(_RESOLVED_ARTIFACTS))
+        known = resolved.get((namespace, name, digest)) if resolved else None
+        if known is not None and known[1] >= signatures:
+            known[1] -= signatures
+            return str(known[0])
         return str(tx.execute(_UPSERT_ARTIFACT[tx.dialect.name], {
             "id": new_id(), "ns": namespace, "b_name": name, "b_digest": digest,
             "source": source_repository, "at": at, "count": signatures}).scalar_one())
+
+    @staticmethod
+    def resolve_artifacts(tx: sa.Connection, touches: Iterable[ArtifactTouch]) -> None:
+        """The artifacts a log batch's rows will name, created or touched and counted in one
+        statement (instead of one round trip per row), before any of the rows is written."""
+        state = batch_state(tx)
+        if state is None:
+            return
+        at = now()
+        merged: dict[tuple[str, str, str], list[Any]] = {}
+        for touch in touches:
+            key = (touch.namespace, touch.name, touch.digest)
+            row = merged.setdefault(key, [touch.source_repository, 0])
+            row[1] += touch.signatures
+        if not merged:
+            return
+        found = tx.execute(_UPSERT_ARTIFACT[tx.dialect.name], [
+            {"id": new_id(), "ns": ns, "b_name": name, "b_digest": digest, "source": source,
+             "at": at, "count": count}
+            for (ns, name, digest), (source, count) in merged.items()])
+        resolved = state.setdefault(_RESOLVED_ARTIFACTS, {})
+        for artifact_id, ns, name, digest in found:
+            key = (ns, name, digest)
+            # A second resolution in the batch (attestations after signatures) adds its count.
+            earlier = resolved.get(key, [None, 0])[1]
+            resolved[key] = [artifact_id, earlier + merged[key][1]]
 
     def attestations_for(self, namespace: str, name: str, digest: str | None = None,
                          predicate_type: str | None = None) -> list[AttestationRecord]:
