@@ -36,15 +36,16 @@ def deferring(tx: sa.Connection) -> Iterator[None]:
     a log batch's critical section then waits for one round trip for all its writes instead
     of one per statement (each one a GIL release and a wait for the server's process, which
     on a busy machine is the larger part)."""
-    tx.info[_DEFERRED] = {}
-    tx.info[_BATCH] = {}
+    info = tx.info  # the pooled connection's: it outlives the transaction
+    info[_DEFERRED] = {}
+    info[_BATCH] = {}
     try:
         yield
         flush_deferred(tx)
     finally:
-        # The info dict outlives the transaction (it is the pooled connection's).
-        tx.info.pop(_DEFERRED, None)
-        tx.info.pop(_BATCH, None)
+        # Not through tx: after a lost connection, tx.info would raise over the real error.
+        info.pop(_DEFERRED, None)
+        info.pop(_BATCH, None)
 
 
 def defer(tx: sa.Connection, statement: sa.Insert | sa.Update, row: dict[str, Any]) -> None:

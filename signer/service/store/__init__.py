@@ -101,6 +101,8 @@ def _stored_signatures(count: int) -> sa.Select[Any]:
     return rows.WITH_REVOCATION.where(sa.or_(*(
         sa.and_(*(column == sa.bindparam(f"k{i}_{c}") for c, column in enumerate(_SIGNATURE_KEY)))
         for i in range(count))))
+
+
 _RESOLVED_ARTIFACTS = "artifacts"  # in the batch's state: key -> [id, signatures not written]
 _FIND_SIGNATURE = rows.WITH_REVOCATION.where(
     signatures.c.namespace == sa.bindparam("ns"), signatures.c.name == sa.bindparam("name"),
