@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -84,8 +85,14 @@ def _pipeline(tx: sa.Connection) -> Iterator[None]:
     if tx.dialect.name != "postgresql":
         yield
         return
-    with tx.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
-        yield
+    try:
+        with tx.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+            yield
+    except psycopg.Error as exc:
+        # The last statements' errors surface at the pipeline's sync, past SQLAlchemy, which
+        # would have wrapped them: wrap them as it does (a duplicate is an IntegrityError).
+        raise sa.exc.DBAPIError.instance("(deferred writes, pipelined)", None, exc,
+                                         psycopg.Error) from exc
 
 
 def database_url(url: str | None, data_dir: Path) -> str:

@@ -1,6 +1,7 @@
-"""The PostgreSQL connection a log's sequencer keeps between batches (rfc6962's
-_batch_transaction): a connection the server dropped costs at most the batch that found it,
-and none after an idle spell, when the pool checks it again first."""
+"""A log batch on PostgreSQL: the connection its sequencer keeps between batches (rfc6962's
+_batch_transaction), where a connection the server dropped costs at most the batch that found
+it, and none after an idle spell, when the pool checks it again first; and its pipelined
+writes, whose errors are the ones SQLAlchemy raises."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import sqlalchemy as sa
 
 from signer.service import database
 from signer.service.keys import KeyFiles
-from signer.service.log import rfc6962
+from signer.service.log import Duplicate, rfc6962
 from signer.service.log.rfc6962 import Rfc6962Log
 from tests.service_process import database as fresh_database
-from tests.unit.test_handoff import revocation
+from tests.unit.test_handoff import certificate, revocation
 
 pytestmark = pytest.mark.postgres
 
@@ -65,3 +66,16 @@ def test_while_busy_a_dropped_connection_fails_one_batch_and_is_replaced(
     # Nothing of the failed batch was written; the next one runs on a new connection.
     assert log.append(revocation(2)).log_index == 1
     assert log.head().size == 2
+
+
+def test_a_conflict_in_the_pipelined_writes_is_a_duplicate_and_stores_nothing(
+        tlog: tuple[Rfc6962Log, str]) -> None:
+    """The certificate row is among the last writes of the pipeline, so its unique violation
+    surfaces at the pipeline's sync, outside SQLAlchemy: still a Duplicate (a 200 with the
+    stored entry for its caller), not a 503 for the whole batch."""
+    log, _ = tlog
+    log.append(certificate("s1"))
+    with pytest.raises(Duplicate):
+        log.append(certificate("s1"))
+    assert log.head().size == 1
+    assert log.append(certificate("s2")) is None and log.head().size == 2
