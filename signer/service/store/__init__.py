@@ -104,10 +104,6 @@ def _stored_signatures(count: int) -> sa.Select[Any]:
 
 
 _RESOLVED_ARTIFACTS = "artifacts"  # in the batch's state: key -> [id, signatures not written]
-_FIND_SIGNATURE = rows.WITH_REVOCATION.where(
-    signatures.c.namespace == sa.bindparam("ns"), signatures.c.name == sa.bindparam("name"),
-    signatures.c.digest == sa.bindparam("digest"),
-    signatures.c.signature_sha256 == sa.bindparam("sig"))
 
 
 def _upsert_artifact(insert: Callable[[sa.Table], Any]) -> Any:
@@ -273,10 +269,9 @@ class Store:
     def find_signature(self, namespace: str, name: str, digest: str, signature_sha256: str
                        ) -> SignatureRecord | None:
         """The stored entry for this exact upload, with its revocation, or None."""
-        params = {"ns": namespace, "name": name, "digest": digest, "sig": signature_sha256}
+        key = (namespace, name, digest, signature_sha256)
         with self._begin() as conn:
-            row = conn.execute(_FIND_SIGNATURE, params).first()
-        return None if row is None else rows.signature(row)
+            return self.stored_signatures(conn, [key]).get(key)
 
     @staticmethod
     def stored_signatures(tx: sa.Connection, keys: Sequence[tuple[str, str, str, str]]
