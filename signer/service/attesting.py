@@ -40,13 +40,7 @@ from signer.provenance import Provenance
 from signer.service.auth import Principal
 from signer.service.log import Duplicate, LogItem, Sequenced
 from signer.service.signing import RekorVersion, SigningService, bundle_entry, check_namespace
-from signer.service.store import (
-    ArtifactTouch,
-    AttestationRecord,
-    NewAttestation,
-    Store,
-    Transaction,
-)
+from signer.service.store import AttestationRecord, NewAttestation, Store, Transaction
 from signer.sigstore_json import (
     Bundle,
     DsseEnvelope,
@@ -286,9 +280,7 @@ class AttestationRow:
 
     @staticmethod
     def prepare(tx: Transaction, writers: Sequence[AttestationRow]) -> None:
-        Store.resolve_artifacts(tx, (ArtifactTouch(
-            w.new.namespace, w.new.name, w.new.digest, w.new.source_repository, 0)
-            for w in writers))
+        Store.resolve_artifacts(tx, (w.new for w in writers), signatures=0)
 
     def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[AttestationRecord, bool]:
         tlog_entry = bundle_entry(self.log_id, rekor_bodies.DSSE_KIND, self.version, entry)

@@ -39,13 +39,7 @@ from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
 from signer.service.log.handoff import Handoff
 from signer.service.log.rfc6962 import Rfc6962Log
 from signer.service.log.tiles import TileLog
-from signer.service.store import (
-    ArtifactTouch,
-    NewSignature,
-    SignatureRecord,
-    Store,
-    Transaction,
-)
+from signer.service.store import NewSignature, SignatureRecord, Store, Transaction
 from signer.service.tsa import TimestampAuthority
 from signer.sigstore_json import TransparencyLogEntry
 from signer.transparency import rekor, rekor_bodies, sct
@@ -392,9 +386,7 @@ class SignatureRow:
 
     @staticmethod
     def prepare(tx: Transaction, writers: Sequence[SignatureRow]) -> None:
-        Store.resolve_artifacts(tx, (ArtifactTouch(
-            w.new.namespace, w.new.name, w.new.digest, w.new.source_repository, 1)
-            for w in writers))
+        Store.resolve_artifacts(tx, (w.new for w in writers), signatures=1)
 
     def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
         tlog_entry = bundle_entry(self.log_id, rekor.HASHEDREKORD_KIND, self.version, entry)

@@ -46,7 +46,6 @@ from signer.service.store.page import PageReads
 from signer.service.store.records import (
     ApiKey,
     ArtifactRecord,
-    ArtifactTouch,
     AttestationRecord,
     DeclaredIssuer,
     NewAttestation,
@@ -59,7 +58,7 @@ from signer.service.store.records import (
 )
 
 __all__ = [
-    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "ArtifactTouch", "AttestationRecord",
+    "API_KEY_PREFIX", "ApiKey", "ArtifactRecord", "AttestationRecord",
     "DeclaredIssuer", "NewAttestation", "NewSignature", "Policy",
     "RevocationRecord", "SignatureListing", "SignatureRecord", "Store", "Transaction",
     "WebSessionRecord", "hash_secret", "new_id", "now",
@@ -103,7 +102,7 @@ def _stored_signatures(count: int) -> sa.Select[Any]:
         for i in range(count))))
 
 
-_RESOLVED_ARTIFACTS = "artifacts"  # in the batch's state: key -> [id, signatures not written]
+_RESOLVED_ARTIFACTS = "artifacts"  # in the batch's state: (namespace, name, digest) -> id
 
 
 def _upsert_artifact(insert: Callable[[sa.Table], Any]) -> Any:
@@ -403,44 +402,41 @@ class Store:
                       source_repository: str | None, at: datetime, signatures: int = 0) -> str:
         """The artifact's id, its row created or its ``updated_at`` moved to ``at``;
         ``signatures``: how many signatures to add to its count. A new artifact takes
-        ``source_repository``; a known one keeps its own. Inside a log batch whose writers
-        resolved their artifacts together (:meth:`resolve_artifacts`), the row is there and
-        counted already."""
-        resolved: dict[tuple[str, str, str], list[Any]] | None = (
-            (batch_state(tx) or {}).get(_RESOLVED_ARTIFACTS))
-        known = resolved.get((namespace, name, digest)) if resolved else None
-        if known is not None and known[1] >= signatures:
-            known[1] -= signatures
-            return str(known[0])
+        ``source_repository``; a known one keeps its own. Inside a log batch that resolved
+        its artifacts (:meth:`resolve_artifacts`), the row is there and counted already."""
+        resolved = (batch_state(tx) or {}).get(_RESOLVED_ARTIFACTS, {})
+        known: str | None = resolved.get((namespace, name, digest))
+        if known is not None:
+            return known
         return str(tx.execute(_UPSERT_ARTIFACT[tx.dialect.name], {
             "id": new_id(), "ns": namespace, "b_name": name, "b_digest": digest,
             "source": source_repository, "at": at, "count": signatures}).scalar_one())
 
     @staticmethod
-    def resolve_artifacts(tx: sa.Connection, touches: Iterable[ArtifactTouch]) -> None:
-        """The artifacts a log batch's rows will name, created or touched and counted in one
-        statement (instead of one round trip per row), before any of the rows is written."""
+    def resolve_artifacts(tx: sa.Connection, news: Iterable[NewSignature | NewAttestation],
+                          signatures: int) -> None:
+        """The artifacts of a log batch's rows (``news``), created or touched in one statement
+        (instead of one round trip per row) before any row is written, each counted with
+        ``signatures`` per row: every row of the batch that names an artifact is resolved
+        here, so its insert does not count it again."""
         state = batch_state(tx)
         if state is None:
             return
-        at = now()
-        merged: dict[tuple[str, str, str], list[Any]] = {}
-        for touch in touches:
-            key = (touch.namespace, touch.name, touch.digest)
-            row = merged.setdefault(key, [touch.source_repository, 0])
-            row[1] += touch.signatures
-        if not merged:
+        counts: dict[tuple[str, str, str], tuple[str | None, int]] = {}
+        for new in news:  # a new artifact takes the source of its first row, as one by one
+            key = (new.namespace, new.name, new.digest)
+            source, count = counts.get(key, (new.source_repository, 0))
+            counts[key] = (source, count + signatures)
+        if not counts:
             return
+        at = now()
         found = tx.execute(_UPSERT_ARTIFACT[tx.dialect.name], [
             {"id": new_id(), "ns": ns, "b_name": name, "b_digest": digest, "source": source,
              "at": at, "count": count}
-            for (ns, name, digest), (source, count) in merged.items()])
+            for (ns, name, digest), (source, count) in counts.items()])
         resolved = state.setdefault(_RESOLVED_ARTIFACTS, {})
         for artifact_id, ns, name, digest in found:
-            key = (ns, name, digest)
-            # A second resolution in the batch (attestations after signatures) adds its count.
-            earlier = resolved.get(key, [None, 0])[1]
-            resolved[key] = [artifact_id, earlier + merged[key][1]]
+            resolved[(ns, name, digest)] = str(artifact_id)
 
     def attestations_for(self, namespace: str, name: str, digest: str | None = None,
                          predicate_type: str | None = None) -> list[AttestationRecord]:

@@ -41,17 +41,6 @@ class DeclaredIssuer:
 
 
 @dataclass(frozen=True, slots=True)
-class ArtifactTouch:
-    """An artifact a row of a log batch will name (``Store.resolve_artifacts``)."""
-
-    namespace: str
-    name: str
-    digest: str
-    source_repository: str | None
-    signatures: int  # how many signatures the batch adds to it
-
-
-@dataclass(frozen=True, slots=True)
 class NewSignature:
     """A signature to store (its id, artifact and times are the store's to set)."""
 
