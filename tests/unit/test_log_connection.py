@@ -1,5 +1,5 @@
-"""A log batch on PostgreSQL: the connection its sequencer keeps between batches (rfc6962's
-_batch_transaction), where a connection the server dropped costs at most the batch that found
+"""A log batch on PostgreSQL: the connection its sequencer keeps between batches
+(database.KeptWriter), where a connection the server dropped costs at most the batch that found
 it, and none after an idle spell, when the pool checks it again first; and its pipelined
 writes, whose errors are the ones SQLAlchemy raises."""
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from signer.service import database
 from signer.service.keys import KeyFiles
-from signer.service.log import Duplicate, rfc6962
+from signer.service.log import Duplicate
 from signer.service.log.rfc6962 import Rfc6962Log
 from tests.service_process import database as fresh_database
 from tests.unit.test_handoff import certificate, revocation
@@ -49,7 +49,7 @@ def test_after_an_idle_spell_a_dropped_connection_costs_nothing(
         tlog: tuple[Rfc6962Log, str], monkeypatch: pytest.MonkeyPatch) -> None:
     log, url = tlog
     log.append(revocation(0))
-    monkeypatch.setattr(rfc6962, "KEEP_IDLE_SECONDS", 0.0)  # every pause counts as idle
+    monkeypatch.setattr(database, "KEEP_IDLE_SECONDS", 0.0)  # every pause counts as idle
     assert _drop_other_connections(url) >= 1
     assert log.append(revocation(1)).log_index == 1
     assert log.head().size == 2
@@ -59,7 +59,7 @@ def test_while_busy_a_dropped_connection_fails_one_batch_and_is_replaced(
         tlog: tuple[Rfc6962Log, str], monkeypatch: pytest.MonkeyPatch) -> None:
     log, url = tlog
     log.append(revocation(0))
-    monkeypatch.setattr(rfc6962, "KEEP_IDLE_SECONDS", 3600.0)  # never checked again
+    monkeypatch.setattr(database, "KEEP_IDLE_SECONDS", 3600.0)  # never checked again
     assert _drop_other_connections(url) >= 1
     with pytest.raises(sa.exc.OperationalError):
         log.append(revocation(1))

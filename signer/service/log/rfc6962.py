@@ -19,9 +19,8 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import urlsplit
@@ -30,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from signer.errors import NotFound, Unavailable, UsageError
-from signer.service.database import defer, deferring
+from signer.service.database import KeptWriter, defer, deferring
 from signer.service.keys import KeySigner
 from signer.service.log import (
     CheckpointRecord,
@@ -97,9 +96,6 @@ def _checkpoint(row: sa.Row[Any]) -> CheckpointRecord:
     return CheckpointRecord(int(row.size), bytes(row.root_hash), row.envelope, row.created_at)
 
 
-# A sequencer idle this long has its kept connection checked again (the pool's pre-ping).
-KEEP_IDLE_SECONDS = 1.0
-
 # Committed nodes the sequencer keeps in memory: a node is a perfect subtree's hash, fixed
 # once written, so the cache is never stale; it spares a batch the reads of its proofs.
 NODE_CACHE_SIZE = 65_536
@@ -152,9 +148,7 @@ class Rfc6962Log:
         # that appended to this tree in its transaction (``also``).
         self._committed: dict[merkle.NodeKey, bytes] = {}
         self._committed_lock = threading.Lock()
-        # The sequencer's connection between batches (_batch_transaction).
-        self._kept: sa.Connection | None = None
-        self._kept_at = 0.0
+        self._batches = KeptWriter(engine)  # the sequencer's transactions
         # Set in a worker of 'signer server start': appends go to the sequencer process.
         self.handoff: Handoff | None = None
 
@@ -263,31 +257,6 @@ class Rfc6962Log:
         for queued, result in zip(batch, results, strict=True):
             queued.future.set_result(result)
 
-    @contextmanager
-    def _batch_transaction(self) -> Iterator[sa.Connection]:
-        """A batch's transaction. On PostgreSQL on a connection the sequencer keeps while it
-        is busy: the pool checks each connection it hands out (a round trip), which is spent
-        once per busy spell instead of once per batch. SQLite's writer lock goes with the
-        pool's checkout, so there each batch takes a connection of its own."""
-        if self.engine.dialect.name == "sqlite":
-            with self._writer.begin() as tx:
-                yield tx
-            return
-        conn = self._kept
-        if conn is None or time.monotonic() - self._kept_at > KEEP_IDLE_SECONDS:
-            if conn is not None:
-                conn.close()
-            conn = self._kept = self._writer.connect()
-        try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            self._kept = None  # whatever failed, the next batch starts from a checked one
-            conn.close()
-            raise
-        finally:
-            self._kept_at = time.monotonic()
-
     def _remember(self, nodes: Mapping[merkle.NodeKey, bytes]) -> None:
         """Nodes of a committed transaction (never before: a rolled-back node is no node)."""
         with self._committed_lock:
@@ -303,7 +272,7 @@ class Rfc6962Log:
         # again (one query for the batch, not one per request before it queued). Two copies
         # of one upload in the same batch: the unique constraints catch the second (_commit).
         items = [queued.item for queued in batch]
-        with self._batch_transaction() as tx, deferring(tx):
+        with self._batches.begin() as tx, deferring(tx):
             results = stored_results(tx, [item.write for item in items])
             fresh = [p for p, result in enumerate(results) if result is None]
             if not fresh:
