@@ -156,9 +156,8 @@ def _ct_issue(ca: authority.CertificateAuthority, csr: x509.CertificateSigningRe
     log_key = generate_key()
     key_hash = sct.issuer_key_hash(ca.certificate)
 
-    def source(precert: x509.Certificate) -> bytes:
-        tbs = sct.precertificate_tbs(precert)
-        return sct.sign_precert_sct(log_key, 1_700_000_000_000, key_hash, tbs)
+    def source(precert: authority.Precertificate) -> bytes:
+        return sct.sign_precert_sct(log_key, 1_700_000_000_000, key_hash, precert.tbs)
 
     return lambda: ca.issue(csr, identity, extensions, sct_source=source)
 

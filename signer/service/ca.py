@@ -19,7 +19,14 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.errors import UsageError
-from signer.service.keys import KeySigner, PublicKey, sign_certificate
+from signer.service.keys import (
+    KeySigner,
+    PublicKey,
+    sign_certificate,
+    sign_tbs,
+    signature_algorithm,
+)
+from signer.service.leaf_der import LeafTemplate, extension_der
 from signer.transparency.sct import POISON_OID, SCT_LIST_OID, sct_list_extension_value
 
 CERT_VALIDITY = timedelta(minutes=5)
@@ -32,10 +39,25 @@ ORGANIZATION = "signer"
 # A CSR is a few hundred bytes; anything far larger is not one of ours.
 MAX_CSR_BYTES = 8 * 1024
 EXTENSION_REQUEST = x509.ObjectIdentifier("1.2.840.113549.1.9.14")  # PKCS#9
-_POISON = x509.Extension(POISON_OID, True, x509.PrecertPoison())  # RFC 6962 §3.1: critical
+_POISON = extension_der(POISON_OID, True, b"\x05\x00")  # RFC 6962 §3.1: critical, NULL
+
+
+@dataclass(frozen=True)
+class Precertificate:
+    """What a CT log signs an SCT for (RFC 6962 §3.2): ``der``, the signed precertificate
+    (its entry keeps it), and ``tbs``, its TBSCertificate without the poison (what the SCT
+    signs, and exactly the certificate's TBSCertificate without its SCT list)."""
+
+    der: bytes
+    tbs: bytes
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
+
 
 # The CT log's part of issuance: given the precertificate, return its SCT (RFC 6962).
-SCTSource = Callable[[x509.Certificate], bytes]
+SCTSource = Callable[[Precertificate], bytes]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -253,7 +275,7 @@ class CertificateAuthority:
     certificate: x509.Certificate
     root: x509.Certificate
     validity: timedelta = CERT_VALIDITY
-    _leaf: _EndEntityProfile = field(init=False, repr=False, compare=False)
+    _leaf: LeafTemplate = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Fail at start-up, not at the first signing: the key must match, the chain verify.
@@ -268,9 +290,12 @@ class CertificateAuthority:
                 f"A leaf validity of {self.validity} is not allowed.",
                 f"Choose at most {MAX_CERT_VALIDITY}.",
             )
-        # Every leaf's issuer name and fixed extensions, made once (frozen: set directly).
-        object.__setattr__(self, "_leaf", _EndEntityProfile.of(
-            self.certificate, ExtendedKeyUsageOID.CODE_SIGNING, eku_critical=False))
+        # Every leaf's shared DER, made once (frozen: set directly).
+        profile = _EndEntityProfile.of(self.certificate, ExtendedKeyUsageOID.CODE_SIGNING,
+                                       eku_critical=False)
+        object.__setattr__(self, "_leaf", LeafTemplate(
+            self.certificate, signature_algorithm(self.signer.public_key),
+            profile.before_ski, profile.after_ski))
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -286,9 +311,9 @@ class CertificateAuthority:
     ) -> x509.Certificate:
         """Issue a leaf; with a CT log, first a precertificate, then the leaf with its SCT.
 
-        The precertificate and the leaf come from one builder (same serial, validity and
-        extensions in the same order); the poison and the SCT list go last, so the leaf's
-        TBS without its SCT list is exactly the precertificate's TBS without the poison.
+        The precertificate and the leaf share serial, validity and extensions in the same
+        order; the poison and the SCT list go last, so the leaf's TBS without its SCT list
+        is exactly the precertificate's TBS without the poison (`Precertificate.tbs`).
         """
         # Several identities: each a URI SAN, in order (Fulcio-style GitHub leaves name the
         # job's workflow first, sigstore-go and sigstore-js read the first).
@@ -298,25 +323,21 @@ class CertificateAuthority:
         key = csr if isinstance(csr, ec.EllipticCurvePublicKey) else csr.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)  # parse_csr guarantees it
         san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(i) for i in names])
-        leaf = [*self._leaf.extensions(key), _encoded(san, critical=True),
-                *(x509.Extension(ext.oid, False, ext) for ext in extensions)]
-        # The builder's constructor takes the extensions as they are (add_extension would
-        # compare each with all before it): each OID once, the poison's and SCT list's too.
-        oids = {ext.oid for ext in leaf}
-        if len(oids) != len(leaf) or (
-                sct_source is not None and not oids.isdisjoint((POISON_OID, SCT_LIST_OID))):
+        oids = [*self._leaf.oids, san.oid, *(ext.oid for ext in extensions)]
+        if len(set(oids)) != len(oids) or (
+                sct_source is not None and not set(oids).isdisjoint((POISON_OID, SCT_LIST_OID))):
             raise ValueError("An extension of the leaf is given twice.")
-        serial = x509.random_serial_number()
+        own = [extension_der(san.oid, True, san.public_bytes()),
+               *(extension_der(ext.oid, False, ext.value) for ext in extensions)]
+        tbs = self._leaf.tbs(x509.random_serial_number(), now, now + self.validity, key, own)
 
-        def build(last: x509.Extension[x509.ExtensionType] | None) -> x509.CertificateBuilder:
-            return x509.CertificateBuilder(
-                self._leaf.issuer, x509.Name([]), key, serial, now, now + self.validity,
-                leaf if last is None else [*leaf, last])
+        def signed(last: bytes = b"") -> bytes:
+            """The leaf's DER with ``last`` after its extensions, signed."""
+            der = tbs.with_last(last)
+            return self._leaf.certificate(der, sign_tbs(self.signer, der))
 
-        if sct_source is None:
-            return sign_certificate(build(None), self.signer)
-        precert = sign_certificate(build(_POISON), self.signer)
-        sct_list = x509.UnrecognizedExtension(SCT_LIST_OID,
-                                              sct_list_extension_value([sct_source(precert)]))
-        return sign_certificate(build(x509.Extension(SCT_LIST_OID, False, sct_list)),
-                                self.signer)
+        if sct_source is not None:
+            sct = sct_source(Precertificate(signed(_POISON), tbs.with_last()))
+            return x509.load_der_x509_certificate(signed(
+                extension_der(SCT_LIST_OID, False, sct_list_extension_value([sct]))))
+        return x509.load_der_x509_certificate(signed())

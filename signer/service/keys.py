@@ -181,18 +181,31 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: KeySigner) -> x50
     builder is first signed with a throwaway key of the same scheme, which yields the exact
     TBS bytes (they name the signature algorithm but hold nothing of the key), then
     Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
-    is assembled around the signer's signature, which is checked before it is returned.
+    is assembled around the signer's signature (`sign_tbs`).
     """
     if isinstance(signer, FileKey):
         return builder.sign(signer._key, hashes.SHA256())  # in-process: the fast path
-    public = signer.public_key
-    if isinstance(public, ec.EllipticCurvePublicKey):
+    if isinstance(signer.public_key, ec.EllipticCurvePublicKey):
         tbs = builder.sign(_throwaway_ecdsa(), hashes.SHA256()).tbs_certificate_bytes
-        algorithm = _ECDSA_WITH_SHA256
     else:
         tbs = builder.sign(_throwaway_ed25519(), None).tbs_certificate_bytes
-        algorithm = _ED25519
+    return x509.load_der_x509_certificate(der_element(
+        0x30, tbs + signature_algorithm(signer.public_key)
+        + der_element(0x03, b"\x00" + sign_tbs(signer, tbs))))
+
+
+def signature_algorithm(public: PublicKey) -> bytes:
+    """The AlgorithmIdentifier DER of what ``public``'s KeySigner signs."""
+    return _ECDSA_WITH_SHA256 if isinstance(public, ec.EllipticCurvePublicKey) else _ED25519
+
+
+def sign_tbs(signer: KeySigner, tbs: bytes) -> bytes:
+    """``signer``'s signature over a TBSCertificate. A key outside this process is checked
+    against its public key first: a faulty backend must not yield an unverifiable leaf."""
     signature = signer.sign(tbs)
+    if isinstance(signer, FileKey):
+        return signature
+    public = signer.public_key
     try:
         if isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(signature, tbs, ECDSA_SHA256)
@@ -201,8 +214,7 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: KeySigner) -> x50
     except InvalidSignature:
         raise ValueError("The signing key's signature over the certificate does not verify "
                          "with its public key; check the key backend.") from None
-    return x509.load_der_x509_certificate(der_element(
-        0x30, tbs + algorithm + der_element(0x03, b"\x00" + signature)))
+    return signature
 
 
 @functools.cache

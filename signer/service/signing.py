@@ -34,7 +34,7 @@ from signer.errors import NotFound, PermissionDenied, Unavailable, UsageError
 from signer.provenance import BY_KEY, Provenance
 from signer.service.audit import Audit
 from signer.service.auth import Authenticator, Principal
-from signer.service.ca import CertificateAuthority, parse_csr
+from signer.service.ca import CertificateAuthority, Precertificate, parse_csr
 from signer.service.log import Duplicate, LogItem, Sequenced, TransparencyLog
 from signer.service.log.handoff import Handoff
 from signer.service.log.rfc6962 import Rfc6962Log
@@ -157,29 +157,28 @@ class SigningService:
                ) -> tuple[x509.Certificate, Provenance, LogItem[None]]:
         """The leaf (with its SCT) and the CT log item that records it; not yet logged."""
         provenance, claims = self._provenance(principal, namespace, declared)
-        precerts: list[tuple[int, bytes, bytes]] = []
+        precerts: list[tuple[int, Precertificate]] = []
 
-        def sct_source(precert: x509.Certificate) -> bytes:
+        def sct_source(precert: Precertificate) -> bytes:
             # The CT log promises (signs) first; the precertificate enters its tree when the
             # item is appended, in the same transaction that records the certificate.
             timestamp_ms = int(time.time() * 1000)
-            precert_der = precert.public_bytes(Encoding.DER)
-            tbs = sct.issued_precertificate_tbs(precert_der)
-            precerts.append((timestamp_ms, tbs, precert_der))
-            return sct.sign_precert_sct(self.ctlog.signer, timestamp_ms, self._issuer_key_hash, tbs)
+            precerts.append((timestamp_ms, precert))
+            return sct.sign_precert_sct(self.ctlog.signer, timestamp_ms, self._issuer_key_hash,
+                                        precert.tbs)
 
         cert = self.ca.issue(csr, leaf_identities(principal, provenance),
                              provenance.extensions(claims),
                              sct_source=sct_source)
-        timestamp_ms, tbs, precert_der = precerts[0]
+        timestamp_ms, precert = precerts[0]
 
         record = CertificateRow(format(cert.serial_number, "x"), namespace, principal.identity,
                                 principal.issuer, cert.not_valid_before_utc,
                                 cert.public_bytes(Encoding.DER))
         return cert, provenance, LogItem(
             kind="precert", version="rfc6962",
-            body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, tbs),
-            extra=precert_der, namespace=namespace, write=record)
+            body=sct.precert_merkle_tree_leaf(timestamp_ms, self._issuer_key_hash, precert.tbs),
+            extra=precert.der, namespace=namespace, write=record)
 
     # -- one request: certificate, timestamp, log entry ------------------------------------------
     def sign(self, principal: Principal, namespace: str, name: str, csr_pem: str,

@@ -5,9 +5,9 @@ How the CA and the CT log use this module (RFC 6962 §3.1, §3.2, §3.4):
 1. The CA builds the leaf with every final field (serial, validity, extensions), adds
    ``x509.PrecertPoison()`` (critical) as the **last** extension and signs it with the issuing
    CA key: the precertificate.
-2. ``tbs = precertificate_tbs(precert)`` (its TBSCertificate without the poison; for the
-   precertificate the CA has just built, `issued_precertificate_tbs` gives the same bytes
-   cheaper) and ``key_hash = issuer_key_hash(issuing_ca_cert)``.
+2. ``tbs = precertificate_tbs(precert)`` (its TBSCertificate without the poison; the
+   service's CA assembles these bytes itself, `signer.service.ca.Precertificate`) and
+   ``key_hash = issuer_key_hash(issuing_ca_cert)``.
 3. The CT log appends ``leaf_hash(precert_merkle_tree_leaf(timestamp_ms, key_hash, tbs))`` to
    its tree and returns ``sign_precert_sct(log_signer, timestamp_ms, key_hash, tbs)``.
 4. The CA builds the same leaf again from the same builder (same serial, validity, extensions
@@ -61,10 +61,6 @@ _SIGNATURE_ECDSA = 3
 
 # DER of OBJECT IDENTIFIER 1.3.6.1.4.1.11129.2.4.3, the first element of the poison Extension.
 _POISON_OID_DER = bytes.fromhex("060a2b06010401d679020403")
-# DER of the whole poison Extension as cryptography writes ``x509.PrecertPoison()``, critical:
-# SEQUENCE { the OID, BOOLEAN TRUE, OCTET STRING { NULL } } (RFC 6962 §3.1).
-_POISON_EXTENSION_DER = bytes.fromhex("3013") + _POISON_OID_DER + bytes.fromhex("0101ff0402" "0500")
-
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -274,59 +270,6 @@ def precertificate_tbs(precert: x509.Certificate) -> bytes:
         if extensions:  # DER forbids an empty Extensions SEQUENCE
             fields.append(der_element(0xA3, der_element(0x30, b"".join(extensions))))
     return der_element(0x30, b"".join(fields))
-
-
-def issued_precertificate_tbs(precert_der: bytes) -> bytes:
-    """`precertificate_tbs` of the DER precertificate this service's CA has just built.
-
-    The CA adds the poison last (step 1 above), so its TBSCertificate ends with the poison
-    Extension, which ends the extensions SEQUENCE, the [3] field and the TBSCertificate:
-    removing those trailing bytes and re-encoding the three enclosing lengths gives the same
-    bytes as `precertificate_tbs`, without cryptography parsing every extension and without
-    walking each one; the TBSCertificate is read from the DER the CA sends the CT log anyway
-    (cryptography would encode it once more). Anything else — the poison elsewhere or twice, a
-    tail that is not exactly the critical poison, a field after the extensions — takes
-    `precertificate_tbs`, which refuses what is not a precertificate. For issuance: a
-    precertificate from outside goes to `precertificate_tbs`.
-    """
-    try:
-        stripped = _tbs_without_trailing_poison(precert_der)
-    except (ValueError, IndexError):  # malformed DER: cryptography says how
-        stripped = None
-    if stripped is not None:
-        return stripped
-    return precertificate_tbs(x509.load_der_x509_certificate(precert_der))
-
-
-def _tbs_without_trailing_poison(der: bytes) -> bytes | None:
-    """The TBSCertificate of certificate ``der`` without its last extension if that is exactly
-    the critical poison and the only one with the poison's OID; None if not shaped so."""
-    start, end = _element(der, 0)
-    if der[0] != 0x30 or end != len(der) or der[start] != 0x30:
-        return None
-    tbs = der[start : _element(der, start)[1]]
-    if not tbs.endswith(_POISON_EXTENSION_DER):
-        return None
-    start, end = _element(tbs, 0)
-    if end != len(tbs):
-        return None
-    field = start
-    while field < end:  # the fields before the extensions: version, serial … public key
-        if tbs[field] == 0xA3:  # [3] EXPLICIT Extensions
-            break
-        field = _element(tbs, field)[1]
-    else:
-        return None
-    sequence, field_end = _element(tbs, field)
-    if field_end != end or tbs[sequence] != 0x30:
-        return None
-    extensions_start, extensions_end = _element(tbs, sequence)
-    if extensions_end != end:
-        return None
-    kept = tbs[extensions_start : end - len(_POISON_EXTENSION_DER)]
-    if not kept or _POISON_OID_DER in kept:
-        return None
-    return der_element(0x30, tbs[start:field] + der_element(0xA3, der_element(0x30, kept)))
 
 
 # --- verification -----------------------------------------------------------------------------

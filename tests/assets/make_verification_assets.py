@@ -135,10 +135,10 @@ class Logs:
 
 
 def sct_source(ct_key: KeySigner, issuer: x509.Certificate, extensions: bytes = b""
-               ) -> Callable[[x509.Certificate], bytes]:
-    def source(precert: x509.Certificate) -> bytes:
+               ) -> Callable[[cas.Precertificate], bytes]:
+    def source(precert: cas.Precertificate) -> bytes:
         return sct.sign_precert_sct(ct_key, int(time.time() * 1000), sct.issuer_key_hash(issuer),
-                                    sct.precertificate_tbs(precert), extensions)
+                                    precert.tbs, extensions)
     return source
 
 
@@ -188,7 +188,8 @@ def issue_off_profile(h: Hierarchy, leaf_key: ec.EllipticCurvePrivateKey,
                                h.ca.signer)
     sct_list = x509.UnrecognizedExtension(
         sct.SCT_LIST_OID,
-        sct.sct_list_extension_value([sct_source(ct_key, h.ca.certificate)(precert)]))
+        sct.sct_list_extension_value([sct_source(ct_key, h.ca.certificate)(cas.Precertificate(
+            precert.public_bytes(Encoding.DER), sct.precertificate_tbs(precert)))]))
     return sign_certificate(builder.add_extension(sct_list, critical=False), h.ca.signer)
 
 

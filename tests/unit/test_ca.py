@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
@@ -45,10 +46,12 @@ def test_a_leaf_has_the_designed_profile(signer: KeySigner) -> None:
     log_key = FileKey(ec.generate_private_key(ec.SECP256R1()))
     precerts: list[x509.Certificate] = []
 
-    def sct_source(precert: x509.Certificate) -> bytes:
-        precerts.append(precert)
+    def sct_source(precert: ca.Precertificate) -> bytes:
+        precerts.append(precert.certificate)
+        # What the CA says the SCT signs is what the precertificate holds, less the poison.
+        assert precert.tbs == precertificate_tbs(precert.certificate)
         return sign_precert_sct(log_key, 1_767_000_000_000, issuer_key_hash(intermediate),
-                                precertificate_tbs(precert))
+                                precertificate_tbs(precert.certificate))
 
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     leaf = authority.issue(key, IDENTITIES, PROVENANCE, now=NOW, sct_source=sct_source)
@@ -86,6 +89,44 @@ def test_a_leaf_has_the_designed_profile(signer: KeySigner) -> None:
     assert precert.serial_number == leaf.serial_number != plain.serial_number
     assert leaf.tbs_precertificate_bytes == precertificate_tbs(precert)
     verify_embedded_sct(leaf, intermediate, {log_id(log_key.public_key): log_key.public_key})
+
+
+@pytest.mark.parametrize("now", [NOW, datetime(2049, 12, 31, 23, 58, 0, tzinfo=UTC)],
+                         ids=["UTCTime", "validity across 2050: GeneralizedTime"])
+def test_a_leaf_is_byte_for_byte_what_cryptography_builds(now: datetime) -> None:
+    """The CA assembles a leaf's DER from parts made once (signer.service.leaf_der):
+    cryptography's builder, given the same fields, must write the very same TBSCertificate."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    authority = _authority(FileKey(private))
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    long_value = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.21"),
+                                            b"\x0c\x82\x01\x2c" + b"a" * 300)
+    precerts: list[ca.Precertificate] = []
+
+    def sct_source(precert: ca.Precertificate) -> bytes:
+        precerts.append(precert)
+        return sign_precert_sct(FileKey(private), 1_767_000_000_000,
+                                issuer_key_hash(authority.certificate), precert.tbs)
+
+    for leaf in (authority.issue(key, IDENTITIES, [*PROVENANCE, long_value], now=now),
+                 authority.issue(key, IDENTITIES, PROVENANCE, now=now, sct_source=sct_source),
+                 precerts[0].certificate):
+        rebuilt = x509.CertificateBuilder(
+            leaf.issuer, leaf.subject, leaf.public_key(), leaf.serial_number,
+            leaf.not_valid_before_utc, leaf.not_valid_after_utc, list(leaf.extensions),
+        ).sign(private, hashes.SHA256())
+        assert leaf.not_valid_before_utc == now.replace(microsecond=0)
+        assert leaf.not_valid_after_utc == now.replace(microsecond=0) + ca.CERT_VALIDITY
+        assert leaf.tbs_certificate_bytes == rebuilt.tbs_certificate_bytes
+        assert leaf.signature_algorithm_oid == rebuilt.signature_algorithm_oid
+        leaf.verify_directly_issued_by(authority.certificate)
+
+
+def test_a_leaf_is_only_for_a_p256_key() -> None:
+    authority = _authority(FileKey(ec.generate_private_key(ec.SECP256R1())))
+    for curve in (ec.SECP256K1(), ec.SECP384R1()):
+        with pytest.raises(ValueError, match="P-256"):
+            authority.issue(ec.generate_private_key(curve).public_key(), IDENTITIES, PROVENANCE)
 
 
 @pytest.mark.parametrize("oid", [

@@ -24,11 +24,9 @@ from sigstore.errors import VerificationError
 from sigstore_models.common import v1 as common_v1
 
 from signer.service.keys import FileKey
-from signer.transparency import sct as sct_module
 from signer.transparency.sct import (
     SCT_LIST_OID,
     SCTError,
-    issued_precertificate_tbs,
     issuer_key_hash,
     log_id,
     precert_merkle_tree_leaf,
@@ -314,59 +312,3 @@ def test_precertificate_tbs_needs_a_precertificate(pki: Pki) -> None:
         sign_precert_sct(FileKey(ec.generate_private_key(ec.SECP256R1())), 0, b"short", b"tbs")
 
 
-def _precert(pki: Pki, extensions: list[x509.Extension[x509.ExtensionType]]) -> x509.Certificate:
-    """The fixture's leaf with exactly ``extensions``, in order: the builder's constructor
-    takes them unchecked, so this also builds what the CA never does (a duplicate poison)."""
-    leaf = pki.leaf_builder.sign(pki.intermediate_key, hashes.SHA256())
-    return x509.CertificateBuilder(
-        leaf.issuer, leaf.subject, leaf.public_key(), leaf.serial_number,
-        leaf.not_valid_before_utc, leaf.not_valid_after_utc, extensions,
-    ).sign(pki.intermediate_key, hashes.SHA256())
-
-
-def _base(pki: Pki) -> list[x509.Extension[x509.ExtensionType]]:
-    return list(pki.leaf_builder.sign(pki.intermediate_key, hashes.SHA256()).extensions)
-
-
-POISON = x509.Extension(x509.PrecertPoison.oid, True, x509.PrecertPoison())
-
-
-def _issued_tbs(precert: x509.Certificate) -> bytes:
-    return issued_precertificate_tbs(precert.public_bytes(serialization.Encoding.DER))
-
-
-def test_the_issued_precertificate_tbs_is_the_general_one(
-    pki: Pki, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    base = _base(pki)
-    long_value = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.9"),
-                                            b"\x0c\x82\x01\x2c" + b"a" * 300)
-    # Poison last, as the CA adds it: lengths short and long.
-    shaped = [_precert(pki, [*extensions, POISON]) for extensions in (
-        base[:1], base, [*base, x509.Extension(long_value.oid, False, long_value)])]
-    shaped.append(issue(pki, ec.generate_private_key(ec.SECP256R1()))[0])
-    # Not so shaped: the general way, the same result.
-    other = [_precert(pki, [POISON]), _precert(pki, [POISON, *base])]
-    expected = [precertificate_tbs(p) for p in shaped + other]
-    assert [_issued_tbs(p) for p in shaped + other] == expected
-    # The shaped ones never needed the general way.
-    monkeypatch.setattr(sct_module, "precertificate_tbs", lambda _: b"general")
-    assert [_issued_tbs(p) for p in shaped] == expected[: len(shaped)]
-    assert {_issued_tbs(p) for p in other} == {b"general"}
-
-
-def test_the_issued_precertificate_tbs_refuses_what_the_general_one_refuses(pki: Pki) -> None:
-    base = _base(pki)
-    with pytest.raises(ValueError, match="poison"):
-        _issued_tbs(_precert(pki, base))
-    # Two poisons, one at the end: no tail strip; cryptography refuses the duplicate.
-    with pytest.raises(x509.DuplicateExtension):
-        _issued_tbs(_precert(pki, [POISON, *base, POISON]))
-    # A non-critical poison at the end is not the CA's tail either.
-    lax = _precert(pki, [*base, x509.Extension(POISON.oid, False, x509.PrecertPoison())])
-    assert _issued_tbs(lax) == precertificate_tbs(lax)
-    # Not a certificate at all, or one with bytes after it.
-    der = _precert(pki, [*base, POISON]).public_bytes(serialization.Encoding.DER)
-    for garbage in (b"", b"\x30", b"\x30\x84", b"\x04\x00", der + b"\x00", der[:-1]):
-        with pytest.raises(ValueError):  # cryptography's parse error
-            issued_precertificate_tbs(garbage)
