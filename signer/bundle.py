@@ -107,13 +107,30 @@ def tlog_entry(
     )
 
 
-def json_with_entry(skeleton: dict[str, Any], entry: TransparencyLogEntry) -> str:
-    """The bundle JSON of ``skeleton`` (``build(...).model.to_dict()`` with no tlog entry)
-    with ``entry`` as its one tlog entry, byte for byte as ``to_json()`` writes it: what
-    does not depend on the log is encoded before the entry exists (outside the sequencer)."""
-    material = skeleton["verificationMaterial"]
-    return json.dumps({**skeleton, "verificationMaterial": {
-        **material, "tlogEntries": [_entry_dict(entry)]}}, separators=(",", ":"))
+@dataclass(frozen=True, slots=True)
+class Skeleton:
+    """A bundle's JSON on either side of its one tlog entry, encoded before the entry exists:
+    outside the log's critical section, and two strings to hand to the sequencer instead of
+    a tree of dicts."""
+
+    head: str
+    tail: str
+
+    @classmethod
+    def of(cls, unlogged: SignedArtifact) -> Skeleton:
+        """``unlogged``: a bundle built with no tlog entry."""
+        head, marker, tail = unlogged.to_json().partition(_NO_ENTRIES)
+        if not marker or _NO_ENTRIES in tail:
+            raise ValueError("a skeleton is a bundle with no tlog entry")
+        return cls(head + _NO_ENTRIES[:-1], _NO_ENTRIES[-1] + tail)
+
+    def with_entry(self, entry: TransparencyLogEntry) -> str:
+        """The bundle JSON with ``entry`` as its tlog entry, byte for byte as ``to_json()``
+        writes it."""
+        return self.head + json.dumps(_entry_dict(entry), separators=(",", ":")) + self.tail
+
+
+_NO_ENTRIES = '"tlogEntries":[]'  # base64 and media types hold no quote: found only as a key
 
 
 def _entry_dict(entry: TransparencyLogEntry) -> dict[str, Any]:

@@ -267,7 +267,7 @@ class SigningService:
         else:
             version, body = rekor.HASHEDREKORD_VERSION, rekor.hashedrekord_body(
                 ref.digest_bytes, signature, cert.public_bytes(Encoding.PEM))
-        skeleton = bundles.build(cert, ref.digest_bytes, signature, timestamp).model.to_dict()
+        skeleton = bundles.Skeleton.of(bundles.build(cert, ref.digest_bytes, signature, timestamp))
         write = SignatureRow(new, skeleton, version, log.name, log.log_id)
         try:
             row, created = log.append(
@@ -365,10 +365,10 @@ class CertificateRow:
 @dataclass(frozen=True)
 class SignatureRow:
     """A signature's row, its bundle completed with its log entry (``skeleton``: the bundle
-    without it, as ``bundle.build(…).model.to_dict()`` makes it)."""
+    without it)."""
 
     new: NewSignature
-    skeleton: dict[str, Any]
+    skeleton: bundles.Skeleton
     version: str  # of the hashedrekord entry
     log_name: str
     log_id: bytes
@@ -390,7 +390,7 @@ class SignatureRow:
     def __call__(self, tx: Transaction, entry: Sequenced) -> tuple[SignatureRecord, bool]:
         tlog_entry = bundle_entry(self.log_id, rekor.HASHEDREKORD_KIND, self.version, entry)
         row = Store.insert_signature(tx, dataclasses.replace(
-            self.new, bundle=bundles.json_with_entry(self.skeleton, tlog_entry)),
+            self.new, bundle=self.skeleton.with_entry(tlog_entry)),
             self.log_name, entry.index)
         return row, True
 

@@ -15,7 +15,7 @@ from signer import bundle
 
 @pytest.mark.parametrize("promise", [b"promise", None])
 @pytest.mark.parametrize("proof", [[bytes(32), bytes(range(32))], []])
-def test_json_with_entry_is_to_json(promise: bytes | None, proof: list[bytes]) -> None:
+def test_a_skeleton_with_its_entry_is_to_json(promise: bytes | None, proof: list[bytes]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     cert = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
@@ -26,6 +26,20 @@ def test_json_with_entry_is_to_json(promise: bytes | None, proof: list[bytes]) -
         body=b"{}", promise=promise, root_hash=bytes(range(32)), tree_size=6,
         proof=proof, checkpoint="origin\n6\nroot\n")
     whole = bundle.build(cert, bytes(32), b"signature", b"timestamp", [entry]).to_json()
-    skeleton = bundle.build(cert, bytes(32), b"signature", b"timestamp").model.to_dict()
-    assert bundle.json_with_entry(skeleton, entry) == whole
+    skeleton = bundle.Skeleton.of(bundle.build(cert, bytes(32), b"signature", b"timestamp"))
+    assert skeleton.with_entry(entry) == whole
     assert bundle.parse(whole, "test").tlog_entries[0].log_index == 5
+
+
+def test_a_skeleton_has_no_entry() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(
+        x509.Name([])).public_key(key.public_key()).serial_number(1).not_valid_before(
+        now).not_valid_after(now + timedelta(minutes=5)).sign(key, hashes.SHA256())
+    entry = bundle.tlog_entry(
+        kind="hashedrekord", version="0.0.1", log_id=bytes(32), index=5, integrated_time=7,
+        body=b"{}", promise=None, root_hash=bytes(32), tree_size=6, proof=[],
+        checkpoint="origin\n6\nroot\n")
+    with pytest.raises(ValueError, match="no tlog entry"):
+        bundle.Skeleton.of(bundle.build(cert, bytes(32), b"signature", b"timestamp", [entry]))
