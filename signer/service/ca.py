@@ -22,8 +22,8 @@ from signer.errors import UsageError
 from signer.service.keys import (
     KeySigner,
     PublicKey,
+    certificate_der,
     sign_certificate,
-    sign_tbs,
     signature_algorithm,
 )
 from signer.service.leaf_der import LeafTemplate, extension_der
@@ -50,10 +50,6 @@ class Precertificate:
 
     der: bytes
     tbs: bytes
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        return x509.load_der_x509_certificate(self.der)
 
 
 # The CT log's part of issuance: given the precertificate, return its SCT (RFC 6962).
@@ -333,8 +329,7 @@ class CertificateAuthority:
 
         def signed(last: bytes = b"") -> bytes:
             """The leaf's DER with ``last`` after its extensions, signed."""
-            der = tbs.with_last(last)
-            return self._leaf.certificate(der, sign_tbs(self.signer, der))
+            return certificate_der(self.signer, tbs.with_last(last))
 
         if sct_source is not None:
             sct = sct_source(Precertificate(signed(_POISON), tbs.with_last()))

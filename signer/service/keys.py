@@ -179,9 +179,8 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: KeySigner) -> x50
 
     A key that is not in this process (a token, a KMS) signs the TBSCertificate itself: the
     builder is first signed with a throwaway key of the same scheme, which yields the exact
-    TBS bytes (they name the signature algorithm but hold nothing of the key), then
-    Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
-    is assembled around the signer's signature (`sign_tbs`).
+    TBS bytes (they name the signature algorithm but hold nothing of the key), and the
+    certificate is assembled around the signer's signature (`certificate_der`).
     """
     if isinstance(signer, FileKey):
         return builder.sign(signer._key, hashes.SHA256())  # in-process: the fast path
@@ -189,9 +188,7 @@ def sign_certificate(builder: x509.CertificateBuilder, signer: KeySigner) -> x50
         tbs = builder.sign(_throwaway_ecdsa(), hashes.SHA256()).tbs_certificate_bytes
     else:
         tbs = builder.sign(_throwaway_ed25519(), None).tbs_certificate_bytes
-    return x509.load_der_x509_certificate(der_element(
-        0x30, tbs + signature_algorithm(signer.public_key)
-        + der_element(0x03, b"\x00" + sign_tbs(signer, tbs))))
+    return x509.load_der_x509_certificate(certificate_der(signer, tbs))
 
 
 def signature_algorithm(public: PublicKey) -> bytes:
@@ -199,22 +196,24 @@ def signature_algorithm(public: PublicKey) -> bytes:
     return _ECDSA_WITH_SHA256 if isinstance(public, ec.EllipticCurvePublicKey) else _ED25519
 
 
-def sign_tbs(signer: KeySigner, tbs: bytes) -> bytes:
-    """``signer``'s signature over a TBSCertificate. A key outside this process is checked
-    against its public key first: a faulty backend must not yield an unverifiable leaf."""
+def certificate_der(signer: KeySigner, tbs: bytes) -> bytes:
+    """Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT
+    STRING }, signed by ``signer`` (``tbs`` names its `signature_algorithm`). A key outside
+    this process is checked against its public key first: a faulty backend must not yield an
+    unverifiable certificate."""
     signature = signer.sign(tbs)
-    if isinstance(signer, FileKey):
-        return signature
     public = signer.public_key
-    try:
-        if isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(signature, tbs, ECDSA_SHA256)
-        else:
-            public.verify(signature, tbs)
-    except InvalidSignature:
-        raise ValueError("The signing key's signature over the certificate does not verify "
-                         "with its public key; check the key backend.") from None
-    return signature
+    if not isinstance(signer, FileKey):
+        try:
+            if isinstance(public, ec.EllipticCurvePublicKey):
+                public.verify(signature, tbs, ECDSA_SHA256)
+            else:
+                public.verify(signature, tbs)
+        except InvalidSignature:
+            raise ValueError("The signing key's signature over the certificate does not "
+                             "verify with its public key; check the key backend.") from None
+    return der_element(0x30, tbs + signature_algorithm(public)
+                       + der_element(0x03, b"\x00" + signature))
 
 
 @functools.cache

@@ -24,8 +24,8 @@ from signer.transparency.sct import der_element, der_integer_contents
 _VERSION_3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2
 _EMPTY_NAME = bytes.fromhex("3000")
 _CRITICAL = bytes.fromhex("0101ff")  # BOOLEAN TRUE; FALSE is the default, never written
-# SubjectPublicKeyInfo of a P-256 key up to its point: id-ecPublicKey, prime256v1, BIT STRING.
 _SKI = x509.oid.ExtensionOID.SUBJECT_KEY_IDENTIFIER
+# SubjectPublicKeyInfo of a P-256 key up to its point: id-ecPublicKey, prime256v1, BIT STRING.
 _P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 
 
@@ -56,14 +56,13 @@ def _time(at: datetime) -> bytes:
 
 
 class LeafTemplate:
-    """The leaves of one issuer: ``tbs`` gives a TBSCertificate, ``certificate`` wraps it."""
+    """The leaves of one issuer: ``tbs`` gives a leaf's TBSCertificate."""
 
     def __init__(self, issuer: x509.Certificate, algorithm: bytes,
                  before_ski: Sequence[x509.Extension[x509.ExtensionType]],
                  after_ski: Sequence[x509.Extension[x509.ExtensionType]]) -> None:
         """``algorithm``: the AlgorithmIdentifier DER the issuer's key signs with; the
         extensions: those every leaf holds, around its SKI, in order."""
-        self.algorithm = algorithm
         self._after_serial = algorithm + issuer.subject.public_bytes()
         self._before_ski = b"".join(_fixed(e) for e in before_ski)
         self._after_ski = b"".join(_fixed(e) for e in after_ski)
@@ -85,10 +84,6 @@ class LeafTemplate:
             der_element(0x30, _time(not_before) + _time(not_after)), _EMPTY_NAME,
             _P256_SPKI_PREFIX, point)),
             b"".join((self._before_ski, ski, self._after_ski, *extensions)))
-
-    def certificate(self, tbs: bytes, signature: bytes) -> bytes:
-        """Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }."""
-        return der_element(0x30, tbs + self.algorithm + der_element(0x03, b"\x00" + signature))
 
 
 class Tbs:

@@ -134,9 +134,10 @@ def test_a_hierarchy_signed_by_keys_outside_the_process_verifies(tmp_path: Path)
     key_hash = issuer_key_hash(intermediate)
 
     def sct_source(precert: ca.Precertificate) -> bytes:
-        precerts.append(precert.certificate)
+        certificate = x509.load_der_x509_certificate(precert.der)
+        precerts.append(certificate)
         return sign_precert_sct(ct_key, 1_700_000_000_000, key_hash,
-                                precertificate_tbs(precert.certificate))
+                                precertificate_tbs(certificate))
 
     leaf = authority.issue(_csr(), IDENTITY, [], sct_source=sct_source)
     plain = authority.issue(_csr(), IDENTITY, [])
