@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from signer.transparency.sct import der_element, der_integer_contents
+from signer.transparency.sct import der_element, der_generalized_time, der_integer
 
 _VERSION_3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2
 _EMPTY_NAME = bytes.fromhex("3000")
@@ -52,7 +52,7 @@ def _time(at: datetime) -> bytes:
     """RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; seconds, Z."""
     if at.year < 2050:
         return der_element(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
-    return der_element(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())
+    return der_generalized_time(at)
 
 
 class LeafTemplate:
@@ -80,7 +80,7 @@ class LeafTemplate:
         ski = extension_der(_SKI, False,
                             der_element(0x04, hashlib.sha1(point).digest()))  # noqa: S324
         return Tbs(b"".join((
-            _VERSION_3, der_element(0x02, der_integer_contents(serial)), self._after_serial,
+            _VERSION_3, der_integer(serial), self._after_serial,
             der_element(0x30, _time(not_before) + _time(not_after)), _EMPTY_NAME,
             _P256_SPKI_PREFIX, point)),
             b"".join((self._before_ski, ski, self._after_ski, *extensions)))

@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signer.provenance import PROJECT_ARC
 from signer.service.keys import KeySigner
-from signer.transparency.sct import der_element, der_integer_contents
+from signer.transparency.sct import der_element, der_generalized_time, der_integer
 
 # Our own arc (docs/design.md), .2 = timestamping, .2.1 = this TSA's first policy.
 DEFAULT_POLICY_OID = f"{PROJECT_ARC}.2.1"
@@ -205,9 +205,9 @@ class _ConstantDer:
     def tst_info(
         self, imprint: bytes, serial: int, gen_time: datetime, nonce: int | None
     ) -> bytes:
-        nonce_der = b"" if nonce is None else _der_integer(nonce)
+        nonce_der = b"" if nonce is None else der_integer(nonce)
         return der_element(0x30, b"".join((
-            self.tst_info_head, imprint, _der_integer(serial), _der_generalized_time(gen_time),
+            self.tst_info_head, imprint, der_integer(serial), der_generalized_time(gen_time),
             self.accuracy, nonce_der, self.tsa_name,
         )))
 
@@ -237,17 +237,6 @@ class _ConstantDer:
         """The TimeStampResp: status granted, and the ContentInfo around ``signed_data``."""
         token = der_element(0x30, self.signed_data_type + der_element(0xA0, signed_data))
         return der_element(0x30, self.granted_status + token)
-
-
-def _der_integer(value: int) -> bytes:
-    """DER INTEGER."""
-    return der_element(0x02, der_integer_contents(value))
-
-
-def _der_generalized_time(value: datetime) -> bytes:
-    """DER GeneralizedTime of a whole-seconds time: YYYYMMDDHHMMSSZ, in UTC."""
-    text = value.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
-    return der_element(0x18, text.encode("ascii"))
 
 
 def _der_set_of(*elements: bytes) -> bytes:

@@ -206,6 +206,16 @@ def der_integer_contents(value: int) -> bytes:
     return value.to_bytes(length, "big", signed=True)
 
 
+def der_integer(value: int) -> bytes:
+    return der_element(0x02, der_integer_contents(value))
+
+
+def der_generalized_time(value: datetime.datetime) -> bytes:
+    """DER GeneralizedTime of a whole-seconds time: YYYYMMDDHHMMSSZ, in UTC."""
+    text = value.astimezone(datetime.UTC).strftime("%Y%m%d%H%M%SZ")
+    return der_element(0x18, text.encode("ascii"))
+
+
 def sct_list_extension_value(scts: Sequence[bytes]) -> bytes:
     """The value for ``x509.UnrecognizedExtension(SCT_LIST_OID, value)``.
 

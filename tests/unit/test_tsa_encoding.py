@@ -18,13 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signer.service import tsa as tsa_module
-from signer.service.tsa import (
-    DEFAULT_POLICY_OID,
-    TimestampAuthority,
-    _der_generalized_time,
-    _der_integer,
-    _der_set_of,
-)
+from signer.service.tsa import DEFAULT_POLICY_OID, TimestampAuthority, _der_set_of
+from signer.transparency.sct import der_generalized_time, der_integer
 
 GEN_TIME = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 DIGESTS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
@@ -257,7 +252,7 @@ def test_timestamp_is_byte_identical_to_the_reference(authority: Authority, draw
      -1, -0x80, -0x81, -0x8000, -0x8001, -(2**64)],
 )
 def test_der_integer_is_asn1cryptos(value: int) -> None:
-    assert _der_integer(value) == core.Integer(value).dump()
+    assert der_integer(value) == core.Integer(value).dump()
 
 
 @pytest.mark.parametrize(
@@ -266,7 +261,7 @@ def test_der_integer_is_asn1cryptos(value: int) -> None:
      datetime(2026, 6, 1, 2, 0, 0, tzinfo=timezone(timedelta(hours=2)))],
 )
 def test_der_generalized_time_is_asn1cryptos(value: datetime) -> None:
-    assert _der_generalized_time(value) == core.GeneralizedTime(value).dump()
+    assert der_generalized_time(value) == core.GeneralizedTime(value).dump()
 
 
 @pytest.mark.parametrize("sizes", [(0, 1), (127, 128), (255, 256), (70_000, 3), (5, 5, 5)])
