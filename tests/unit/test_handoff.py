@@ -167,3 +167,29 @@ def test_a_worker_waits_for_a_sequencer_that_is_starting(
     assert not to.reachable()
     assert to.append("tlog", revocation(7), ()).log_index == 0
     assert to.reachable()
+
+
+def test_a_worker_gone_mid_batch_costs_the_others_nothing(
+        logs: dict[str, Rfc6962Log], socket_path: Path) -> None:
+    gone, half, waiting = (socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3))
+    for sock in (gone, half, waiting):
+        sock.settimeout(10)
+        sock.connect(str(socket_path))
+    # Two whole appends pipelined, then gone before any answer: both were sent whole, so both
+    # commit (the worker's retry would find them). Half a message, then gone: nothing.
+    gone.sendall(handoff._frame(("tlog", revocation(1), ()))
+                 + handoff._frame(("tlog", revocation(2), ())))
+    gone.close()
+    half.sendall(handoff._frame(("tlog", revocation(3), ()))[:-5])
+    half.close()
+    # An append to a log the sequencer does not hold is refused to its worker alone.
+    handoff._send(waiting, ("nolog", revocation(4), ()))
+    assert handoff._receive(waiting)[0] is False
+    handoff._send(waiting, ("tlog", revocation(5), ()))
+    ok, entry = handoff._receive(waiting)
+    waiting.close()
+    assert ok and isinstance(entry, Revoked)
+    assert logs["tlog"].head().size == 3
+    with logs["tlog"].engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT name FROM revocations ORDER BY name")).scalars()
+        assert list(stored) == ["ghcr.io/acme/app1", "ghcr.io/acme/app2", "ghcr.io/acme/app5"]

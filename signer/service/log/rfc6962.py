@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -42,7 +42,6 @@ from signer.service.log import (
     prepare_writes,
     stored_results,
 )
-from signer.service.log.handoff import Handoff
 from signer.service.schema import log_checkpoints, log_entries, log_nodes, log_trees
 from signer.transparency import merkle
 from signer.transparency.checkpoint import (
@@ -54,6 +53,9 @@ from signer.transparency.checkpoint import (
 from signer.transparency.rekor import signed_entry_timestamp
 from signer.transparency.sct import log_id
 
+if TYPE_CHECKING:  # the handoff runs batches through this module's Rfc6962Log.commit
+    from signer.service.log.handoff import Handoff
+
 T = TypeVar("T")
 # Requests that arrive while a batch commits join the next one, up to this many.
 MAX_BATCH = 256
@@ -61,10 +63,16 @@ MAX_BATCH = 256
 SEQUENCE_TIMEOUT_SECONDS = 30.0
 
 
-class _Queued(NamedTuple):
+class Pending(NamedTuple):
+    """One append of a batch: the item, and other logs' items to append with it."""
+
     item: LogItem[Any]
-    also: tuple[tuple[Rfc6962Log, LogItem[Any]], ...]
-    future: Future[Any]
+    also: tuple[tuple[Rfc6962Log, LogItem[Any]], ...] = ()
+
+
+# What a batch answers for each of its appends: (True, the writer's result) or (False, the
+# error that refused it).
+Outcome = tuple[bool, Any]
 
 
 # Built once: statement construction is a large part of a batch's cost otherwise.
@@ -141,7 +149,7 @@ class Rfc6962Log:
         # Sigstore clients find the log by its host; Rekor signs checkpoints as the host.
         self.signer_name = urlsplit(self.base_url).netloc
         self.signs_entries = signs_entries
-        self._queue: queue.Queue[_Queued] = queue.Queue()
+        self._queue: queue.Queue[tuple[Pending, Future[Any]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         # Written after each commit by this log's sequencer, or by another log's sequencer
@@ -207,12 +215,13 @@ class Rfc6962Log:
         for other, _ in also:
             if not isinstance(other, Rfc6962Log) or other.engine is not self.engine:
                 raise TypeError("append(also=…) takes Rfc6962Logs on the same database")
+        self.admit(item)
         if self.handoff is not None:
             return cast(T, self.handoff.append(self.name, item, [(o.name, i) for o, i in also]))
         self._ensure_sequencer()
         future: Future[T] = Future()
-        self._queue.put(_Queued(item, tuple((cast(Rfc6962Log, o), i) for o, i in also),
-                                future))
+        self._queue.put((Pending(item, tuple((cast(Rfc6962Log, o), i) for o, i in also)),
+                         future))
         try:
             return future.result(timeout=SEQUENCE_TIMEOUT_SECONDS)
         except TimeoutError as exc:
@@ -226,7 +235,12 @@ class Rfc6962Log:
                                                 name=f"{self.name}-sequencer", daemon=True)
                 self._thread.start()
 
+    def admit(self, item: LogItem[Any]) -> None:
+        """Refuse an item this log cannot take, before it is queued (a UsageError)."""
+
     def _sequence_forever(self) -> None:
+        """The in-process sequencer (no handoff): batches of what queued meanwhile. The
+        sequencer process batches the same way without threads (handoff.serve)."""
         while True:
             batch = [self._queue.get()]
             while len(batch) < MAX_BATCH:
@@ -234,28 +248,29 @@ class Rfc6962Log:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            outcomes = self.commit([pending for pending, _ in batch])
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
-    def _commit(self, batch: list[_Queued]) -> None:
+    def commit(self, batch: Sequence[Pending]) -> list[Outcome]:
+        """Append ``batch`` in one transaction (with the items' rows and their companions in
+        other logs) and answer each append; only the sequencer calls it."""
         try:
             results, nodes = self._append_batch(batch)
         except IntegrityError:
             if len(batch) > 1:
                 # One of these was logged already (the same upload raced on two requests or
                 # replicas): retry each on its own, so one's duplicate does not fail the others.
-                for single in batch:
-                    self._commit([single])
-                return
-            batch[0].future.set_exception(Duplicate())
-            return
+                return [outcome for single in batch for outcome in self.commit([single])]
+            return [(False, Duplicate())]
         except Exception as exc:
-            for queued in batch:
-                queued.future.set_exception(exc)
-            return
+            return [(False, exc)] * len(batch)
         for log, written in nodes:
             log._remember(written)
-        for queued, result in zip(batch, results, strict=True):
-            queued.future.set_result(result)
+        return [(True, result) for result in results]
 
     def _remember(self, nodes: Mapping[merkle.NodeKey, bytes]) -> None:
         """Nodes of a committed transaction (never before: a rolled-back node is no node)."""
@@ -266,7 +281,7 @@ class Rfc6962Log:
                 # Keep the newest half (the right border and recent leaves): dicts keep order.
                 self._committed = dict(list(committed.items())[-NODE_CACHE_SIZE // 2:])
 
-    def _append_batch(self, batch: Sequence[_Queued]
+    def _append_batch(self, batch: Sequence[Pending]
                       ) -> tuple[list[Any], list[tuple[Rfc6962Log, dict[merkle.NodeKey, bytes]]]]:
         # A retried upload whose rows are stored already is answered with them and not logged
         # again (one query for the batch, not one per request before it queued). Two copies

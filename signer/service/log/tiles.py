@@ -21,19 +21,17 @@ it; ``signed_entry_timestamp`` is None. The TransparencyLogEntry's ``logId.keyId
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
 from signer.errors import NotFound, UsageError
 from signer.service.keys import KeySigner
-from signer.service.log import LogItem, TransparencyLog
+from signer.service.log import LogItem
 from signer.service.log.rfc6962 import Rfc6962Log, TreeNodes
 from signer.transparency import note, tiles
 from signer.transparency.checkpoint import Checkpoint
 
-T = TypeVar("T")
 # Where the C2SP read API lives below the log's base URL: next to the write API
 # (<base>/api/v2/log/entries), as rekor-tiles' rekor_service.proto routes it.
 READ_PATH = "/api/v2"
@@ -66,13 +64,11 @@ class TileLog(Rfc6962Log):
         except note.NoteError:
             return False
 
-    def append(self, item: LogItem[T],
-               also: Sequence[tuple[TransparencyLog, LogItem[Any]]] = ()) -> T:
+    def admit(self, item: LogItem[Any]) -> None:
         if len(item.body) > tiles.MAX_ENTRY_SIZE:
             raise UsageError(f"The entry is {len(item.body)} bytes; this log takes entries of "
                              f"at most {tiles.MAX_ENTRY_SIZE} bytes.",
                              "Log a smaller entry (fewer or shorter signatures).")
-        return super().append(item, also)
 
     # -- the C2SP read API ----------------------------------------------------------------------
     def tile(self, tile: tiles.Tile) -> bytes:
