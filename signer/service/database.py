@@ -186,7 +186,8 @@ def create_engine(url: str, pool_size: int = 8) -> sa.Engine:
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
     )
     # A deferred batch's rows as one multi-row INSERT per table: psycopg's executemany sends
-    # and the server executes each row on its own, about 4x the CPU of both for a log batch.
+    # and the server executes each row on its own (for a log batch, ~4x the server's CPU and
+    # ~1.3x the client's; docs/benchmarks.md, sixth round).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
 

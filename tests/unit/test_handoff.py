@@ -137,7 +137,7 @@ def test_the_sequencer_loads_only_the_protocols_objects(
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(str(socket_path))
-        handoff._send(sock, ("tlog", _Runs(marker), ()))
+        sock.sendall(handoff._frame(("tlog", _Runs(marker), ())))
         assert sock.recv(1) == b""  # dropped, unanswered
     assert not marker.exists()
     assert logs["tlog"].head().size == 0
@@ -183,9 +183,9 @@ def test_a_worker_gone_mid_batch_costs_the_others_nothing(
     half.sendall(handoff._frame(("tlog", revocation(3), ()))[:-5])
     half.close()
     # An append to a log the sequencer does not hold is refused to its worker alone.
-    handoff._send(waiting, ("nolog", revocation(4), ()))
+    waiting.sendall(handoff._frame(("nolog", revocation(4), ())))
     assert handoff._receive(waiting)[0] is False
-    handoff._send(waiting, ("tlog", revocation(5), ()))
+    waiting.sendall(handoff._frame(("tlog", revocation(5), ())))
     ok, entry = handoff._receive(waiting)
     waiting.close()
     assert ok and isinstance(entry, Revoked)

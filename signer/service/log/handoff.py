@@ -81,10 +81,6 @@ def _frame(message: object) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def _send(sock: socket.socket, message: object) -> None:
-    sock.sendall(_frame(message))
-
-
 def _receive(sock: socket.socket) -> Any:
     header = _read(sock, _LENGTH.size)
     if header is None:
@@ -272,20 +268,20 @@ class _Sequencer:
                 ) -> list[Outcome]:
         """Each log's appends as one batch (up to MAX_BATCH), in the order they came."""
         outcomes: list[Outcome | None] = [None] * len(messages)
-        by_log: dict[str, list[tuple[int, Pending]]] = {}
+        by_log: dict[Rfc6962Log, list[tuple[int, Pending]]] = {}
         for position, (log_name, item, also) in enumerate(messages):
+            # Admitted already: every append passes Rfc6962Log.append, which admits it.
             try:
                 target = self.logs[log_name]
-                target.admit(item)
                 pending = Pending(item, tuple((self.logs[n], i) for n, i in also))
-            except Exception as exc:
+            except Exception as exc:  # not a log it holds, or not the protocol's shape
                 outcomes[position] = (False, exc)
                 continue
-            by_log.setdefault(log_name, []).append((position, pending))
-        for log_name, positioned in by_log.items():
+            by_log.setdefault(target, []).append((position, pending))
+        for target, positioned in by_log.items():
             for start in range(0, len(positioned), MAX_BATCH):
                 chunk = positioned[start:start + MAX_BATCH]
-                done = self.logs[log_name].commit([pending for _, pending in chunk])
+                done = target.commit([pending for _, pending in chunk])
                 for (position, _), outcome in zip(chunk, done, strict=True):
                     outcomes[position] = outcome
         return [outcome for outcome in outcomes if outcome is not None]

@@ -67,7 +67,7 @@ class Pending(NamedTuple):
     """One append of a batch: the item, and other logs' items to append with it."""
 
     item: LogItem[Any]
-    also: tuple[tuple[Rfc6962Log, LogItem[Any]], ...] = ()
+    also: tuple[tuple[Rfc6962Log, LogItem[Any]], ...]
 
 
 # What a batch answers for each of its appends: (True, the writer's result) or (False, the
